@@ -159,7 +159,5 @@ def resolve_settings(
             f"client_secret: missing; pass client_secret= or set {ENV_CLIENT_SECRET} "
             "(environment or .env)"
         )
-    url = resolve_base_url(
-        pick(base_url, ENV_BASE_URL), environment or pick(None, ENV_ENVIRONMENT)
-    )
+    url = resolve_base_url(pick(base_url, ENV_BASE_URL), environment or pick(None, ENV_ENVIRONMENT))
     return Settings(client_id=cid, client_secret=Secret(secret), base_url=url)

@@ -1,0 +1,412 @@
+"""The one request path: build -> limit -> sign -> send -> classify -> retry.
+
+Every decision (how to encode the query, what to sign, how to read an answer, what to
+retry and for how long) lives in :class:`Pipeline` as plain methods. Only the I/O loop is
+written twice, in :meth:`Pipeline.run_sync` and :meth:`Pipeline.run_async`.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+from urllib.parse import quote
+
+import anyio
+import httpx
+
+from . import _auth
+from ._config import Settings
+from ._logging import log_kv, register_secret
+from ._ratelimit import SCOPE_ALL, RateLimiter, parse_reset, parse_retry_after
+from ._retry import Outcome, RetryPolicy, classify_status
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    DeliveryUnknownError,
+    status_error,
+)
+from .models import ResponseInfo
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ApiRequest",
+    "ApiResponse",
+    "Pipeline",
+    "encode_query",
+    "path_segment",
+]
+
+#: Connect within 5 s, and give up on a whole read/write after 30 s.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+USER_AGENT = "qontak-python/0.1.0"
+
+Params = Mapping[str, Any]
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def encode_query(params: Params | None) -> str:
+    """Deterministic query string: ``None`` skipped, lists as ``key[]=v``, booleans as
+    ``true``/``false``, values percent-encoded (``%20`` for spaces), keys in given order.
+
+    >>> encode_query({"statuses": ["APPROVED", "PENDING"], "query": "a b", "x": None})
+    'statuses[]=APPROVED&statuses[]=PENDING&query=a%20b'
+    """
+    parts: list[str] = []
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            name = key if key.endswith("[]") else f"{key}[]"
+            parts.extend(f"{quote(name, safe='[]')}={quote(_scalar(v), safe='')}" for v in value)
+        else:
+            parts.append(f"{quote(key, safe='[]')}={quote(_scalar(value), safe='')}")
+    return "&".join(parts)
+
+
+def path_segment(value: str) -> str:
+    """Percent-encode one path segment (an id) so it cannot change the path."""
+    return quote(str(value), safe="")
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One logical API call (which may take several attempts)."""
+
+    method: str
+    path: str
+    params: Params | None = None
+    json: Any = None
+    files: Any = None
+    idempotent: bool = True
+    scope: str = SCOPE_ALL
+    timeout: httpx.Timeout | float | None = None
+    max_retries: int | None = None
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A successful answer: the decoded JSON body and its response metadata."""
+
+    body: Any
+    info: ResponseInfo
+
+    @property
+    def data(self) -> Any:
+        """``body["data"]`` when the body is Qontak's envelope, else the body."""
+        if isinstance(self.body, Mapping) and "data" in self.body:
+            return self.body["data"]
+        return self.body
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """``body["meta"]`` or ``{}``."""
+        meta: Any = self.body.get("meta") if isinstance(self.body, Mapping) else None
+        return cast("Mapping[str, Any]", meta) if isinstance(meta, Mapping) else {}
+
+
+@dataclass
+class _Attempt:
+    """What one attempt ended with."""
+
+    outcome: Outcome
+    response: httpx.Response | None = None
+    error: Exception | None = None
+    server_wait: float | None = None
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        return response.text
+
+
+def _request_id(response: httpx.Response, body: Any) -> str | None:
+    rid = response.headers.get("x-request-id")
+    if rid:
+        return str(rid)
+    if isinstance(body, Mapping):
+        meta = body.get("meta")
+        if isinstance(meta, Mapping) and meta.get("log_id"):
+            return str(meta["log_id"])
+    return None
+
+
+@dataclass
+class Pipeline:
+    """Builds, signs and sends requests with retries and rate limiting."""
+
+    settings: Settings
+    retry: RetryPolicy
+    limiter: RateLimiter | None
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        register_secret(self.settings.client_secret.get())
+
+    def with_options(self, **changes: Any) -> Pipeline:
+        """A copy with some settings changed; the limiter (and its budget) is shared."""
+        return replace(self, **changes)
+
+    # -- building and signing -------------------------------------------------------
+    def build(self, req: ApiRequest) -> httpx.Request:
+        """The unsigned ``httpx.Request`` for ``req`` (exact URL bytes fixed here)."""
+        url = self.settings.base_url + req.path
+        query = encode_query(req.params)
+        if query:
+            url = f"{url}?{query}"
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        content: bytes | None = None
+        if req.json is not None:
+            content = jsonlib.dumps(req.json, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if req.files is not None:
+            return httpx.Request(req.method, url, headers=headers, files=req.files)
+        return httpx.Request(req.method, url, headers=headers, content=content)
+
+    def sign(self, request: httpx.Request) -> None:
+        """Add ``Date`` and ``Authorization`` for this attempt, over the exact wire path."""
+        path = request.url.raw_path.decode("ascii")
+        request.headers.update(
+            _auth.signature_headers(
+                request.method,
+                path,
+                self.settings.client_id,
+                self.settings.client_secret.get(),
+                self.clock(),
+            )
+        )
+
+    def _timeout_ext(self, req: ApiRequest) -> dict[str, Any]:
+        timeout = req.timeout if req.timeout is not None else self.timeout
+        if not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(timeout)
+        return {"timeout": timeout.as_dict()}
+
+    def prepare(self, req: ApiRequest) -> httpx.Request:
+        """Build and sign one attempt."""
+        request = self.build(req)
+        request.extensions.update(self._timeout_ext(req))
+        self.sign(request)
+        return request
+
+    # -- classifying -----------------------------------------------------------------
+    def limiter_wait(self, req: ApiRequest) -> float:
+        """Seconds to wait before this attempt may go out."""
+        if self.limiter is None:
+            return 0.0
+        return self.limiter.reserve(req.scope, now=self.clock())
+
+    def on_exception(self, exc: Exception) -> _Attempt:
+        """Classify a transport exception."""
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            return _Attempt(Outcome.NOT_SENT, error=exc)
+        if isinstance(exc, httpx.ProxyError):
+            return _Attempt(Outcome.NOT_SENT, error=exc)
+        if isinstance(
+            exc,
+            httpx.ReadTimeout
+            | httpx.WriteTimeout
+            | httpx.ReadError
+            | httpx.WriteError
+            | httpx.RemoteProtocolError,
+        ):
+            return _Attempt(Outcome.NO_ANSWER, error=exc)
+        raise exc
+
+    def on_response(self, req: ApiRequest, response: httpx.Response) -> _Attempt:
+        """Classify a response and feed rate-limit headers back to the limiter."""
+        now = self.clock()
+        headers = response.headers
+        outcome = classify_status(response.status_code)
+        server_wait: float | None = None
+        if outcome is Outcome.RATE_LIMITED:
+            server_wait = parse_retry_after(headers, now)
+            if self.limiter is not None:
+                self.limiter.pause(req.scope, now + (server_wait or self.retry.backoff_base))
+        elif headers.get("x-ratelimit-remaining", "").strip() == "0":
+            reset = parse_reset(headers.get("x-ratelimit-reset"), now)
+            if reset and self.limiter is not None:
+                self.limiter.pause(req.scope, now + reset)
+        return _Attempt(outcome, response=response, server_wait=server_wait)
+
+    def next_delay(self, req: ApiRequest, attempt: int, result: _Attempt) -> float | None:
+        """Seconds to wait before retrying, or ``None`` to stop here."""
+        max_retries = self.retry.max_retries if req.max_retries is None else req.max_retries
+        policy = replace(self.retry, max_retries=max_retries)
+        if not policy.should_retry(result.outcome, attempt=attempt, idempotent=req.idempotent):
+            return None
+        if result.server_wait is not None and result.server_wait > policy.max_wait:
+            return None
+        delay = policy.delay(attempt, server_wait=result.server_wait, rng=self.rng)
+        log_kv(
+            logging.INFO,
+            "retrying",
+            method=req.method,
+            path=req.path,
+            after=f"{delay:.2f}s",
+            reason=result.outcome.value,
+            status=result.response.status_code if result.response is not None else None,
+        )
+        return delay
+
+    def finish(
+        self, req: ApiRequest, result: _Attempt, attempts: int, sent_at: float
+    ) -> ApiResponse:
+        """Turn the last attempt into an :class:`ApiResponse` or raise the right error."""
+        if result.outcome is Outcome.OK and result.response is not None:
+            response = result.response
+            body = _decode(response)
+            info = ResponseInfo(
+                status_code=response.status_code,
+                headers=dict(response.headers),
+                envelope=body,
+                request_id=_request_id(response, body),
+            )
+            log_kv(
+                logging.DEBUG,
+                "response",
+                method=req.method,
+                path=req.path,
+                status=response.status_code,
+                request_id=info.request_id,
+            )
+            return ApiResponse(body=body, info=info)
+        raise self.error_for(req, result, attempts, sent_at)
+
+    def error_for(
+        self, req: ApiRequest, result: _Attempt, attempts: int, sent_at: float
+    ) -> Exception:
+        """The exception that describes a failed call."""
+        where = f"{req.method} {req.path}"
+        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+        if result.outcome is Outcome.NOT_SENT:
+            kind = type(result.error).__name__
+            cls = (
+                APITimeoutError
+                if isinstance(result.error, httpx.TimeoutException)
+                else APIConnectionError
+            )
+            return cls(f"could not reach Qontak for {where} {tries} ({kind})", method=req.method)
+        if result.outcome is Outcome.NO_ANSWER:
+            kind = type(result.error).__name__
+            if not req.idempotent:
+                return DeliveryUnknownError(
+                    f"no answer to {where} ({kind}): the message may or may not have been "
+                    "accepted; it was not re-sent. Reconcile before sending again",
+                    payload=req.json if isinstance(req.json, Mapping) else None,
+                    sent_at=sent_at,
+                    cause=kind,
+                )
+            cls = (
+                APITimeoutError
+                if isinstance(result.error, httpx.TimeoutException)
+                else APIConnectionError
+            )
+            return cls(f"no answer from Qontak for {where} {tries} ({kind})", method=req.method)
+        response = result.response
+        assert response is not None
+        body = _decode(response)
+        rid = _request_id(response, body)
+        if result.outcome is Outcome.SERVER_ERROR and not req.idempotent:
+            err = status_error(
+                response.status_code,
+                body=body,
+                headers=response.headers,
+                method=req.method,
+                path=req.path,
+            )
+            return DeliveryUnknownError(
+                f"HTTP {response.status_code} on {where}: the message may or may not have been "
+                f"accepted ({'; '.join(err.messages) or 'server error'}); it was not re-sent. "
+                "Reconcile before sending again",
+                payload=req.json if isinstance(req.json, Mapping) else None,
+                sent_at=sent_at,
+                status_code=response.status_code,
+                request_id=rid,
+                cause=f"HTTP {response.status_code}",
+            )
+        return status_error(
+            response.status_code,
+            body=body,
+            headers=response.headers,
+            request_id=rid,
+            method=req.method,
+            path=req.path,
+            retry_after=result.server_wait,
+        )
+
+    # -- the two I/O loops -------------------------------------------------------------
+    def run_sync(
+        self,
+        client: httpx.Client,
+        req: ApiRequest,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> ApiResponse:
+        """Send ``req`` with a blocking client, retrying as the policy says."""
+        attempt = 0
+        sent_at = self.clock()
+        while True:
+            wait = self.limiter_wait(req)
+            if wait > 0:
+                sleep(wait)
+            request = self.prepare(req)
+            sent_at = self.clock()
+            log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
+            try:
+                result = self.on_response(req, client.send(request))
+            except httpx.HTTPError as exc:
+                result = self.on_exception(exc)
+            if result.outcome is Outcome.OK:
+                return self.finish(req, result, attempt + 1, sent_at)
+            delay = self.next_delay(req, attempt, result)
+            if delay is None:
+                return self.finish(req, result, attempt + 1, sent_at)
+            if result.response is not None:
+                result.response.close()
+            sleep(delay)
+            attempt += 1
+
+    async def run_async(
+        self,
+        client: httpx.AsyncClient,
+        req: ApiRequest,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> ApiResponse:
+        """Send ``req`` with an async client, retrying as the policy says."""
+        attempt = 0
+        sent_at = self.clock()
+        while True:
+            wait = self.limiter_wait(req)
+            if wait > 0:
+                await sleep(wait)
+            request = self.prepare(req)
+            sent_at = self.clock()
+            log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
+            try:
+                result = self.on_response(req, await client.send(request))
+            except httpx.HTTPError as exc:
+                result = self.on_exception(exc)
+            if result.outcome is Outcome.OK:
+                return self.finish(req, result, attempt + 1, sent_at)
+            delay = self.next_delay(req, attempt, result)
+            if delay is None:
+                return self.finish(req, result, attempt + 1, sent_at)
+            if result.response is not None:
+                await result.response.aclose()
+            await sleep(delay)
+            attempt += 1
