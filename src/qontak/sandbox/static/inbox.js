@@ -79,6 +79,10 @@
     return /^https?:\/\//i.test(s) ? s : null;
   }
 
+  function safeDecode(text) {
+    try { return decodeURIComponent(text); } catch (e) { return text; }
+  }
+
   function safeTel(number) {
     var s = str(number).replace(/[^\d+]/g, "");
     return s ? "tel:" + s : null;
@@ -212,7 +216,7 @@
     if (header.filename) return str(header.filename);
     var path = str(header.url).split(/[?#]/)[0];
     var last = path.slice(path.lastIndexOf("/") + 1);
-    try { last = decodeURIComponent(last); } catch (e) { /* keep raw */ }
+    last = safeDecode(last);
     return last || header.format.toLowerCase();
   }
 
@@ -321,7 +325,19 @@
     var text = str(b.text) || type;
     var attrs = { class: "btn", "data-testid": "button", "data-button-type": type };
     var node;
-    if (type === "URL") {
+    var otp = type === "URL" ? /[?&]otp_type=copy_code\b/i.exec(str(b.url)) : null;
+    if (otp || type === "OTP" || type === "COPY_CODE") {
+      // Authentication templates: WhatsApp shows a "Copy code" button, not a link.
+      var codeMatch = /[?&]code=([^&#]*)/.exec(str(b.url));
+      var code = codeMatch ? safeDecode(codeMatch[1]) : str(b.code || b.value || "");
+      node = el("button", Object.assign(attrs, { type: "button", "data-otp": "copy_code", "data-code": code,
+        title: code ? "Copy " + code : "Copy code" }));
+      node.appendChild(icon("copy"));
+      node.addEventListener("click", function () {
+        if (code && navigator.clipboard) navigator.clipboard.writeText(code).catch(function () {});
+      });
+      if (b.url) node.setAttribute("data-url", str(b.url));
+    } else if (type === "URL") {
       var href = safeHref(b.url);
       node = href
         ? el("a", Object.assign(attrs, { href: href, target: "_blank", rel: "noopener noreferrer", title: href }))
@@ -335,13 +351,6 @@
         : el("span", attrs);
       node.appendChild(icon("phone"));
       if (b.phone_number) node.setAttribute("data-phone-number", str(b.phone_number));
-    } else if (type === "OTP" || type === "COPY_CODE") {
-      node = el("button", Object.assign(attrs, { type: "button" }));
-      node.appendChild(icon("copy"));
-      var code = str(b.code || b.value || b.otp || "");
-      node.addEventListener("click", function () {
-        if (code && navigator.clipboard) navigator.clipboard.writeText(code).catch(function () {});
-      });
     } else {
       node = el("button", Object.assign(attrs, { type: "button", title: "Quick reply (not sent: the sandbox has no replies)" }));
       node.appendChild(icon("reply"));
