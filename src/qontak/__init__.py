@@ -1,3 +1,84 @@
-"""qontak: send WhatsApp template messages through the Mekari Qontak API."""
+"""qontak: send WhatsApp template messages through the Mekari Qontak API.
+
+>>> from qontak import Qontak, messages
+>>> client = Qontak()  # doctest: +SKIP
+>>> otp = client.templates.find("login_otp", language="id")  # doctest: +SKIP
+>>> channel = client.channels.list()[0]  # doctest: +SKIP
+>>> msg = messages.otp("0812-3456-7890", "123456", template=otp, channel=channel)  # doctest: +SKIP
+>>> sent = client.broadcasts.send_direct(msg)  # doctest: +SKIP
+"""
+
+from . import messages
+from ._client import AsyncQontak, Qontak
+from ._config import ENVIRONMENTS, Secret
+from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule
+from ._retry import RetryPolicy
+from .compat import QontakClient
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    DeliveryUnknownError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    QontakError,
+    RateLimitError,
+    RequestTooLargeError,
+    UnprocessableEntityError,
+    ValidationError,
+)
+from .models import (
+    Broadcast,
+    BroadcastLogEntry,
+    Channel,
+    DirectMessage,
+    Page,
+    Template,
+    UploadedFile,
+)
+from .render import preview
+from .validation import normalize_phone, validate_message
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "ENVIRONMENTS",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncQontak",
+    "AuthenticationError",
+    "BadRequestError",
+    "Broadcast",
+    "BroadcastLogEntry",
+    "Channel",
+    "ConfigurationError",
+    "DeliveryUnknownError",
+    "DirectMessage",
+    "InternalServerError",
+    "NotFoundError",
+    "Page",
+    "PermissionDeniedError",
+    "Qontak",
+    "QontakClient",
+    "QontakError",
+    "RateLimitError",
+    "RateLimiter",
+    "RequestTooLargeError",
+    "RetryPolicy",
+    "Rule",
+    "Secret",
+    "Template",
+    "UnprocessableEntityError",
+    "UploadedFile",
+    "ValidationError",
+    "messages",
+    "normalize_phone",
+    "preview",
+    "validate_message",
+]

@@ -151,7 +151,7 @@ class Pipeline:
     settings: Settings
     retry: RetryPolicy
     limiter: RateLimiter | None
-    timeout: httpx.Timeout = DEFAULT_TIMEOUT
+    timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
 

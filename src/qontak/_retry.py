@@ -79,7 +79,7 @@ class RetryPolicy:
             return max(0.0, server_wait)
         base = min(self.backoff_max, self.backoff_base * (2**attempt))
         spread = (rng or random).uniform(0.0, self.jitter) if self.jitter > 0 else 0.0
-        return base * (1.0 + spread)
+        return float(base * (1.0 + spread))
 
 
 DEFAULT_RETRY = RetryPolicy()

@@ -1,0 +1,374 @@
+"""The clients: :class:`Qontak` (blocking) and :class:`AsyncQontak` (asyncio/trio).
+
+Both hold the same settings, retry policy and rate limiter and differ only in how they
+wait for I/O. Configuration comes from arguments, then ``QONTAK_*`` environment variables,
+then a ``.env`` file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+
+from ._config import Settings, resolve_settings
+from ._logging import setup_logging
+from ._pipeline import DEFAULT_TIMEOUT, ApiRequest, ApiResponse, Pipeline
+from ._ratelimit import RateLimiter, Rule
+from ._retry import DEFAULT_RETRY, RetryPolicy
+from .models import DirectMessage, Template
+from .render import preview as render_preview
+from .resources import (
+    AsyncBroadcasts,
+    AsyncChannels,
+    AsyncFileUploader,
+    AsyncTemplates,
+    Broadcasts,
+    Channels,
+    FileUploader,
+    Templates,
+)
+from .resources.broadcasts import coerce_message
+from .validation import DEFAULT_REGION
+
+__all__ = ["AsyncQontak", "Qontak"]
+
+#: How long a template fetched for validation is trusted before it is fetched again.
+TEMPLATE_CACHE_SECONDS = 300.0
+
+RateLimitSetting = bool | RateLimiter | Mapping[str, Iterable[Rule]] | None
+
+
+def _limiter(setting: RateLimitSetting) -> RateLimiter | None:
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return RateLimiter()
+    if isinstance(setting, RateLimiter):
+        return setting
+    return RateLimiter(setting)
+
+
+def _timeout(value: httpx.Timeout | float | None) -> httpx.Timeout:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    return (
+        value if isinstance(value, httpx.Timeout) else httpx.Timeout(value, connect=min(value, 5.0))
+    )
+
+
+class _TemplateCache:
+    """Templates by id, trusted for a few minutes (shared by copies of a client)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, Template]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, template_id: str, now: float) -> Template | None:
+        with self._lock:
+            hit = self._items.get(template_id)
+        if hit and now - hit[0] < TEMPLATE_CACHE_SECONDS:
+            return hit[1]
+        return None
+
+    def put(self, template: Template, now: float) -> None:
+        with self._lock:
+            self._items[template.id] = (now, template)
+
+
+class _Common:
+    """Settings and decisions shared by both clients (no I/O here)."""
+
+    _pipeline: Pipeline
+    _owns_http: bool
+    default_region: str
+
+    def _setup(
+        self,
+        client_id: str | None,
+        client_secret: str | None,
+        *,
+        base_url: str | None,
+        environment: str | None,
+        timeout: httpx.Timeout | float | None,
+        max_retries: int | None,
+        retry: RetryPolicy | None,
+        rate_limits: RateLimitSetting,
+        default_region: str,
+        env_file: str | os.PathLike[str] | None,
+        clock: Callable[[], float] | None,
+    ) -> None:
+        setup_logging()
+        settings = resolve_settings(
+            client_id,
+            client_secret,
+            base_url=base_url,
+            environment=environment,
+            env_file=env_file,
+        )
+        policy = retry or DEFAULT_RETRY
+        if max_retries is not None:
+            policy = RetryPolicy(**{**policy.__dict__, "max_retries": max_retries})
+        self._pipeline = Pipeline(
+            settings=settings,
+            retry=policy,
+            limiter=_limiter(rate_limits),
+            timeout=_timeout(timeout),
+            clock=clock or time.time,
+        )
+        self.default_region = default_region
+        self._templates_cache = _TemplateCache()
+
+    @property
+    def settings(self) -> Settings:
+        """Resolved settings (the secret is wrapped and never printed)."""
+        return self._pipeline.settings
+
+    @property
+    def base_url(self) -> str:
+        """The API root, e.g. ``https://api.mekari.com/qontak/chat/v1``."""
+        return self._pipeline.settings.base_url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry settings in force."""
+        return self._pipeline.retry
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """The shared client-side rate limiter (``None`` when switched off)."""
+        return self._pipeline.limiter
+
+    def _now(self) -> float:
+        return self._pipeline.clock()
+
+    def _copy_with(self, timeout: httpx.Timeout | float | None, max_retries: int | None) -> Any:
+        clone = copy.copy(self)
+        changes: dict[str, Any] = {}
+        if timeout is not None:
+            changes["timeout"] = _timeout(timeout)
+        if max_retries is not None:
+            changes["retry"] = RetryPolicy(
+                **{**self._pipeline.retry.__dict__, "max_retries": max_retries}
+            )
+        clone._pipeline = self._pipeline.with_options(**changes)
+        clone._owns_http = False
+        clone._bind_resources()
+        return clone
+
+    def _bind_resources(self) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(client_id={self.settings.client_id!r}, "
+            f"base_url={self.base_url!r})"
+        )
+
+
+class Qontak(_Common):
+    """Blocking client for the Qontak WhatsApp API.
+
+    >>> from qontak import Qontak, messages
+    >>> client = Qontak()  # doctest: +SKIP   (QONTAK_CLIENT_ID / QONTAK_CLIENT_SECRET)
+    >>> otp = client.templates.find("login_otp", language="id")  # doctest: +SKIP
+
+    Args:
+        client_id, client_secret: credentials; default ``QONTAK_CLIENT_ID`` /
+            ``QONTAK_CLIENT_SECRET`` from the environment or ``.env``.
+        base_url: API root (``QONTAK_BASE_URL``); a bare host gets ``/qontak/chat/v1``.
+        environment: ``production`` (default), ``staging`` or ``sandbox``.
+        timeout: seconds or an ``httpx.Timeout`` (default: connect 5 s, 30 s overall).
+        max_retries: extra attempts for retryable failures (default 2).
+        rate_limits: ``True`` (defaults: 60 sends/min, 100 requests/min, 10/s),
+            ``False``/``None`` to switch off, or ``{"send": [Rule(...)], "all": [...]}``.
+        http_client: your own ``httpx.Client`` (proxies, transports, tests).
+        default_region: region for numbers without a country code (default ``ID``).
+    """
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        *,
+        base_url: str | None = None,
+        environment: str | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limits: RateLimitSetting = True,
+        http_client: httpx.Client | None = None,
+        default_region: str = DEFAULT_REGION,
+        env_file: str | os.PathLike[str] | None = ".env",
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._setup(
+            client_id,
+            client_secret,
+            base_url=base_url,
+            environment=environment,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
+            rate_limits=rate_limits,
+            default_region=default_region,
+            env_file=env_file,
+            clock=clock,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=self._pipeline.timeout)
+        self._sleep_fn = sleep or time.sleep
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
+        self.channels = Channels(self)
+        self.templates = Templates(self)
+        self.broadcasts = Broadcasts(self)
+        self.file_uploader = FileUploader(self)
+
+    def _request(self, req: ApiRequest) -> ApiResponse:
+        return self._pipeline.run_sync(self._http, req, self._sleep_fn)
+
+    def _sleep(self, seconds: float) -> None:
+        self._sleep_fn(seconds)
+
+    def _template_for(self, message: DirectMessage) -> Template:
+        if message.template is not None:
+            return message.template
+        cached = self._templates_cache.get(message.message_template_id, self._now())
+        if cached is None:
+            cached = self.templates.get(message.message_template_id)
+            self._templates_cache.put(cached, self._now())
+        return cached
+
+    def preview(self, message: DirectMessage | Mapping[str, Any]) -> str:
+        """What the recipient will see, as text; no message is sent (the template may be
+        fetched once)."""
+        msg = coerce_message(message)
+        return render_preview(self._template_for(msg), msg)
+
+    def with_options(
+        self, *, timeout: httpx.Timeout | float | None = None, max_retries: int | None = None
+    ) -> Qontak:
+        """A client with other defaults that shares this one's connections and rate budget.
+
+        >>> client.with_options(timeout=5, max_retries=0).channels.list()  # doctest: +SKIP
+        """
+        clone: Qontak = self._copy_with(timeout, max_retries)
+        return clone
+
+    def close(self) -> None:
+        """Close the connection pool (only if this client created it)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Qontak:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncQontak(_Common):
+    """Async client with the same surface as :class:`Qontak` (every call is awaited).
+
+    >>> async with AsyncQontak() as client:  # doctest: +SKIP
+    ...     channel = (await client.channels.list())[0]
+    """
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        *,
+        base_url: str | None = None,
+        environment: str | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limits: RateLimitSetting = True,
+        http_client: httpx.AsyncClient | None = None,
+        default_region: str = DEFAULT_REGION,
+        env_file: str | os.PathLike[str] | None = ".env",
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        self._setup(
+            client_id,
+            client_secret,
+            base_url=base_url,
+            environment=environment,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
+            rate_limits=rate_limits,
+            default_region=default_region,
+            env_file=env_file,
+            clock=clock,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=self._pipeline.timeout)
+        self._sleep_fn = sleep or anyio.sleep
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
+        self.channels = AsyncChannels(self)
+        self.templates = AsyncTemplates(self)
+        self.broadcasts = AsyncBroadcasts(self)
+        self.file_uploader = AsyncFileUploader(self)
+
+    async def _request(self, req: ApiRequest) -> ApiResponse:
+        return await self._pipeline.run_async(self._http, req, self._sleep_fn)
+
+    async def _sleep(self, seconds: float) -> None:
+        await self._sleep_fn(seconds)
+
+    async def _template_for(self, message: DirectMessage) -> Template:
+        if message.template is not None:
+            return message.template
+        cached = self._templates_cache.get(message.message_template_id, self._now())
+        if cached is None:
+            cached = await self.templates.get(message.message_template_id)
+            self._templates_cache.put(cached, self._now())
+        return cached
+
+    async def preview(self, message: DirectMessage | Mapping[str, Any]) -> str:
+        """See :meth:`Qontak.preview`."""
+        msg = coerce_message(message)
+        return render_preview(await self._template_for(msg), msg)
+
+    def with_options(
+        self, *, timeout: httpx.Timeout | float | None = None, max_retries: int | None = None
+    ) -> AsyncQontak:
+        """See :meth:`Qontak.with_options`."""
+        clone: AsyncQontak = self._copy_with(timeout, max_retries)
+        return clone
+
+    async def aclose(self) -> None:
+        """Close the connection pool (only if this client created it)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncQontak:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
