@@ -191,9 +191,13 @@ def render_template(template: Template) -> str:
     [ Track ↗ ] → https://x.co/t/⟨{{1}}⟩
     """
     rendered = _render(template, None, lambda name: f"⟨{{{{{name}}}}}⟩")
+    header = rendered.header
+    if isinstance(header, RenderedMedia):
+        # The media is given per send: mark it like a placeholder, not as missing.
+        header = RenderedMedia(format=header.format, filename="⟨media url⟩")
     # Unfilled placeholders are the point here, not a problem: drop the warnings.
     return RenderedMessage(
-        header=rendered.header,
+        header=header,
         body=rendered.body,
         footer=rendered.footer,
         buttons=rendered.buttons,
