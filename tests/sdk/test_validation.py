@@ -11,10 +11,8 @@ import pytest
 from qontak import messages
 from qontak.errors import ValidationError
 from qontak.models import (
-    BodyParameter,
     ButtonParameter,
     DirectMessage,
-    HeaderParameter,
     Template,
     TemplateButton,
     TemplateHeader,
@@ -513,4 +511,3 @@ def test_models_built_by_hand_and_by_builders_validate_alike() -> None:
     built = messages.cta_url(TO, "abc", template=template, channel="c")
     assert built.parameters.buttons == [ButtonParameter(index="1", type="URL", value="abc")]
     validate_message(built)
-    assert HeaderParameter and BodyParameter  # exported names used by callers
