@@ -464,6 +464,15 @@ def _check_buttons(message: DirectMessage, template: Template | None) -> Iterato
                         f"the button's final URL is {len(final)} characters; at most "
                         f"{MAX_URL_CHARS}",
                     )
+            elif button.type.upper() == "COPY_CODE" and not _is_auth(template):
+                # §1.3: a marketing coupon code is alphanumeric, at most 15 characters.
+                coupon = buttons[j].value
+                if len(coupon) > MAX_OTP_CODE_CHARS or not coupon.isalnum():
+                    yield ValidationError(
+                        f"{path}.value",
+                        f"a coupon code is letters and digits only, at most "
+                        f"{MAX_OTP_CODE_CHARS} characters, got {coupon!r}",
+                    )
         elif not (_is_auth(template) and i == 0):
             # Qontak's template list may omit an authentication template's code button.
             yield ValidationError(f"{path}.index", f"template has no button {i}")

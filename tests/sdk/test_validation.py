@@ -409,6 +409,15 @@ def test_final_url_must_fit_2000_chars() -> None:
     assert fields(bad, template) == ["parameters.buttons[0].value"]
 
 
+@pytest.mark.parametrize(
+    ("coupon", "ok"), [("SALE25", True), ("SALE-25", False), ("A" * 16, False)]
+)
+def test_marketing_coupon_code_is_short_and_alphanumeric(coupon: str, ok: bool) -> None:
+    template = tpl(body="Hi", category="MARKETING", buttons=[TemplateButton(type="COPY_CODE")])
+    m = msg(buttons=[{"index": "0", "type": "copy_code", "value": coupon}])
+    assert (check_message(m, template) == []) is ok
+
+
 # --- authentication ------------------------------------------------------------------------------
 
 
