@@ -57,6 +57,8 @@ DEFAULT_LIMITS: Mapping[str, tuple[Rule, ...]] = {
 
 
 class _Window:
+    """Grant times of one rule, in order (grants are handed out first come, first served)."""
+
     __slots__ = ("grants", "rule")
 
     def __init__(self, rule: Rule) -> None:
@@ -64,12 +66,16 @@ class _Window:
         self.grants: deque[float] = deque()
 
     def earliest(self, now: float) -> float:
-        """The first time at which one more grant keeps the rule."""
+        """The first time, not before the last grant, at which one more grant keeps the rule."""
+        # Grants older than a window before ``now`` can no longer count against anything.
         while self.grants and self.grants[0] <= now - self.rule.per:
             self.grants.popleft()
-        if len(self.grants) < self.rule.requests:
+        if not self.grants:
             return now
-        return self.grants[-self.rule.requests] + self.rule.per
+        at = max(now, self.grants[-1])
+        if len(self.grants) >= self.rule.requests:
+            at = max(at, self.grants[-self.rule.requests] + self.rule.per)
+        return at
 
 
 class RateLimiter:
@@ -95,22 +101,14 @@ class RateLimiter:
         """Reserve one request in ``scope`` (and ``"all"``); return seconds to wait first."""
         scopes = {SCOPE_ALL, scope}
         with self._lock:
-            at = now
-            for s in scopes:
-                at = max(at, self._paused_until.get(s, now))
-            # Rules interact (a later start in one may need re-checking in another), so
-            # iterate until every window accepts the same instant.
-            while True:
-                candidate = at
-                for s in scopes:
-                    for window in self._windows.get(s, ()):
-                        candidate = max(candidate, window.earliest(at))
-                if candidate == at:
-                    break
-                at = candidate
-            for s in scopes:
-                for window in self._windows.get(s, ()):
-                    window.grants.append(at)
+            windows = [w for sc in scopes for w in self._windows.get(sc, ())]
+            at = max(
+                [now]
+                + [self._paused_until.get(sc, now) for sc in scopes]
+                + [w.earliest(now) for w in windows]
+            )
+            for window in windows:
+                window.grants.append(at)
         return at - now
 
     def pause(self, scope: str, until: float) -> None:

@@ -1,0 +1,226 @@
+"""What goes on the wire: method, path, query, signed headers and body for each endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qontak import Broadcast, QontakClient, messages
+from qontak.models import Template
+
+from ..conftest import CLIENT_ID, RecordingServer, expected_signature
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "node_readme"
+
+TEMPLATE = {
+    "id": "d3e1083c-66ea-410b-b807-1d84182ffa82",
+    "organization_id": "org",
+    "name": "order_update",
+    "language": "id",
+    "header": None,
+    "body": "Halo {{1}}, lagu favoritmu {{2}} sudah tersedia.",
+    "footer": None,
+    "buttons": [],
+    "status": "APPROVED",
+    "category": "MARKETING",
+    "quality_rating": None,
+    "quality_rating_text": "Neutral",
+    "type": "campaign",
+    "brand_new_field": {"kept": True},
+}
+
+
+def envelope(data: Any, **meta: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "success", "data": data}
+    if meta:
+        body["meta"] = meta
+    return body
+
+
+def test_every_request_is_signed_over_its_exact_path_and_query(make_client, server) -> None:
+    client = make_client()
+    client.channels.list()
+    client.templates.list(statuses=["APPROVED", "PENDING"], query="a b", hsm_chat=False)
+    for request in server.requests:
+        raw = request.url.raw_path.decode()
+        date = request.headers["date"]
+        sig = expected_signature(server.secret, request.method, raw, date)
+        assert request.headers["authorization"] == (
+            f'hmac username="{CLIENT_ID}", algorithm="hmac-sha256", '
+            f'headers="date request-line", signature="{sig}"'
+        )
+        assert date.endswith(" GMT")
+    assert server.requests[0].url.raw_path == b"/qontak/chat/v1/integrations?target_channel=wa_cloud"
+    assert server.requests[1].url.raw_path == (
+        b"/qontak/chat/v1/templates/whatsapp?query=a%20b&statuses[]=APPROVED"
+        b"&statuses[]=PENDING&hsm_chat=false"
+    )
+
+
+def test_channel_list_and_detail(make_client, server) -> None:
+    item = {
+        "id": "56b60c3c-0123-46af-958b-32f3ad12ee37",
+        "target_channel": "wa_cloud",
+        "webhook": "w",
+        "settings": {"account_name": "Toko Budi", "phone_number": "6281100000000", "pin": "9999"},
+        "organization_id": "org",
+        "created_at": "2024-01-16T03:35:55.634Z",
+        "is_active": True,
+    }
+    server.replies = [
+        httpx.Response(200, json=envelope([item], pagination={"offset": 1, "limit": 10, "total": 1})),
+        httpx.Response(200, json=envelope(item), headers={"x-request-id": "req-42"}),
+    ]
+    client = make_client()
+    page = client.channels.list()
+    assert page[0].id == item["id"] and page[0].account_name == "Toko Budi"
+    assert "9999" not in repr(page[0])  # settings may hold secrets
+    channel = client.channels.get(item["id"])
+    assert server.requests[1].url.path == f"/qontak/chat/v1/integrations/{item['id']}"
+    assert channel.phone_number == "6281100000000"
+    assert channel.response is not None and channel.response.request_id == "req-42"
+
+
+def test_template_detail_keeps_unknown_fields_and_envelope(make_client, server) -> None:
+    server.replies = [httpx.Response(200, json=envelope(TEMPLATE))]
+    t = make_client().templates.get(TEMPLATE["id"])
+    assert server.requests[0].method == "GET"
+    assert server.requests[0].url.path == f"/qontak/chat/v1/templates/{TEMPLATE['id']}/whatsapp"
+    assert t.body_placeholders == ["1", "2"]
+    assert t.model_extra == {"brand_new_field": {"kept": True}}
+    assert t.response is not None and t.response.envelope["data"]["name"] == "order_update"
+
+
+def test_template_iteration_follows_offset_pages(make_client, server) -> None:
+    def page(n: int, names: list[str]) -> httpx.Response:
+        data = [{**TEMPLATE, "id": f"id-{x}", "name": x} for x in names]
+        return httpx.Response(200, json=envelope(data, pagination={"offset": n, "limit": 2, "total": 5}))
+
+    server.replies = [page(1, ["a", "b"]), page(2, ["c", "d"]), page(3, ["e"])]
+    names = [t.name for t in make_client().templates.iter(limit=2)]
+    assert names == ["a", "b", "c", "d", "e"]
+    offsets = [r.url.params.get("offset") for r in server.requests]
+    assert offsets == [None, "2", "3"]
+
+
+def test_log_follows_cursor_pages(make_client, server) -> None:
+    row = {"id": "r1", "contact_phone_number": "6281234567890", "status": "read"}
+    server.replies = [
+        httpx.Response(200, json=envelope([row], pagination={"cursor": {"next": "CUR2"}, "limit": 1})),
+        httpx.Response(200, json=envelope([{**row, "id": "r2"}], pagination={"cursor": {"next": None}})),
+    ]
+    rows = make_client().broadcasts.log("b-1")
+    assert [r.id for r in rows] == ["r1", "r2"]
+    assert server.requests[1].url.raw_path == (
+        b"/qontak/chat/v1/broadcasts/b-1/whatsapp/log?cursor=CUR2&cursor_direction=after"
+    )
+
+
+def test_find_template_by_name_and_language(make_client, server) -> None:
+    en = {**TEMPLATE, "id": "t-en", "language": "en"}
+    server.default = lambda r: httpx.Response(200, json=envelope([TEMPLATE, en]))
+    client = make_client()
+    assert client.templates.find("order_update", language="en").id == "t-en"
+    with pytest.raises(Exception, match="language"):
+        client.templates.find("order_update")
+
+
+def test_send_direct_posts_the_builder_json_and_returns_the_broadcast(make_client, server) -> None:
+    broadcast = {"id": "bc-1", "name": "Test User", "message_status_count": {"pending": 1}}
+    server.replies = [httpx.Response(201, json=envelope(broadcast))]
+    template = Template.model_validate(TEMPLATE)
+    msg = messages.text(
+        "0812-3456-7890",
+        {"name": "Test User", "lagu": "lagu nusantara"},
+        name="Test User",
+        template=template,
+        channel="56b60c3c-0123-46af-958b-32f3ad12ee37",
+    )
+    sent = make_client().broadcasts.send_direct(msg)
+    assert isinstance(sent, Broadcast) and sent.id == "bc-1"
+    request = server.requests[0]
+    assert request.method == "POST"
+    assert request.url.raw_path == b"/qontak/chat/v1/broadcasts/whatsapp/direct"
+    assert request.headers["content-type"] == "application/json"
+    expected = json.loads((FIXTURES / "text_with_variable.json").read_text())
+    expected["message_template_id"] = TEMPLATE["id"]
+    assert request.content.decode() == json.dumps(expected, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.json")))
+def test_node_readme_dicts_go_on_the_wire_unchanged(fixture: str, make_client, server) -> None:
+    """The Node README's dicts, sent through the porting client, are posted byte for byte."""
+    data = json.loads((FIXTURES / f"{fixture}.json").read_text())
+    server.replies = [httpx.Response(201, json=envelope({"id": "bc"}))]
+    api = QontakClient(
+        CLIENT_ID,
+        server.secret,
+        base_url="https://api.mekari.com",
+        http_client=httpx.Client(transport=server.transport()),
+        env_file=None,
+    )
+    # Templates here are ids from the README, unknown to this server: skip the fetch.
+    sent = api.client.broadcasts.send_direct(data, validate=False)
+    assert sent.id == "bc"
+    assert server.requests[-1].content.decode() == json.dumps(data, ensure_ascii=False)
+
+
+def test_compat_client_calls_the_node_paths(server) -> None:
+    server.default = lambda r: httpx.Response(200, json=envelope([]))
+    api = QontakClient(
+        CLIENT_ID,
+        server.secret,
+        base_url="https://api.mekari.com",
+        http_client=httpx.Client(transport=server.transport()),
+        env_file=None,
+    )
+    assert api.template.get_list_whatsapp_template() == {"status": "success", "data": []}
+    api.template.get_whatsapp_template_by_id("t1")
+    api.template.get_list_template_category()
+    api.template.get_list_template_language()
+    api.template.get_list_template_languages({"limit": 5})
+    api.integration.get_integration_list({"target_channel": "wa_cloud"})
+    api.integration.get_integration_by_id("i1")
+    api.broadcast.get_broadcast_log("b1")
+    api.broadcast.get_broadcast_detail("b1")
+    api.broadcast.get_broadcast_list({"limit": 1})
+    paths = [r.url.raw_path.decode() for r in server.requests]
+    assert paths == [
+        "/qontak/chat/v1/templates/whatsapp",
+        "/qontak/chat/v1/templates/t1/whatsapp",
+        "/qontak/chat/v1/templates/category",
+        "/qontak/chat/v1/templates/language",
+        "/qontak/chat/v1/templates/languages?limit=5",
+        "/qontak/chat/v1/integrations?target_channel=wa_cloud",
+        "/qontak/chat/v1/integrations/i1",
+        "/qontak/chat/v1/broadcasts/b1/whatsapp/log",
+        "/qontak/chat/v1/broadcasts/b1/whatsapp",
+        "/qontak/chat/v1/broadcasts/whatsapp?limit=1",
+    ]
+
+
+def test_file_upload_is_multipart_with_file_field(make_client, server, tmp_path) -> None:
+    f = tmp_path / "invoice.pdf"
+    f.write_bytes(b"%PDF-1.4 test")
+    server.replies = [
+        httpx.Response(201, json=envelope({"filename": "invoice.pdf", "url": "https://cdn/x.pdf"}))
+    ]
+    uploaded = make_client().file_uploader.upload(f)
+    assert uploaded.url == "https://cdn/x.pdf"
+    request = server.requests[0]
+    assert request.url.raw_path == b"/qontak/chat/v1/file_uploader"
+    assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert b'name="file"; filename="invoice.pdf"' in request.content
+    assert b"%PDF-1.4 test" in request.content
+
+
+def test_ids_are_escaped_so_they_cannot_change_the_path(make_client, server) -> None:
+    server.replies = [httpx.Response(200, json=envelope({**TEMPLATE}))]
+    make_client().templates.get("../integrations?x=1")
+    assert server.requests[0].url.raw_path == (
+        b"/qontak/chat/v1/templates/..%2Fintegrations%3Fx%3D1/whatsapp"
+    )
