@@ -1,0 +1,386 @@
+"""Handlers of the Qontak API routes (``/qontak/chat/v1/...``), behind the gateway layer.
+
+By the time a handler runs, the request is authenticated and within limits
+(:mod:`._gateway`). Handlers answer in Qontak's envelopes: ``{"status":"success","data":…,
+"meta":{"pagination":…}}`` for lists, ``{"status":"success","data":…}`` for one object,
+``{"status":"error","error":{"code":…,"messages":[…]}}`` for errors.
+
+List filters:
+
+- ``GET /integrations``: ``target_channel`` (or ``target_channel[]``), ``query`` (account
+  name contains).
+- ``GET /templates/whatsapp``: ``query`` (name contains), ``status``, ``statuses[]``,
+  ``category[]``, ``excluded_category[]``, ``language``, ``hsm_chat`` (true: only names
+  ending ``_hsm_chat_expired``, Qontak's naming for HSM chat templates; false: all others),
+  ``order_direction``.
+- ``GET /broadcasts/whatsapp``: ``query`` (name contains), ``start_date``/``end_date``
+  (``YYYY-MM-DD`` or ISO 8601, inclusive, on ``created_at`` in UTC), ``target_channel[]``,
+  ``execute_types[]``, ``order_direction`` (default ``desc``: newest first).
+- ``GET /broadcasts/{id}/whatsapp/log``: oldest first.
+
+All of them paginate as described in :mod:`._pagination`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ._catalog import CATEGORIES, LANGUAGE, LANGUAGES
+from ._delivery import error_for_number, iso, new_wamid
+from ._faults import API_PREFIX
+from ._pagination import PaginationError, paginate
+from ._store import MessageRow, Upload
+from ._validation import SendRejected, ValidSend, check_send
+from ._views import log_row
+
+if TYPE_CHECKING:
+    from . import Sandbox
+
+__all__ = ["api_routes", "error_response", "success"]
+
+
+def success(data: Any, meta: dict[str, Any] | None = None, status: int = 200) -> JSONResponse:
+    """Qontak's success envelope."""
+    body: dict[str, Any] = {"status": "success", "data": data}
+    if meta is not None:
+        body["meta"] = meta
+    return JSONResponse(body, status_code=status)
+
+
+def error_response(status: int, messages: Sequence[str]) -> JSONResponse:
+    """Qontak's error envelope; ``code`` mirrors the HTTP status."""
+    body = {"status": "error", "error": {"code": status, "messages": list(messages)}}
+    return JSONResponse(body, status_code=status)
+
+
+def _not_found() -> JSONResponse:
+    return error_response(404, ["Resource not found."])
+
+
+def _multi(request: Request, name: str) -> list[str]:
+    """A list parameter, accepted as ``name[]=a&name[]=b`` or ``name=a``."""
+    params = request.query_params
+    return [v for v in [*params.getlist(f"{name}[]"), *params.getlist(name)] if v]
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    return value.lower() in ("1", "true", "yes")
+
+
+def _parse_day(value: str, *, end: bool) -> float:
+    """``YYYY-MM-DD`` (whole day) or an ISO 8601 instant → epoch seconds."""
+    text = value.strip().replace("Z", "+00:00")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if len(value.strip()) == 10 and end:
+        return moment.timestamp() + 86400 - 1e-6
+    return moment.timestamp()
+
+
+def _epoch(iso_text: str) -> float:
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+
+
+class _Api:
+    """The API handlers, bound to one sandbox."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.store = sandbox.store
+
+    def _page(self, request: Request, items: Sequence[Any]) -> JSONResponse:
+        try:
+            page, meta = paginate(items, request.query_params)
+        except PaginationError as exc:
+            return error_response(422, [str(exc)])
+        return success(page, meta)
+
+    # -- integrations ---------------------------------------------------------------------
+    async def integrations(self, request: Request) -> Response:
+        """``GET /integrations``"""
+        items = self.store.list_objects("channels")
+        channels = _multi(request, "target_channel")
+        if channels:
+            items = [c for c in items if c.get("target_channel") in channels]
+        query = (request.query_params.get("query") or "").lower()
+        if query:
+            items = [
+                c
+                for c in items
+                if query in str((c.get("settings") or {}).get("account_name", "")).lower()
+            ]
+        return self._page(request, items)
+
+    async def integration(self, request: Request) -> Response:
+        """``GET /integrations/{id}``"""
+        channel = self.store.get_object("channels", request.path_params["id"])
+        return _not_found() if channel is None else success(channel)
+
+    # -- templates ------------------------------------------------------------------------
+    async def templates(self, request: Request) -> Response:
+        """``GET /templates/whatsapp``"""
+        params = request.query_params
+        items = self.store.list_objects("templates")
+        query = (params.get("query") or "").lower()
+        if query:
+            items = [t for t in items if query in str(t.get("name", "")).lower()]
+        statuses = _multi(request, "statuses") + _multi(request, "status")
+        if statuses:
+            wanted = {s.upper() for s in statuses}
+            items = [t for t in items if str(t.get("status", "")).upper() in wanted]
+        categories = {c.upper() for c in _multi(request, "category")}
+        if categories:
+            items = [t for t in items if str(t.get("category", "")).upper() in categories]
+        excluded = {c.upper() for c in _multi(request, "excluded_category")}
+        if excluded:
+            items = [t for t in items if str(t.get("category", "")).upper() not in excluded]
+        language = params.get("language")
+        if language:
+            items = [t for t in items if t.get("language") == language]
+        hsm = _flag(params.get("hsm_chat"))
+        if hsm is not None:
+            items = [
+                t for t in items if str(t.get("name", "")).endswith("_hsm_chat_expired") is hsm
+            ]
+        if params.get("order_direction") == "desc":
+            items.reverse()
+        return self._page(request, items)
+
+    async def template(self, request: Request) -> Response:
+        """``GET /templates/{id}/whatsapp``"""
+        template = self.store.get_object("templates", request.path_params["id"])
+        return _not_found() if template is None else success(template)
+
+    async def categories(self, request: Request) -> Response:
+        """``GET /templates/category``"""
+        return success(CATEGORIES)
+
+    async def language(self, request: Request) -> Response:
+        """``GET /templates/language``"""
+        return success(LANGUAGE)
+
+    async def languages(self, request: Request) -> Response:
+        """``GET /templates/languages``"""
+        items = LANGUAGES
+        query = (request.query_params.get("query") or "").lower()
+        if query:
+            items = [x for x in items if query in x["language"].lower() or query == x["code"]]
+        return self._page(request, items)
+
+    # -- sending --------------------------------------------------------------------------
+    async def _read_body(self, request: Request) -> bytes | Response:
+        limit = self.sandbox.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return error_response(413, ["Request Entity Too Large"])
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return error_response(413, ["Request Entity Too Large"])
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def send_direct(self, request: Request) -> Response:
+        """``POST /broadcasts/whatsapp/direct``: validate, store, answer 201."""
+        raw = await self._read_body(request)
+        if isinstance(raw, Response):
+            return raw
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return error_response(400, ["Invalid JSON payload"])
+        store = self.store
+        try:
+            valid = check_send(
+                payload,
+                find_template=lambda i: store.get_object("templates", i),
+                find_channel=lambda i: store.get_object("channels", i),
+            )
+        except SendRejected as exc:
+            return error_response(exc.status, exc.messages)
+        client_id: str = request.state.client_id
+        broadcast = self.sandbox.record_send(valid, client_id, payload)
+        return success(broadcast, status=201)
+
+    # -- broadcasts -----------------------------------------------------------------------
+    async def broadcasts(self, request: Request) -> Response:
+        """``GET /broadcasts/whatsapp``"""
+        params = request.query_params
+        stored = self.store.list_broadcasts()
+        try:
+            if params.get("start_date"):
+                start = _parse_day(params["start_date"], end=False)
+                stored = [b for b in stored if _epoch(b["created_at"]) >= start]
+            if params.get("end_date"):
+                end = _parse_day(params["end_date"], end=True)
+                stored = [b for b in stored if _epoch(b["created_at"]) <= end]
+        except ValueError:
+            return error_response(422, ["start_date or end_date is invalid"])
+        query = (params.get("query") or "").lower()
+        if query:
+            stored = [b for b in stored if query in str(b.get("name", "")).lower()]
+        channels = _multi(request, "target_channel")
+        if channels:
+            stored = [b for b in stored if b.get("target_channel") in channels]
+        types = _multi(request, "execute_types")
+        if types:
+            stored = [b for b in stored if b.get("execute_type") in types]
+        if params.get("order_direction", "desc") != "asc":
+            stored.reverse()
+        try:
+            page, meta = paginate(stored, params)
+        except PaginationError as exc:
+            return error_response(422, [str(exc)])
+        views = [self.sandbox.broadcast_view(b, detail=False) for b in page]
+        return success(views, meta)
+
+    async def broadcast(self, request: Request) -> Response:
+        """``GET /broadcasts/{id}/whatsapp``"""
+        stored = self.store.get_broadcast(request.path_params["id"])
+        if stored is None:
+            return _not_found()
+        return success(self.sandbox.broadcast_view(stored, detail=True))
+
+    async def broadcast_log(self, request: Request) -> Response:
+        """``GET /broadcasts/{id}/whatsapp/log``"""
+        broadcast_id = request.path_params["id"]
+        if self.store.get_broadcast(broadcast_id) is None:
+            return _not_found()
+        rows: list[MessageRow] = self.store.messages(broadcast_id)
+        try:
+            page, meta = paginate(rows, request.query_params)
+        except PaginationError as exc:
+            return error_response(422, [str(exc)])
+        now = self.sandbox.now()
+        delays = self.sandbox.config.delivery_delays
+        org = self.sandbox.organization_id
+        return success([log_row(r, now, delays, org) for r in page], meta)
+
+    # -- uploads --------------------------------------------------------------------------
+    async def upload(self, request: Request) -> Response:
+        """``POST /file_uploader``: keep the file, answer with a URL the sandbox serves."""
+        limit = self.sandbox.config.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+            return error_response(413, ["Request Entity Too Large"])
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except Exception:  # malformed multipart of any kind is the client's fault
+            return error_response(400, ["Invalid multipart payload"])
+        try:
+            item = form.get("file")
+            if not isinstance(item, UploadFile):
+                return error_response(422, ["file is missing"])
+            data = await item.read()
+            if len(data) > limit:
+                return error_response(413, ["Request Entity Too Large"])
+            filename = (item.filename or "file").replace("\\", "/").rsplit("/", 1)[-1] or "file"
+            content_type = item.content_type or "application/octet-stream"
+        finally:
+            await form.close()
+        upload = Upload(str(uuid.uuid4()), filename, content_type, data)
+        self.store.add_upload(upload, self.sandbox.now())
+        base = self.sandbox.config.public_url or str(request.base_url)
+        url = f"{base.rstrip('/')}/_sandbox/files/{upload.id}/{quote(filename)}"
+        return success({"filename": filename, "url": url}, status=201)
+
+
+def api_routes(sandbox: Sandbox) -> list[Route]:
+    """The Qontak API routes of one sandbox."""
+    api = _Api(sandbox)
+    p = API_PREFIX
+
+    def get(path: str, endpoint: Callable[[Request], Any]) -> Route:
+        return Route(p + path, endpoint, methods=["GET"])
+
+    return [
+        get("/integrations", api.integrations),
+        get("/integrations/{id}", api.integration),
+        get("/templates/whatsapp", api.templates),
+        get("/templates/category", api.categories),
+        get("/templates/language", api.language),
+        get("/templates/languages", api.languages),
+        get("/templates/{id}/whatsapp", api.template),
+        Route(p + "/broadcasts/whatsapp/direct", api.send_direct, methods=["POST"]),
+        get("/broadcasts/whatsapp", api.broadcasts),
+        get("/broadcasts/{id}/whatsapp", api.broadcast),
+        get("/broadcasts/{id}/whatsapp/log", api.broadcast_log),
+        Route(p + "/file_uploader", api.upload, methods=["POST"]),
+    ]
+
+
+def new_message(valid: ValidSend, broadcast_id: str, now: float) -> MessageRow:
+    """The stored message for an accepted send (status then follows from the clock)."""
+    error = error_for_number(valid.to_number)
+    return MessageRow(
+        id=str(uuid.uuid4()),
+        broadcast_id=broadcast_id,
+        accepted_at=now,
+        to_number=valid.to_number,
+        to_name=valid.to_name,
+        channel_integration_id=str(valid.channel["id"]),
+        wamid=new_wamid(valid.to_number),
+        error_code=str(error.code) if error else None,
+        template=valid.template,
+        parameters=valid.parameters,
+        rendered=valid.rendered,
+    )
+
+
+def broadcast_record(
+    valid: ValidSend,
+    *,
+    broadcast_id: str,
+    payload: dict[str, Any],
+    organization_id: str,
+    sender: tuple[str, str],
+    now: float,
+) -> dict[str, Any]:
+    """The stored broadcast object, keys in the order of the OpenAPI example."""
+    params: dict[str, Any] = valid.parameters
+    header: dict[str, Any] = {}
+    if valid.rendered.get("header") and isinstance(params.get("header"), dict):
+        header = {"format": params["header"].get("format"), "params": valid.header_values}
+    settings = valid.channel.get("settings") or {}
+    name = payload.get("name")
+    return {
+        "id": broadcast_id,
+        "name": name if isinstance(name, str) and name else valid.to_name,
+        "organization_id": organization_id,
+        "channel_integration_id": valid.channel["id"],
+        "contact_list_id": None,
+        "contact_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "tel:" + valid.to_number)),
+        "target_channel": valid.channel.get("target_channel"),
+        "send_at": iso(now),
+        "execute_status": "done",
+        "execute_type": "immediately",
+        "parameters": {
+            "header": header,
+            "body": {str(item["key"]): item["value"] for item in params.get("body") or []},
+            "buttons": {str(item["index"]): item["value"] for item in params.get("buttons") or []},
+        },
+        "created_at": iso(now),
+        "contact_extra": {},
+        "message_template": valid.template,
+        "division_id": None,
+        "message_broadcast_error": "n/a",
+        "sender_name": sender[0],
+        "sender_email": sender[1],
+        "channel_account_name": settings.get("account_name"),
+        "channel_phone_number": str(settings.get("phone_number") or "").lstrip("+"),
+    }

@@ -1,0 +1,134 @@
+"""Optional webhook callbacks: POST each message status change to ``webhook_url``.
+
+Statuses are computed lazily from the clock, so changes are found by polling: every
+``webhook_poll_seconds`` a background thread (started with the server) looks for statuses
+reached but not yet posted, and posts each once, in order. Tests with a fake clock call
+:meth:`WebhookDispatcher.deliver_due` directly instead.
+
+Payload: Qontak's message-interaction object (spec §5) for an outbound campaign message,
+``is_campaign: true``, ``sender_type: "Models::SystemAccount"``, ``participant_type:
+"bot"``, ``external_id`` = the wamid, ``status`` = ``sent|delivered|read`` (and ``failed``,
+with an ``error`` object, which Qontak does not document but a client can ignore).
+Delivery is best effort: a failed POST is retried on the next poll.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._delivery import iso
+from ._views import message_state
+
+if TYPE_CHECKING:
+    from . import Sandbox
+
+__all__ = ["WebhookDispatcher"]
+
+
+class WebhookDispatcher:
+    """Finds unposted status changes and POSTs them."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def payload(self, message_id: str, status: str, at: float) -> dict[str, Any]:
+        """The message-interaction object for one status change."""
+        sandbox = self.sandbox
+        row = next(r for r in sandbox.store.messages() if r.id == message_id)
+        state = message_state(row, sandbox.now(), sandbox.config.delivery_delays)
+        channel = sandbox.store.get_object("channels", row.channel_integration_id) or {}
+        settings = channel.get("settings") or {}
+        body: dict[str, Any] = {
+            "id": row.id,
+            "type": "text",
+            "room_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "room:" + row.to_number)),
+            "is_campaign": True,
+            "sender_id": row.broadcast_id,
+            "sender_type": "Models::SystemAccount",
+            "sender": {"name": settings.get("account_name"), "avatar": None},
+            "participant_id": row.broadcast_id,
+            "organization_id": sandbox.organization_id,
+            "text": row.rendered.get("body"),
+            "status": status,
+            "participant_type": "bot",
+            "external_id": state.wamid,
+            "local_id": None,
+            "created_at": iso(at),
+            "reply": None,
+            "room": {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "room:" + row.to_number)),
+                "name": row.to_name,
+                "status": "unassigned",
+                "type": "Models::CustomerServiceRoom",
+                "channel": "wa",
+                "channel_account": settings.get("account_name"),
+                "account_uniq_id": row.to_number,
+                "channel_integration_id": row.channel_integration_id,
+                "session": "open",
+            },
+        }
+        if status == "failed" and state.error is not None:
+            body["error"] = state.error.to_dict()
+        return body
+
+    def due(self) -> list[tuple[str, str, float]]:
+        """``(message id, status, time)`` reached but not yet posted (``pending`` never is)."""
+        sandbox = self.sandbox
+        now = sandbox.now()
+        out: list[tuple[str, str, float]] = []
+        for row in sandbox.store.messages():
+            state = message_state(row, now, sandbox.config.delivery_delays)
+            out.extend((row.id, status, at) for status, at in state.history if status != "pending")
+        return out
+
+    def deliver_due(self, client: httpx.Client | None = None) -> int:
+        """Post every due status change once; returns how many were posted."""
+        url = self.sandbox.config.webhook_url
+        if not url:
+            return 0
+        own = client is None
+        http = client or httpx.Client(timeout=5.0)
+        posted = 0
+        try:
+            for message_id, status, at in self.due():
+                if self.sandbox.store.webhook_was_sent(message_id, status):
+                    continue
+                try:
+                    response = http.post(url, json=self.payload(message_id, status, at))
+                except httpx.HTTPError:
+                    break  # receiver down: try again on the next poll, keeping order
+                if response.status_code >= 300:
+                    break
+                self.sandbox.store.mark_webhook_sent(message_id, status)
+                posted += 1
+        finally:
+            if own:
+                http.close()
+        return posted
+
+    def start(self) -> None:
+        """Poll in a daemon thread until :meth:`stop`."""
+        if not self.sandbox.config.webhook_url or self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            with httpx.Client(timeout=5.0) as client:
+                while not self._stop.wait(self.sandbox.config.webhook_poll_seconds):
+                    self.deliver_due(client)
+
+        self._thread = threading.Thread(target=loop, name="qontak-sandbox-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the polling thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
