@@ -1,0 +1,99 @@
+"""A canary secret goes through every code path with debug logging on; it never comes out."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import httpx
+import pytest
+
+from qontak import ConfigurationError, Qontak, QontakClient, QontakError
+from qontak._logging import mask_phone, redact, setup_logging
+
+from ..conftest import CLIENT_SECRET, RecordingServer
+
+MSG = {
+    "to_name": "Budi",
+    "to_number": "6281234567890",
+    "message_template_id": "tpl",
+    "channel_integration_id": "ch",
+    "language": {"code": "id"},
+    "parameters": {},
+}
+
+
+def test_canary_secret_never_appears_in_logs_reprs_or_errors(
+    make_client, server: RecordingServer, caplog: pytest.LogCaptureFixture, capsys
+) -> None:
+    setup_logging("debug")
+    caplog.set_level(logging.DEBUG)  # root: httpx/httpcore debug logs too
+    texts: list[str] = []
+    client = make_client()
+    texts += [repr(client), str(client), repr(client.settings), repr(client._pipeline)]
+    server.replies = [
+        httpx.Response(200, json={"status": "success", "data": []}),
+        httpx.Response(401, json={"message": "Unauthorized"}),
+        httpx.Response(422, json={"status": "error", "error": {"code": 422, "messages": ["x"]}}),
+        httpx.Response(503),
+        httpx.ReadTimeout("t"),
+        httpx.ConnectError("c"),
+        httpx.ConnectError("c"),
+        httpx.ConnectError("c"),
+        httpx.Response(500),
+        httpx.Response(429, headers={"Retry-After": "1"}),
+        httpx.Response(201, json={"status": "success", "data": {"id": "b"}}),
+        httpx.Response(201, json={"status": "success", "data": {"id": "b2"}}),
+    ]
+    client.channels.list()
+    for call in (
+        lambda: client.templates.get("t"),
+        lambda: client.broadcasts.send_direct(MSG, validate=False),
+        lambda: client.channels.list(),
+        lambda: client.channels.list(),
+        lambda: client.broadcasts.send_direct(MSG, validate=False),
+        lambda: client.broadcasts.send_direct({**MSG, "to_number": "x"}, validate=False),
+    ):
+        try:
+            call()
+        except QontakError as exc:
+            texts += [str(exc), repr(exc), repr(exc.__dict__)]
+    client.broadcasts.send_direct(MSG, validate=False)
+    try:
+        Qontak(client_id="id", env_file=None, client_secret=None)
+    except ConfigurationError as exc:
+        texts.append(str(exc))
+    api = QontakClient("id", CLIENT_SECRET, env_file=None)
+    texts += [repr(api), repr(api.client)]
+    texts += [r.getMessage() for r in caplog.records]
+    out = capsys.readouterr()
+    texts += [out.out, out.err]
+    blob = "\n".join(texts)
+    assert len(caplog.records) > 5  # logging was really on
+    assert CLIENT_SECRET not in blob
+    for request in server.requests:
+        signature = request.headers["authorization"].split('signature="')[1].rstrip('"')
+        assert signature not in blob
+
+
+def test_secret_cannot_be_pickled_out_by_repr() -> None:
+    client = Qontak("id", "pickle-canary-123", env_file=None)
+    assert "pickle-canary-123" not in repr(vars(client))
+    with pytest.raises(TypeError):
+        pickle.dumps(client)  # holds live connections; must not serialise credentials either
+    client.close()
+
+
+def test_redaction_helpers() -> None:
+    assert "[REDACTED]" in redact('Authorization: hmac username="a", signature="abc="')
+    assert mask_phone("to 6281234567890 ok") == "to 6281******890 ok"
+
+
+def test_phone_numbers_are_masked_at_info_level(
+    make_client, server: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="qontak")
+    server.replies = [httpx.Response(201, json={"status": "success", "data": {"id": "b"}})]
+    make_client().broadcasts.send_direct(MSG, validate=False)
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sent")]
+    assert sent and "6281******890" in sent[0] and "6281234567890" not in sent[0]
