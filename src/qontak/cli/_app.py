@@ -1,0 +1,116 @@
+"""The ``qontak`` typer app: global options, one-line usage errors, command registration."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
+
+from ._output import error_line
+from ._state import Env, State
+from .exit_codes import ExitCode
+
+__all__ = ["QontakGroup", "app"]
+
+
+class QontakGroup(TyperGroup):
+    """The root command group. Usage errors (unknown option, bad value, missing argument)
+    become one red line on stderr and exit code 2 instead of a usage box."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(
+                args=args,
+                prog_name=prog_name or "qontak",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(int(ExitCode.USAGE))
+        except UsageError as exc:
+            hint = ""
+            if exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            error_line(exc.format_message() + hint)
+            sys.exit(int(ExitCode.USAGE))
+        except ClickException as exc:
+            error_line(exc.format_message())
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            error_line("aborted")
+            sys.exit(130)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = typer.Typer(
+    name="qontak",
+    cls=QontakGroup,
+    help=(
+        "Send WhatsApp template messages through Qontak, preview them, follow their delivery, "
+        "and run a local sandbox.\n\n"
+        "Credentials: QONTAK_CLIENT_ID / QONTAK_CLIENT_SECRET (environment or .env). "
+        "Exit codes: 0 ok, 1 API error, 2 usage/validation, 3 auth, 4 rate limited, "
+        "5 outcome unknown."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable JSON (stable shapes).")
+    ] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="API root (default: QONTAK_BASE_URL, else --env)."),
+    ] = None,
+    env: Annotated[
+        Env | None,
+        typer.Option(
+            "--env",
+            help="production, staging or sandbox (default: QONTAK_ENV, else production). "
+            "With sandbox and no credentials set, the sandbox's own are used.",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and (redacted) request logs.")
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds per request (default 30).")
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option("--max-retries", help="Extra attempts for retryable failures (default 2)."),
+    ] = None,
+) -> None:
+    """Global options; they may also be given after the command name."""
+    st = ctx.obj if isinstance(ctx.obj, State) else State()
+    st.merge(
+        json=json_output,
+        base_url=base_url,
+        env=env.value if env is not None else None,
+        debug=debug,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+    ctx.obj = st

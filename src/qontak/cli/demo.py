@@ -1,0 +1,324 @@
+"""``qontak demo``: the whole documented flow, for every kind of template, on an embedded sandbox.
+
+It starts a sandbox in a background thread (short delivery delays), then for each kind (OTP,
+text with variables, image, document, video, CTA URL, CTA phone) walks: authorise → find
+template → find channel → map parameters → preview → send → read the log until ``read``.
+Without ``--serve`` it finishes in a few seconds; with ``--serve`` it keeps the sandbox
+running and prints the web inbox URL.
+
+JSON shape::
+
+    {"base_url": str, "inbox": str | null, "channel": Channel,
+     "results": [{"kind": str, "template": Template, "message": <wire JSON>, "preview": str,
+                  "broadcast": Broadcast, "statuses": [str, ...], "log": [BroadcastLogEntry],
+                  "final_status": str}]}
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from .. import messages
+from .._client import Qontak
+from ..models import BroadcastLogEntry, Channel, DirectMessage, Template
+from ..render import preview as render_preview
+from ._output import bubble, console, print_json, status_text
+from ._state import command, fail, state
+from .exit_codes import ExitCode
+from .sandbox import info_panel, parse_delays, sandbox_info
+
+__all__ = ["KINDS", "Kind", "register", "sample_pdf", "sample_png"]
+
+#: The demo's recipient (any valid Indonesian mobile number works in the sandbox).
+DEMO_NUMBER = "0812-3456-7890"
+DEMO_NAME = "Budi"
+_STEPS = {"pending": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+def sample_png(size: int = 48) -> bytes:
+    """A small green PNG (made here, so the demo needs no files and no network)."""
+    raw = b"".join(b"\x00" + bytes((37, 211, 102)) * size for _ in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))  # fmt: skip
+
+
+def sample_pdf() -> bytes:
+    """A one-page PDF saying "Invoice INV-2025-001"."""
+    stream = b"BT /F1 24 Tf 72 720 Td (Invoice INV-2025-001) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return out
+
+
+Builder = Callable[[Qontak, Template, Channel], tuple[DirectMessage, list[tuple[str, str]]]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of template message the demo sends: its label, seeded template and builder.
+
+    The builder returns the message and the parameter mapping to show (slot, value).
+    """
+
+    label: str
+    template: str
+    build: Builder
+
+
+def _otp(c: Qontak, t: Template, ch: Channel) -> tuple[DirectMessage, list[tuple[str, str]]]:
+    code = "482913"
+    msg = messages.otp(DEMO_NUMBER, code, template=t, channel=ch, name=DEMO_NAME)
+    return msg, [("body {{1}}", code), ("button 0 (copy code)", code)]
+
+
+def _text(c: Qontak, t: Template, ch: Channel) -> tuple[DirectMessage, list[tuple[str, str]]]:
+    values = {"name": DEMO_NAME, "product": "Sepatu Lari Pro"}
+    msg = messages.text(DEMO_NUMBER, values, template=t, channel=ch, name=DEMO_NAME)
+    return msg, [("body {{1}}", values["name"]), ("body {{2}}", values["product"])]
+
+
+def _image(c: Qontak, t: Template, ch: Channel) -> tuple[DirectMessage, list[tuple[str, str]]]:
+    uploaded = c.file_uploader.upload(sample_png(), filename="promo.png")
+    msg = messages.image(DEMO_NUMBER, uploaded.url, template=t, channel=ch, name=DEMO_NAME)
+    return msg, [("header IMAGE (uploaded)", uploaded.url)]
+
+
+def _document(c: Qontak, t: Template, ch: Channel) -> tuple[DirectMessage, list[tuple[str, str]]]:
+    uploaded = c.file_uploader.upload(sample_pdf(), filename="invoice.pdf")
+    msg = messages.document(
+        DEMO_NUMBER, uploaded.url, filename="INV-2025-001.pdf", template=t, channel=ch,
+        name=DEMO_NAME,
+    )  # fmt: skip
+    return msg, [("header DOCUMENT (uploaded)", uploaded.url), ("filename", "INV-2025-001.pdf")]
+
+
+def _video(c: Qontak, t: Template, ch: Channel) -> tuple[DirectMessage, list[tuple[str, str]]]:
+    url = (t.header.example if t.header and t.header.example else None) or (
+        "https://cdn.qontak.com/uploads/direct/videos/sandbox/product.mp4"
+    )
+    values = [DEMO_NAME, "Qontak", "Mekari"]
+    msg = messages.video(DEMO_NUMBER, url, template=t, channel=ch, variables=values,
+                         name=DEMO_NAME)  # fmt: skip
+    return msg, [("header VIDEO", url)] + [(f"body {{{{{i}}}}}", v) for i, v in
+                                           enumerate(values, 1)]  # fmt: skip
+
+
+def _cta_url(c: Qontak, t: Template, ch: Channel) -> tuple[DirectMessage, list[tuple[str, str]]]:
+    suffix = "fitur/personalisasi-report-sales"
+    msg = messages.cta_url(DEMO_NUMBER, suffix, template=t, channel=ch, name=DEMO_NAME)
+    return msg, [("button 0 URL suffix", suffix)]
+
+
+def _cta_phone(c: Qontak, t: Template, ch: Channel) -> tuple[DirectMessage, list[tuple[str, str]]]:
+    msg = messages.cta_phone(DEMO_NUMBER, template=t, channel=ch, name=DEMO_NAME)
+    return msg, [("(nothing: the call button is static)", "")]
+
+
+#: Every kind of template in the Node client's README, in the order the demo sends them.
+KINDS: tuple[Kind, ...] = (
+    Kind("OTP", "login_otp", _otp),
+    Kind("text with variables", "order_update", _text),
+    Kind("image", "promo_image", _image),
+    Kind("document", "invoice_document", _document),
+    Kind("video", "product_video", _video),
+    Kind("CTA URL", "cta_url", _cta_url),
+    Kind("CTA phone", "cta_phone", _cta_phone),
+)
+
+
+def _follow(
+    client: Qontak, broadcast_id: str, label: str, timeout: float, interval: float, quiet: bool
+) -> tuple[list[str], list[BroadcastLogEntry]]:
+    """Poll the log until read/failed; returns the statuses seen (in order) and the rows."""
+    seen: list[str] = []
+
+    def note(rows: list[BroadcastLogEntry]) -> None:
+        for r in rows:
+            if r.status and (not seen or seen[-1] != r.status):
+                seen.append(r.status)
+
+    if quiet:
+        rows = client.broadcasts.wait(broadcast_id, timeout=timeout, interval=interval,
+                                      on_update=note)  # fmt: skip
+        return seen, rows
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<22}"),
+        BarColumn(bar_width=24),
+        TextColumn("{task.fields[status]}"),
+        console=console(),
+    )
+    with progress:
+        task = progress.add_task(label, total=3, status="pending")
+
+        def update(rows: list[BroadcastLogEntry]) -> None:
+            note(rows)
+            status = rows[0].status if rows else "pending"
+            progress.update(
+                task, completed=_STEPS.get(status or "", 3), status=" → ".join(seen) or status
+            )
+
+        rows = client.broadcasts.wait(broadcast_id, timeout=timeout, interval=interval,
+                                      on_update=update)  # fmt: skip
+    return seen, rows
+
+
+def run_demo(
+    client: Qontak, *, quiet: bool, timeout: float, interval: float
+) -> tuple[Channel, list[dict[str, Any]]]:
+    """Walk every kind against ``client``; returns the channel and one result per kind."""
+    out = console()
+    say: Callable[[str], None] = (lambda _text: None) if quiet else (
+        lambda text: out.print(text, highlight=False))  # fmt: skip
+    channels = client.channels.list()
+    say(f"[green]✔[/green] authorise: HMAC signature accepted ({client.base_url})")
+    channel = channels[0]
+    say(f"[green]✔[/green] find channel: {channel.id} · {channel.account_name} · "
+        f"{channel.phone_number}")  # fmt: skip
+    results: list[dict[str, Any]] = []
+    for n, kind in enumerate(KINDS, 1):
+        if not quiet:
+            out.print(Rule(f"{n}/{len(KINDS)} {kind.label}", style="cyan"))
+        template = client.templates.find(kind.template, language="id")
+        say(f"[green]✔[/green] find template: {template.name} ({template.language}) "
+            f"{template.id} · {template.category}")  # fmt: skip
+        message, mapping = kind.build(client, template, channel)
+        if not quiet:
+            table = Table.grid(padding=(0, 2))
+            for slot, value in mapping:
+                table.add_row(Text(slot, style="dim"), Text(value, style="bold cyan"))
+            out.print("[green]✔[/green] map parameters:")
+            out.print(table)
+            out.print(bubble(template, message, title=f"preview: {kind.label}"))
+        broadcast = client.broadcasts.send_direct(message)
+        say(f"[green]✔[/green] send: broadcast id [bold]{broadcast.id}[/bold]")
+        seen, rows = _follow(client, broadcast.id, kind.label, timeout, interval, quiet)
+        final = rows[0].status if rows else "unknown"
+        say(f"[green]✔[/green] read the log: {' → '.join(seen)}")
+        results.append(
+            {
+                "kind": kind.label,
+                "template": template.to_dict(),
+                "message": message.to_wire(),
+                "preview": render_preview(template, message),
+                "broadcast": broadcast.to_dict(),
+                "statuses": seen,
+                "log": [r.to_dict() for r in rows],
+                "final_status": final,
+            }
+        )
+    return channel, results
+
+
+def _summary(results: list[dict[str, Any]]) -> Table:
+    table = Table(title="Demo summary", title_justify="left")
+    for column in ("Kind", "Template", "Broadcast id", "Status"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(r["kind"], r["template"]["name"], r["broadcast"]["id"],
+                      status_text(r["final_status"]))  # fmt: skip
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``demo`` to ``app``."""
+
+    @app.command("demo")
+    @command
+    def demo(
+        serve: Annotated[
+            bool, typer.Option("--serve", help="Keep the sandbox running and print the inbox URL.")
+        ] = False,
+        port: Annotated[
+            int, typer.Option("--port", help="Sandbox port (default: a free one).")
+        ] = 0,
+        delays: Annotated[
+            str, typer.Option("--delays", help="Seconds to sent,delivered,read.")
+        ] = "0.25,0.5,0.75",
+    ) -> None:
+        """Send every kind of template through an embedded sandbox and watch each reach read.
+
+        JSON: {"base_url", "inbox", "channel", "results": [{"kind", "template", "message",
+        "preview", "broadcast", "statuses", "log", "final_status"}]}.
+        """
+        from ..sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
+
+        st = state()
+        sandbox = Sandbox(delivery_delays=parse_delays(delays), faults=FaultConfig())
+        out = console()
+        started = time.monotonic()
+        try:
+            with sandbox.run_in_thread(port=port) as url:
+                info = sandbox_info(url)
+                if not st.json:
+                    out.print(Rule("qontak demo: every template kind, end to end", style="bold"))
+                    out.print(f"sandbox running at {info['base_url']}", highlight=False)
+                with Qontak(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, base_url=url,
+                            env_file=None) as client:  # fmt: skip
+                    channel, results = run_demo(client, quiet=st.json, timeout=30.0,
+                                                interval=0.12)  # fmt: skip
+                not_read = [r["kind"] for r in results if r["final_status"] != "read"]
+                if st.json:
+                    print_json(
+                        {
+                            "base_url": info["base_url"],
+                            "inbox": info["inbox"] if serve else None,
+                            "channel": channel.to_dict(),
+                            "results": results,
+                        }
+                    )
+                else:
+                    out.print(_summary(results))
+                    elapsed = time.monotonic() - started
+                    out.print(f"[bold green]{len(results)} kinds sent and read[/bold green] "
+                              f"in {elapsed:.1f}s", highlight=False)  # fmt: skip
+                if not_read:
+                    fail(f"not read: {', '.join(not_read)}", ExitCode.API_ERROR)
+                if serve:
+                    if not st.json:
+                        out.print(info_panel(info, "Sandbox still running"))
+                        out.print(f"Open the inbox: {info['inbox']}  (Ctrl-C to stop)",
+                                  highlight=False)  # fmt: skip
+                    threading.Event().wait()
+                elif not st.json:
+                    out.print(
+                        "Run [bold]qontak demo --serve[/bold] to see these messages in the web "
+                        "inbox; repeat any with [bold]qontak send[/bold]."
+                    )
+        finally:
+            sandbox.close()

@@ -1,0 +1,181 @@
+"""``qontak doctor``: is this machine set up to talk to Qontak? Says plainly what is wrong.
+
+Checks, in order (later checks are skipped when an earlier one makes them meaningless):
+
+1. ``configuration``: credentials and base URL resolve (names the missing variable);
+2. ``reachability``: the API host answers HTTP at all;
+3. ``clock``: local time vs the server's ``Date`` header (HMAC signatures are only accepted
+   within ±300 s; more than 30 s is a warning);
+4. ``credentials``: a signed request (``GET /integrations``) is accepted.
+
+JSON shape: ``{"ok": bool, "base_url": str | null, "checks": [{"name": str,
+"status": "ok" | "warn" | "fail" | "skipped", "detail": str}]}``. Exit code: 0 when every
+check passes (warnings allowed), else the code of the first failure (2 configuration,
+1 unreachable or clock, 3 credentials rejected, 4 rate limited).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import typer
+from rich.text import Text
+
+from ..errors import APIStatusError, AuthenticationError, PermissionDeniedError, QontakError
+from ._output import console, print_json
+from ._state import command, state
+from .exit_codes import ExitCode, exit_code_for
+
+__all__ = ["Check", "clock_skew", "register"]
+
+#: Qontak rejects signatures whose Date is further than this from its clock.
+CLOCK_WINDOW_SECONDS = 300.0
+#: Skew above this is worth a warning.
+CLOCK_WARN_SECONDS = 30.0
+
+
+@dataclass
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    status: str
+    detail: str
+    code: ExitCode = ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (without the exit code)."""
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+def clock_skew(date_header: str | None, local: float) -> float | None:
+    """Seconds the local clock is ahead of the server's (negative: behind); None if unknown."""
+    if not date_header:
+        return None
+    try:
+        server = parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return local - server
+
+
+def _mask(client_id: str) -> str:
+    return client_id[:4] + "…" if len(client_id) > 8 else client_id
+
+
+def _run_checks() -> tuple[list[Check], str | None]:
+    st = state()
+    checks: list[Check] = []
+    try:
+        client = st.client()
+    except QontakError as exc:
+        checks.append(Check("configuration", "fail", str(exc), exit_code_for(exc)))
+        for name in ("reachability", "clock", "credentials"):
+            checks.append(Check(name, "skipped", "configuration is incomplete"))
+        return checks, None
+    base_url = client.base_url
+    with client:
+        checks.append(
+            Check(
+                "configuration",
+                "ok",
+                f"client id {_mask(client.settings.client_id)}, secret set, {base_url}",
+            )
+        )
+        date_header: str | None = None
+        local = time.time()
+        try:
+            with httpx.Client(timeout=st.timeout or 10.0) as http:
+                started = time.time()
+                resp = http.get(base_url + "/integrations")
+                local = (started + time.time()) / 2
+            date_header = resp.headers.get("date")
+            checks.append(Check("reachability", "ok", f"HTTP {resp.status_code} from {base_url}"))
+        except httpx.HTTPError as exc:
+            checks.append(
+                Check(
+                    "reachability",
+                    "fail",
+                    f"cannot reach {base_url}: {type(exc).__name__} {exc}".strip(),
+                    ExitCode.API_ERROR,
+                )
+            )
+            checks.append(Check("clock", "skipped", "server not reachable"))
+            checks.append(Check("credentials", "skipped", "server not reachable"))
+            return checks, base_url
+        skew = clock_skew(date_header, local)
+        if skew is None:
+            checks.append(Check("clock", "warn", "the server sent no Date header to compare"))
+        elif abs(skew) > CLOCK_WINDOW_SECONDS:
+            side = "ahead of" if skew > 0 else "behind"
+            checks.append(
+                Check(
+                    "clock",
+                    "fail",
+                    f"local clock is {abs(skew):.0f}s {side} the server; signatures are only "
+                    f"accepted within ±{CLOCK_WINDOW_SECONDS:.0f}s: fix the system time (NTP)",
+                    ExitCode.API_ERROR,
+                )
+            )
+        elif abs(skew) > CLOCK_WARN_SECONDS:
+            checks.append(Check("clock", "warn", f"local clock differs by {skew:+.0f}s"))
+        else:
+            checks.append(Check("clock", "ok", f"skew {skew:+.1f}s (limit ±300s)"))
+        try:
+            channels = client.with_options(max_retries=0).channels.list()
+            checks.append(
+                Check("credentials", "ok", f"accepted; {len(channels)} WhatsApp channel(s)")
+            )
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            hint = (
+                "check QONTAK_CLIENT_ID / QONTAK_CLIENT_SECRET and the clock"
+                if isinstance(exc, AuthenticationError)
+                else "the application lacks the qontak-chat scope"
+            )
+            checks.append(
+                Check("credentials", "fail", f"rejected ({exc.status_code}): {hint}", ExitCode.AUTH)
+            )
+        except (APIStatusError, QontakError) as exc:
+            checks.append(Check("credentials", "fail", str(exc), exit_code_for(exc)))
+    return checks, base_url
+
+
+_MARKS = {"ok": ("✔", "green"), "warn": ("!", "yellow"), "fail": ("✘", "red"),
+          "skipped": ("-", "dim")}  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``doctor`` to ``app``."""
+
+    @app.command("doctor")
+    @command
+    def doctor() -> None:
+        """Check configuration, reachability, clock skew and that the credentials work.
+
+        JSON: {"ok": bool, "base_url": str|null, "checks": [{"name", "status", "detail"}]}.
+        """
+        st = state()
+        checks, base_url = _run_checks()
+        failed = [c for c in checks if c.status == "fail"]
+        if st.json:
+            print_json(
+                {"ok": not failed, "base_url": base_url, "checks": [c.to_dict() for c in checks]}
+            )
+        else:
+            out = console()
+            for c in checks:
+                mark, style = _MARKS[c.status]
+                line = Text(f"{mark} {c.name:<14}", style=style)
+                line.append(c.detail, style="" if c.status != "fail" else "red")
+                out.print(line, soft_wrap=True)
+            out.print(
+                Text("all good", style="bold green")
+                if not failed
+                else Text(f"{len(failed)} problem(s) found", style="bold red")
+            )
+        if failed:
+            raise typer.Exit(int(failed[0].code))

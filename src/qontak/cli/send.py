@@ -1,0 +1,480 @@
+"""``qontak send`` and ``qontak preview``: build a message from flags, check it against its
+template, show it, and (for ``send``) send it and optionally follow its delivery.
+
+The message is built with the SDK's builders (:mod:`qontak.messages`) chosen by the template's
+kind, so the JSON is exactly what the SDK would send:
+
+- AUTHENTICATION: ``messages.otp`` (the code, ``--var 1=CODE``, also fills button 0)
+- IMAGE / VIDEO / DOCUMENT header: ``messages.image`` / ``video`` / ``document``
+- a dynamic URL button: ``messages.cta_url`` (``--button N=SUFFIX``)
+- static buttons only: ``messages.cta_phone``; otherwise ``messages.text``
+
+JSON shapes:
+
+- ``send``: ``{"broadcast": Broadcast, "message": <wire JSON>}`` plus ``"log": [BroadcastLogEntry]``
+  and ``"final": bool`` with ``--wait``.
+- ``send --dry-run``: ``{"dry_run": true, "message": <wire JSON>, "template": Template,
+  "preview": "<text>", "problems": ["field: reason", ...]}``; nothing is sent.
+- ``preview``: ``{"message": <wire JSON>, "template": Template, "preview": "<text>",
+  "problems": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .. import messages
+from .._client import Qontak
+from ..errors import ValidationError
+from ..models import (
+    MEDIA_FORMATS,
+    BodyParameter,
+    BroadcastLogEntry,
+    ButtonParameter,
+    Channel,
+    DirectMessage,
+    Template,
+)
+from ..render import preview as render_preview
+from ..resources.broadcasts import coerce_message
+from ..validation import check_message, normalize_phone
+from ._output import bubble, console, log_table, print_json, status_text, warn_line
+from ._state import command, fail, state
+from .channels import pick_channel
+from .exit_codes import ExitCode
+from .templates import resolve_template
+
+__all__ = ["MessageArgs", "build_message", "register", "wait_for_log"]
+
+# --- shared options (send and preview take the same ones) -----------------------------------------
+
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="Recipient number, e.g. 0812-3456-7890 or +62812…")
+]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Recipient name (default: number).")]
+TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Template name or id.")]
+LanguageOpt = Annotated[
+    str | None, typer.Option("--language", "-l", help="Template language (when several).")
+]
+ChannelOpt = Annotated[
+    str | None,
+    typer.Option("--channel", help="Channel id or phone number (default: the only channel)."),
+]
+VarOpt = Annotated[
+    list[str] | None,
+    typer.Option("--var", "-v", help="Body variable KEY=VALUE, e.g. --var 1=Budi (repeatable)."),
+]
+ImageOpt = Annotated[
+    str | None, typer.Option("--header-image", help="Header image: URL or local file.")
+]
+VideoOpt = Annotated[
+    str | None, typer.Option("--header-video", help="Header video: URL or local file.")
+]
+DocumentOpt = Annotated[
+    str | None, typer.Option("--header-document", help="Header document (PDF): URL or file.")
+]
+FilenameOpt = Annotated[
+    str | None, typer.Option("--filename", help="File name shown for header media.")
+]
+ButtonOpt = Annotated[
+    list[str] | None,
+    typer.Option("--button", "-b", help="Button value INDEX=VALUE, e.g. --button 0=track/123."),
+]
+PayloadOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--payload",
+        help="The whole message (or just its 'parameters') as JSON, or @file.json.",
+    ),
+]
+
+
+@dataclass
+class MessageArgs:
+    """The message-building flags of ``send`` and ``preview``."""
+
+    to: str | None = None
+    name: str | None = None
+    template: str | None = None
+    language: str | None = None
+    channel: str | None = None
+    variables: list[str] = field(default_factory=list)
+    header_image: str | None = None
+    header_video: str | None = None
+    header_document: str | None = None
+    filename: str | None = None
+    buttons: list[str] = field(default_factory=list)
+    payload: str | None = None
+
+
+@dataclass
+class Built:
+    """A message ready to show or send, with its template and any local file to upload."""
+
+    message: DirectMessage
+    template: Template
+    upload: Path | None = None
+
+
+def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"{flag}: expected KEY=VALUE, got {item!r}")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def _load_payload(text: str) -> dict[str, Any]:
+    raw = text
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            fail(f"--payload: no such file: {path}")
+        raw = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        fail(f"--payload: not valid JSON ({exc})")
+    if not isinstance(data, dict):
+        fail("--payload: expected a JSON object")
+    return data
+
+
+def _media(args: MessageArgs) -> tuple[str, str] | None:
+    given = [
+        (kind, value)
+        for kind, value in (
+            ("IMAGE", args.header_image),
+            ("VIDEO", args.header_video),
+            ("DOCUMENT", args.header_document),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        fail("give only one of --header-image, --header-video, --header-document")
+    return given[0] if given else None
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _resolve(client: Qontak, args: MessageArgs) -> tuple[Template, Channel]:
+    if not args.template:
+        fail("--template is required (a template name or id; see 'qontak templates')")
+    template = resolve_template(client, args.template, args.language)
+    channel = pick_channel(list(client.channels.list()), args.channel)
+    return template, channel
+
+
+def build_message(client: Qontak, args: MessageArgs, *, upload: bool) -> Built:
+    """Resolve template and channel, and build the message the flags describe.
+
+    A local file given as header media is uploaded first when ``upload`` is true; otherwise
+    (``--dry-run``, ``preview``) its URL is a ``file://`` placeholder.
+    """
+    if args.payload:
+        return _from_payload(client, args)
+    if not args.to:
+        fail("--to is required (the recipient's phone number)")
+    template, channel = _resolve(client, args)
+    body = [BodyParameter(key=k, value_text=v, value=k) for k, v in _pairs(args.variables, "--var")]
+    buttons = _pairs(args.buttons, "--button")
+    media = _media(args)
+    local: Path | None = None
+    url = ""
+    if media is not None:
+        kind, source = media
+        if template.header_format not in MEDIA_FORMATS:
+            raise ValidationError(
+                "parameters.header", f"template {template.name!r} has no {kind} header"
+            )
+        if _is_url(source):
+            url = source
+        else:
+            local = Path(source)
+            if not local.is_file():
+                fail(f"--header-{kind.lower()}: not a URL and no such file: {source}")
+            if upload:
+                uploaded = client.file_uploader.upload(local)
+                url = uploaded.url
+            else:
+                url = local.resolve().as_uri()
+    common: dict[str, Any] = {
+        "template": template,
+        "channel": channel,
+        "name": args.name,
+        "language": template.language,
+    }
+    filename = args.filename or (local.name if local is not None else None)
+    message = _by_kind(args.to, template, body, buttons, media, url, filename, common)
+    return Built(message=message, template=template, upload=local)
+
+
+def _by_kind(
+    to: str,
+    template: Template,
+    body: list[BodyParameter],
+    buttons: list[tuple[str, str]],
+    media: tuple[str, str] | None,
+    url: str,
+    filename: str | None,
+    common: dict[str, Any],
+) -> DirectMessage:
+    button_params = [ButtonParameter(index=i, type="url", value=v) for i, v in buttons]
+    if (template.category or "").upper() == "AUTHENTICATION" and len(body) == 1 and not buttons:
+        return messages.otp(to, body[0].value_text, **common)
+    if media is not None:
+        kind = media[0]
+        builder = {"IMAGE": messages.image, "VIDEO": messages.video}.get(kind, messages.document)
+        return builder(to, url, filename=filename, variables=body, buttons=button_params or (
+            () if kind == "IMAGE" else None), **common)  # fmt: skip
+    dynamic = [i for i, b in enumerate(template.buttons) if b.is_dynamic]
+    if len(buttons) == 1 and dynamic and buttons[0][0] == str(dynamic[0]):
+        return messages.cta_url(to, buttons[0][1], variables=body, index=dynamic[0], **common)
+    if buttons:
+        return messages.template_message(to, variables=body, buttons=button_params, **common)
+    if template.buttons:
+        return messages.cta_phone(to, variables=body, **common)
+    return messages.text(to, body, **common)
+
+
+def _from_payload(client: Qontak, args: MessageArgs) -> Built:
+    conflicting = [
+        flag
+        for flag, value in (
+            ("--var", args.variables),
+            ("--button", args.buttons),
+            ("--header-image", args.header_image),
+            ("--header-video", args.header_video),
+            ("--header-document", args.header_document),
+        )
+        if value
+    ]
+    if conflicting:
+        fail(f"--payload cannot be combined with {', '.join(conflicting)}")
+    data = _load_payload(args.payload or "")
+    if "to_number" not in data and set(data) <= {"header", "body", "buttons"}:
+        data = {"parameters": data}
+    if args.to:
+        data["to_number"] = args.to
+    if args.name:
+        data["to_name"] = args.name
+    if args.template or "message_template_id" not in data:
+        template, channel = _resolve(client, args)
+        data["message_template_id"] = template.id
+        data.setdefault("language", {"code": template.language})
+    else:
+        template = client.templates.get(str(data["message_template_id"]))
+        channel = None
+    if args.channel or "channel_integration_id" not in data:
+        channel = channel or pick_channel(list(client.channels.list()), args.channel)
+        data["channel_integration_id"] = channel.id
+    if "to_number" not in data:
+        fail("--to is required (the payload has no to_number)")
+    data.setdefault("to_name", args.name or data["to_number"])
+    data.setdefault("language", {"code": template.language})
+    message = coerce_message(data)
+    message.to_number = normalize_phone(message.to_number, client.default_region)
+    return Built(message=message.with_template(template), template=template)
+
+
+def _problems(built: Built) -> list[str]:
+    return [str(p) for p in check_message(built.message, built.template)]
+
+
+def _show(built: Built, title: str) -> None:
+    out = console()
+    out.print(bubble(built.template, built.message, title=title))
+
+
+def _show_json_message(built: Built) -> None:
+    out = console()
+    out.print("[bold]JSON[/bold] POST /broadcasts/whatsapp/direct")
+    typer.echo(built.message.to_json(indent=2))
+
+
+def wait_for_log(
+    client: Qontak, broadcast_id: str, *, timeout: float, interval: float, quiet: bool
+) -> list[BroadcastLogEntry]:
+    """Poll the broadcast log until every row is read or failed (or ``timeout`` passes),
+    showing a spinner with the latest status unless ``quiet``."""
+    if quiet:
+        return client.broadcasts.wait(broadcast_id, timeout=timeout, interval=interval)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(f"broadcast {broadcast_id}", status="waiting", total=None)
+
+        def update(rows: list[BroadcastLogEntry]) -> None:
+            text = ", ".join(status_text(r.status).plain for r in rows) or "no log yet"
+            progress.update(task, status=text)
+
+        rows = client.broadcasts.wait(
+            broadcast_id, timeout=timeout, interval=interval, on_update=update
+        )
+        progress.update(task, completed=1, total=1)
+    return rows
+
+
+def _args(**kwargs: Any) -> MessageArgs:
+    kwargs["variables"] = kwargs.pop("variables") or []
+    kwargs["buttons"] = kwargs.pop("buttons") or []
+    return MessageArgs(**kwargs)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``send`` and ``preview`` to ``app``."""
+
+    @app.command("send")
+    @command
+    def send(
+        to: ToOpt = None,
+        name: NameOpt = None,
+        template: TemplateOpt = None,
+        language: LanguageOpt = None,
+        channel: ChannelOpt = None,
+        var: VarOpt = None,
+        header_image: ImageOpt = None,
+        header_video: VideoOpt = None,
+        header_document: DocumentOpt = None,
+        filename: FilenameOpt = None,
+        button: ButtonOpt = None,
+        payload: PayloadOpt = None,
+        dry_run: Annotated[
+            bool,
+            typer.Option("--dry-run", help="Show the preview and the exact JSON; send nothing."),
+        ] = False,
+        wait: Annotated[
+            bool, typer.Option("--wait", help="Follow the log until read or failed.")
+        ] = False,
+        wait_timeout: Annotated[
+            float, typer.Option("--wait-timeout", help="Seconds --wait waits at most.")
+        ] = 120.0,
+        interval: Annotated[
+            float, typer.Option("--interval", help="Seconds between log polls.")
+        ] = 1.0,
+    ) -> None:
+        """Send one template message (validated against its template first).
+
+        JSON: {"broadcast": Broadcast, "message": wire JSON} (+ "log", "final" with --wait);
+        with --dry-run {"dry_run": true, "message", "template", "preview", "problems"}.
+        """
+        st = state()
+        args = _args(to=to, name=name, template=template, language=language, channel=channel,
+                     variables=var, header_image=header_image, header_video=header_video,
+                     header_document=header_document, filename=filename, buttons=button,
+                     payload=payload)  # fmt: skip
+        with st.client() as client:
+            built = build_message(client, args, upload=not dry_run)
+            problems = _problems(built)
+            if dry_run:
+                if st.json:
+                    print_json(
+                        {
+                            "dry_run": True,
+                            "message": built.message.to_wire(),
+                            "template": built.template.to_dict(),
+                            "preview": render_preview(built.template, built.message),
+                            "problems": problems,
+                        }
+                    )
+                else:
+                    _show(built, "preview (dry run: nothing sent)")
+                    _show_json_message(built)
+                    if built.upload is not None:
+                        warn_line(f"{built.upload} would be uploaded first; its URL is a stand-in")
+                if problems:
+                    fail("; ".join(problems), ExitCode.USAGE)
+                return
+            if problems:
+                fail("; ".join(problems), ExitCode.USAGE)
+            broadcast = client.broadcasts.send_direct(built.message)
+            result: dict[str, Any] = {
+                "broadcast": broadcast.to_dict(),
+                "message": built.message.to_wire(),
+            }
+            if not st.json:
+                _show(built, f"sent to {built.message.to_number}")
+                console().print(f"broadcast id: [bold]{broadcast.id}[/bold]")
+            if not wait:
+                if st.json:
+                    print_json(result)
+                return
+            rows = wait_for_log(
+                client, broadcast.id, timeout=wait_timeout, interval=interval, quiet=st.json
+            )
+        final = bool(rows) and all(r.is_final for r in rows)
+        if st.json:
+            result["log"] = [r.to_dict() for r in rows]
+            result["final"] = final
+            print_json(result)
+        else:
+            console().print(log_table(rows, title=f"Broadcast {broadcast.id}"))
+            if not final:
+                warn_line(
+                    f"no final status after {wait_timeout:g}s; check 'qontak log {broadcast.id}'"
+                )
+        if any(r.status == "failed" for r in rows):
+            failed = next(r for r in rows if r.status == "failed")
+            fail(f"delivery failed: {failed.whatsapp_error_message or 'unknown error'}",
+                 ExitCode.API_ERROR)  # fmt: skip
+
+    @app.command("preview")
+    @command
+    def preview(
+        to: ToOpt = None,
+        name: NameOpt = None,
+        template: TemplateOpt = None,
+        language: LanguageOpt = None,
+        channel: ChannelOpt = None,
+        var: VarOpt = None,
+        header_image: ImageOpt = None,
+        header_video: VideoOpt = None,
+        header_document: DocumentOpt = None,
+        filename: FilenameOpt = None,
+        button: ButtonOpt = None,
+        payload: PayloadOpt = None,
+    ) -> None:
+        """Show the message as the recipient will see it (header, body with values, footer,
+        buttons). Takes the same arguments as send; nothing is sent or uploaded.
+
+        JSON: {"message": wire JSON, "template": Template, "preview": text, "problems": [...]}.
+        """
+        st = state()
+        args = _args(to=to or "6281234567890", name=name, template=template, language=language,
+                     channel=channel, variables=var, header_image=header_image,
+                     header_video=header_video, header_document=header_document,
+                     filename=filename, buttons=button, payload=payload)  # fmt: skip
+        if payload and not to:
+            args.to = None
+        with st.client() as client:
+            built = build_message(client, args, upload=False)
+        problems = _problems(built)
+        if st.json:
+            print_json(
+                {
+                    "message": built.message.to_wire(),
+                    "template": built.template.to_dict(),
+                    "preview": render_preview(built.template, built.message),
+                    "problems": problems,
+                }
+            )
+            return
+        _show(built, f"to {built.message.to_name} ({built.message.to_number})")
+        for problem in problems:
+            warn_line(problem)

@@ -1,0 +1,127 @@
+"""``qontak templates`` (a table, with filters) and ``qontak templates show NAME|ID``.
+
+JSON shapes: ``templates`` prints a list of :class:`qontak.Template` objects
+(``Template.to_dict()``); ``templates show`` prints one Template object.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .._client import Qontak
+from ..errors import NotFoundError, ValidationError
+from ..models import Template
+from ..resources.templates import pick_template
+from ._output import console, print_json, template_panel, templates_table
+from ._state import command, state
+
+__all__ = ["register", "resolve_template"]
+
+
+def resolve_template(client: Qontak, ref: str, language: str | None) -> Template:
+    """The template named or identified by ``ref`` (in ``language`` when given).
+
+    A name that exists in several languages needs ``language``; the error says which exist.
+    """
+    templates = list(client.templates.iter())
+    for t in templates:
+        if t.id == ref:
+            if language is not None and t.language.lower() != language.lower():
+                raise ValidationError(
+                    "language", f"template {ref} is in {t.language!r}, not {language!r}"
+                )
+            return t
+    if any(t.name == ref for t in templates):
+        return pick_template(templates, ref, language)
+    try:
+        return client.templates.get(ref)
+    except NotFoundError:
+        raise ValidationError("template", f"no template with name or id {ref!r}") from None
+
+
+def _matches(t: Template, status: str | None, category: str | None, language: str | None) -> bool:
+    if status and (t.status or "").upper() != status.upper():
+        return False
+    if category and (t.category or "").upper() != category.upper():
+        return False
+    return not (language and t.language.lower() != language.lower())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``templates`` and ``templates show`` to ``app``."""
+    group = typer.Typer(
+        help="WhatsApp templates: list them, or show one with its placeholders.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+    app.add_typer(group, name="templates")
+
+    @group.callback(invoke_without_command=True)
+    @command
+    def templates(
+        ctx: typer.Context,
+        status: Annotated[
+            str | None, typer.Option("--status", help="APPROVED, PENDING or REJECTED.")
+        ] = None,
+        category: Annotated[
+            str | None,
+            typer.Option("--category", help="AUTHENTICATION, MARKETING or UTILITY."),
+        ] = None,
+        language: Annotated[
+            str | None, typer.Option("--language", help="Language code, e.g. id or en.")
+        ] = None,
+        search: Annotated[
+            str | None, typer.Option("--search", help="Text the template name contains.")
+        ] = None,
+    ) -> None:
+        """List templates (name, language, category, status, header, variables, buttons).
+
+        JSON: a list of Template objects.
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        st = state()
+        with st.client() as client:
+            found = client.templates.iter(query=search, status=status, category=category)
+            items = [t for t in found if _matches(t, status, category, language)]
+        if search:
+            items = [t for t in items if search.lower() in t.name.lower()]
+        if st.json:
+            print_json([t.to_dict() for t in items])
+            return
+        if not items:
+            console().print("No templates match.")
+            return
+        console().print(templates_table(items))
+
+    @group.command("show")
+    @command
+    def show(
+        template: Annotated[str, typer.Argument(help="Template name or id.")],
+        language: Annotated[
+            str | None,
+            typer.Option("--language", help="Language, when the name exists in several."),
+        ] = None,
+    ) -> None:
+        """Show one template with its placeholders marked ⟨{{1}}⟩.
+
+        JSON: one Template object.
+        """
+        st = state()
+        with st.client() as client:
+            tpl = resolve_template(client, template, language)
+        if st.json:
+            print_json(tpl.to_dict())
+            return
+        out = console()
+        out.print(template_panel(tpl))
+        out.print(f"id: {tpl.id}", highlight=False)
+        slots = [f"body {{{{{p}}}}}" for p in tpl.body_placeholders]
+        if tpl.header_format in ("IMAGE", "VIDEO", "DOCUMENT"):
+            flag = f"--header-{tpl.header_format.lower()}"
+            slots.insert(0, f"header {tpl.header_format} ({flag} URL|FILE)")
+        slots += [f"button {i} (--button {i}=VALUE)" for i, b in enumerate(tpl.buttons)
+                  if b.is_dynamic]  # fmt: skip
+        out.print("to fill: " + (", ".join(slots) if slots else "nothing"), highlight=False)
