@@ -140,8 +140,8 @@ def log_table(rows: Sequence[BroadcastLogEntry], title: str | None = None) -> Ta
     """Per-recipient delivery status, with WhatsApp's error text for failures."""
     table = _table(title, "Phone", "Name", "Status", "WhatsApp message id", "Error", "Created")
     for row in rows:
-        error = row.whatsapp_error_message or ""
-        if row.error_code is not None:
+        error = row.whatsapp_error_message or "" if row.status == "failed" else ""
+        if row.status == "failed" and row.error_code is not None:
             error = f"{row.error_code}: {error}" if error else str(row.error_code)
         table.add_row(
             row.contact_phone_number or "",

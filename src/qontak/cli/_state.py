@@ -12,6 +12,7 @@ import functools
 import inspect
 import os
 import traceback
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -164,7 +165,14 @@ def command(func: F) -> F:
     """Wrap a command: accept the global options after the command name, run it, and turn
     any error into one line on stderr plus the documented exit code."""
     signature = inspect.signature(func)
-    params = list(signature.parameters.values())
+    hints = typing.get_type_hints(func, include_extras=True)
+    # The command's own Context parameters are filled from ours (typer fills only one).
+    own_ctx = [name for name, hint in hints.items() if hint is typer.Context]
+    params = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+        if p.name not in own_ctx
+    ]
     params.append(
         inspect.Parameter(_CTX_PARAM, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     )
@@ -177,7 +185,10 @@ def command(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        st = _root_state(kwargs.pop(_CTX_PARAM))
+        ctx = kwargs.pop(_CTX_PARAM)
+        for name in own_ctx:
+            kwargs[name] = ctx
+        st = _root_state(ctx)
         _current[:] = [st]
         env = kwargs.pop("env_opt")
         st.merge(
@@ -200,7 +211,7 @@ def command(func: F) -> F:
             raise typer.Exit(int(exit_code_for(exc))) from None
 
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    annotations = dict(getattr(func, "__annotations__", {}))
+    annotations = {k: v for k, v in hints.items() if k not in own_ctx}
     annotations.update({name: annotation for name, annotation, _ in _GLOBAL_PARAMS})
     annotations[_CTX_PARAM] = typer.Context
     wrapper.__annotations__ = annotations

@@ -475,6 +475,9 @@ def register(app: typer.Typer) -> None:
                 }
             )
             return
-        _show(built, f"to {built.message.to_name} ({built.message.to_number})")
+        who = built.message.to_number
+        if built.message.to_name != who:
+            who = f"{built.message.to_name} ({who})"
+        _show(built, f"to {who}")
         for problem in problems:
             warn_line(problem)

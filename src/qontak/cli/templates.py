@@ -34,7 +34,11 @@ def resolve_template(client: Qontak, ref: str, language: str | None) -> Template
                 )
             return t
     if any(t.name == ref for t in templates):
-        return pick_template(templates, ref, language)
+        try:
+            return pick_template(templates, ref, language)
+        except ValidationError as exc:
+            reason = exc.reason.replace("pass language= to choose", "choose one with --language")
+            raise ValidationError(exc.field, reason) from None
     try:
         return client.templates.get(ref)
     except NotFoundError:
