@@ -240,6 +240,7 @@
       title: STATUS_TEXT[s]
     });
     var name = { pending: "clock", sent: "check", delivered: "dblcheck", read: "dblcheck", failed: "alert" }[s];
+    wrap.setAttribute("data-icon", name);
     wrap.appendChild(icon(name));
     return wrap;
   }
