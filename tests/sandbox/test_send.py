@@ -1,4 +1,4 @@
-"""Direct sends: every documented example is accepted and read; every bad one gets Qontak's error."""
+"""Direct sends: documented examples are accepted and read; bad ones get Qontak's error."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ from ._config import (
     SandboxConfig,
 )
 from ._delivery import MAGIC_ERRORS, WhatsAppError
-from ._faults import API_PREFIX, DroppedConnection
+from ._faults import API_PREFIX, DroppedConnection, quiet_dropped_connections
 from ._sandbox import DEFAULT_ORGANIZATION_ID, Sandbox
 from ._signature import compute_signature
 from ._transport import SyncASGITransport
@@ -135,4 +135,5 @@ def serve(
         if delivery_delays is not None:
             config = replace(config, delivery_delays=delivery_delays)
         sandbox = Sandbox(config)
+    quiet_dropped_connections()
     uvicorn.run(sandbox.app, host=host, port=port, log_level=log_level, lifespan="on")

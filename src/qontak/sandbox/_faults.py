@@ -22,6 +22,7 @@ process, so both paths look to a client like a dropped connection.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from dataclasses import dataclass
@@ -33,7 +34,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._config import FaultConfig
 
-__all__ = ["API_PREFIX", "DroppedConnection", "FaultEvent", "FaultInjector", "FaultLayer"]
+__all__ = [
+    "API_PREFIX",
+    "DroppedConnection",
+    "FaultEvent",
+    "FaultInjector",
+    "FaultLayer",
+    "quiet_dropped_connections",
+]
 
 #: Every Qontak API route lives under this prefix; faults, auth and limits apply only here.
 API_PREFIX = "/qontak/chat/v1"
@@ -47,6 +55,27 @@ class DroppedConnection(httpx.RemoteProtocolError):
 
     def __init__(self, when: str) -> None:
         super().__init__(f"sandbox fault: connection dropped ({when})")
+
+
+class _QuietDrops(logging.Filter):
+    """Turn uvicorn's traceback for an injected drop into one line: it is not a bug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, DroppedConnection):
+            record.msg, record.args, record.exc_info = str(exc), None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_QUIET = _QuietDrops()
+
+
+def quiet_dropped_connections() -> None:
+    """Install the filter on uvicorn's error logger (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if _QUIET not in logger.filters:
+        logger.addFilter(_QUIET)
 
 
 @dataclass(frozen=True)
@@ -143,6 +172,15 @@ def _error(status: int, text: str, headers: dict[str, str] | None = None) -> lis
     return _json_response(status, body, headers)
 
 
+async def _drain(receive: Receive) -> None:
+    # Read the request body first: closing a socket with unread input makes the kernel send
+    # a reset, which can destroy the response head before the client reads it.
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 async def _drop(send: Send, when: str) -> None:
     # Promise a body that never comes, then fail: the server closes the socket mid-response.
     await send(
@@ -183,6 +221,7 @@ class FaultLayer:
             for message in _error(503, "Service Unavailable"):
                 await send(message)
         elif fault == "drop_before":
+            await _drain(receive)
             await _drop(send, "before handling")
         elif fault == "rate_limit":
             headers = {

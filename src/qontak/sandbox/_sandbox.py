@@ -28,7 +28,7 @@ from ._config import (
     SandboxConfig,
 )
 from ._delivery import iso
-from ._faults import FaultInjector
+from ._faults import FaultInjector, quiet_dropped_connections
 from ._ratelimit import RateLimiter
 from ._store import Store
 from ._validation import ValidSend
@@ -295,6 +295,7 @@ class Sandbox:
             self.app, host=host, port=port, log_level="warning", lifespan="on", loop="asyncio"
         )
         server = uvicorn.Server(config)
+        quiet_dropped_connections()
         thread = threading.Thread(target=server.run, name="qontak-sandbox", daemon=True)
         thread.start()
         try:

@@ -1,0 +1,114 @@
+"""Rate limits: 60/min on direct sends, 100/min with 10/s bursts overall, per client."""
+
+from __future__ import annotations
+
+import httpx
+
+from qontak.sandbox import RateLimitConfig, Sandbox
+
+from .conftest import BASE, START, FakeClock, HmacAuth
+from .examples import TEXT
+
+SEND = BASE + "/broadcasts/whatsapp/direct"
+TOO_MANY = {"status": "error", "error": {"code": 429, "messages": ["Too Many Requests"]}}
+
+
+def _limits(response: httpx.Response) -> tuple[int, int, int]:
+    h = response.headers
+    return (
+        int(h["X-RateLimit-Limit"]),
+        int(h["X-RateLimit-Remaining"]),
+        int(h["X-RateLimit-Reset"]),
+    )
+
+
+def test_headers_on_every_authenticated_response(client: httpx.Client, clock: FakeClock) -> None:
+    # START is 20 s into its minute, so the minute window resets in 40 s.
+    assert START % 60 == 20
+    ok = client.get(BASE + "/integrations")
+    assert _limits(ok) == (100, 99, 40)
+    sent = client.post(SEND, json=TEXT)
+    assert sent.status_code == 201
+    assert _limits(sent) == (60, 59, 40)
+    clock.advance(1)
+    missing = client.get(BASE + "/templates/nope/whatsapp")
+    assert missing.status_code == 404
+    assert _limits(missing) == (100, 97, 39)
+
+
+def test_direct_sends_are_limited_to_60_a_minute(
+    client: httpx.Client, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    clock.advance(40)  # start of a fresh minute
+    statuses = []
+    for i in range(61):
+        if i and i % 10 == 0:
+            clock.advance(1)  # stay inside one minute but under the 10/s burst
+        statuses.append(client.post(SEND, json=TEXT))
+    assert [r.status_code for r in statuses[:60]] == [201] * 60
+    refused = statuses[60]
+    assert refused.status_code == 429
+    assert refused.json() == TOO_MANY
+    limit, remaining, reset = _limits(refused)
+    assert (limit, remaining) == (60, 0)
+    assert refused.headers["Retry-After"] == str(reset)
+    assert 0 < reset <= 60
+    assert len(sandbox.messages()) == 60  # the refused send did nothing
+    # Reads still work: they count against the overall 100/min only.
+    assert client.get(BASE + "/integrations").status_code == 200
+    clock.advance(reset)
+    assert client.post(SEND, json=TEXT).status_code == 201
+
+
+def test_bursts_over_10_a_second_are_refused(client: httpx.Client, clock: FakeClock) -> None:
+    responses = [client.get(BASE + "/integrations") for _ in range(11)]
+    assert [r.status_code for r in responses] == [200] * 10 + [429]
+    assert _limits(responses[-1]) == (10, 0, 1)
+    assert responses[-1].headers["Retry-After"] == "1"
+    clock.advance(1)
+    assert client.get(BASE + "/integrations").status_code == 200
+
+
+def test_overall_limit_is_100_a_minute(client: httpx.Client, clock: FakeClock) -> None:
+    clock.advance(40)
+    codes = []
+    for i in range(101):
+        if i and i % 10 == 0:
+            clock.advance(1)
+        codes.append(client.get(BASE + "/integrations").status_code)
+    assert codes == [200] * 100 + [429]
+
+
+def test_limits_are_per_client(sandbox: Sandbox, client: httpx.Client, clock: FakeClock) -> None:
+    sandbox.add_credentials("other", "other-secret")
+    for _ in range(10):
+        client.get(BASE + "/integrations")
+    assert client.get(BASE + "/integrations").status_code == 429
+    other = httpx.Client(
+        transport=client._transport,
+        base_url="http://sandbox.local",
+        auth=HmacAuth(clock, "other", "other-secret"),
+    )
+    assert other.get(BASE + "/integrations").status_code == 200
+
+
+def test_limits_can_be_switched_off(
+    sandbox: Sandbox, client: httpx.Client, clock: FakeClock
+) -> None:
+    sandbox.set_rate_limits(RateLimitConfig(enabled=False))
+    codes = {client.get(BASE + "/integrations").status_code for _ in range(30)}
+    assert codes == {200}
+
+
+def test_limits_are_configurable(sandbox: Sandbox, client: httpx.Client) -> None:
+    sandbox.set_rate_limits(RateLimitConfig(direct_per_minute=2))
+    codes = [client.post(SEND, json=TEXT).status_code for _ in range(3)]
+    assert codes == [201, 201, 429]
+
+
+def test_429_with_headers_through_real_uvicorn(live: httpx.Client) -> None:
+    responses = [live.get(BASE + "/integrations") for _ in range(11)]
+    assert responses[-1].status_code == 429
+    assert responses[-1].json() == TOO_MANY
+    assert responses[-1].headers["X-RateLimit-Remaining"] == "0"
+    assert responses[-1].headers["Retry-After"] == "1"
