@@ -68,7 +68,9 @@ async def test_async_template_iteration_and_wait(server, clock) -> None:
     server.default = lambda r: (
         httpx.Response(200, json={"status": "success", "data": [tpl]})
         if "templates" in r.url.path
-        else httpx.Response(200, json={"status": "success", "data": [{"id": "r", "status": next(rows)}]})
+        else httpx.Response(
+            200, json={"status": "success", "data": [{"id": "r", "status": next(rows)}]}
+        )
     )
     async with make(server, clock) as client:
         assert [t.name async for t in client.templates.iter()] == ["n"]

@@ -16,7 +16,9 @@ def test_signer_matches_mekari_official_vector() -> None:
 def test_signer_matches_derived_vectors_for_qontak_paths() -> None:
     secret = "test-client-secret"
     assert (
-        _auth.sign("GET", "/qontak/chat/v1/integrations?target_channel=wa_cloud&limit=10", DATE, secret)
+        _auth.sign(
+            "GET", "/qontak/chat/v1/integrations?target_channel=wa_cloud&limit=10", DATE, secret
+        )
         == "oaCPyaojvTg2zdBsIa9/HDYaz+gz7DSJPMwNVY8LskY="
     )
     assert (

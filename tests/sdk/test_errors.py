@@ -20,17 +20,30 @@ from qontak import (
 
 QONTAK_422 = {
     "status": "error",
-    "error": {"code": 422, "messages": ["Message Template has 4 variable, please adjust your payload."]},
+    "error": {
+        "code": 422,
+        "messages": ["Message Template has 4 variable, please adjust your payload."],
+    },
 }
 
 
 @pytest.mark.parametrize(
     ("status", "body", "cls", "text"),
     [
-        (400, {"status": "error", "error": {"code": 400, "messages": ["bad json"]}}, BadRequestError, "bad json"),
+        (
+            400,
+            {"status": "error", "error": {"code": 400, "messages": ["bad json"]}},
+            BadRequestError,
+            "bad json",
+        ),
         (401, {"message": "Unauthorized"}, AuthenticationError, "Unauthorized"),
         (403, {"message": "Forbidden"}, PermissionDeniedError, "Forbidden"),
-        (404, {"status": "error", "error": {"code": 404, "messages": ["Resource not found."]}}, NotFoundError, "Resource not found."),
+        (
+            404,
+            {"status": "error", "error": {"code": 404, "messages": ["Resource not found."]}},
+            NotFoundError,
+            "Resource not found.",
+        ),
         (413, {"message": "Request Entity Too Large"}, RequestTooLargeError, "Too Large"),
         (422, QONTAK_422, UnprocessableEntityError, "has 4 variable"),
         (418, "I'm a teapot", APIStatusError, "teapot"),
@@ -38,7 +51,11 @@ QONTAK_422 = {
 )
 def test_error_bodies_map_to_exceptions(make_client, server, status, body, cls, text) -> None:
     headers = {"x-request-id": "rid-9"}
-    reply = httpx.Response(status, json=body, headers=headers) if isinstance(body, dict) else httpx.Response(status, text=body, headers=headers)
+    reply = (
+        httpx.Response(status, json=body, headers=headers)
+        if isinstance(body, dict)
+        else httpx.Response(status, text=body, headers=headers)
+    )
     server.replies = [reply]
     with pytest.raises(cls) as info:
         make_client().templates.get("t1")
@@ -53,7 +70,9 @@ def test_error_bodies_map_to_exceptions(make_client, server, status, body, cls, 
 
 
 def test_rate_limit_error_has_retry_after(make_client, server) -> None:
-    server.replies = [httpx.Response(429, headers={"Retry-After": "5"}, json={"message": "Too Many"})] * 3
+    server.replies = [
+        httpx.Response(429, headers={"Retry-After": "5"}, json={"message": "Too Many"})
+    ] * 3
     with pytest.raises(RateLimitError) as info:
         make_client(max_retries=0).channels.list()
     assert info.value.retry_after == 5.0

@@ -83,7 +83,9 @@ def test_reset_parsing_accepts_seconds_epoch_and_epoch_ms() -> None:
 def test_client_waits_when_server_says_no_requests_remain(make_client, server, clock) -> None:
     ok = {"status": "success", "data": []}
     server.replies = [
-        httpx.Response(200, json=ok, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "20"}),
+        httpx.Response(
+            200, json=ok, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "20"}
+        ),
         httpx.Response(200, json=ok),
     ]
     client = make_client()

@@ -51,7 +51,9 @@ def test_send_is_not_retried_after_connection_dropped_mid_response(make_client, 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_send_is_not_retried_after_5xx(make_client, server, status: int) -> None:
     server.replies = [
-        httpx.Response(status, json={"status": "error", "error": {"code": status, "messages": ["boom"]}}),
+        httpx.Response(
+            status, json={"status": "error", "error": {"code": status, "messages": ["boom"]}}
+        ),
         OK_SEND,
     ]
     with pytest.raises(DeliveryUnknownError) as info:
@@ -68,7 +70,9 @@ def test_send_is_retried_when_the_connection_was_refused(make_client, server, cl
 
 def test_send_is_retried_after_429_waiting_for_the_reset(make_client, server, clock) -> None:
     server.replies = [
-        httpx.Response(429, headers={"X-RateLimit-Reset": "7"}, json={"message": "Too Many Requests"}),
+        httpx.Response(
+            429, headers={"X-RateLimit-Reset": "7"}, json={"message": "Too Many Requests"}
+        ),
         OK_SEND,
     ]
     start = clock.now

@@ -12,7 +12,7 @@ import pytest
 from qontak import Broadcast, QontakClient, messages
 from qontak.models import Template
 
-from ..conftest import CLIENT_ID, RecordingServer, expected_signature
+from ..conftest import CLIENT_ID, expected_signature
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "node_readme"
 
@@ -54,7 +54,9 @@ def test_every_request_is_signed_over_its_exact_path_and_query(make_client, serv
             f'headers="date request-line", signature="{sig}"'
         )
         assert date.endswith(" GMT")
-    assert server.requests[0].url.raw_path == b"/qontak/chat/v1/integrations?target_channel=wa_cloud"
+    assert (
+        server.requests[0].url.raw_path == b"/qontak/chat/v1/integrations?target_channel=wa_cloud"
+    )
     assert server.requests[1].url.raw_path == (
         b"/qontak/chat/v1/templates/whatsapp?query=a%20b&statuses[]=APPROVED"
         b"&statuses[]=PENDING&hsm_chat=false"
@@ -72,7 +74,9 @@ def test_channel_list_and_detail(make_client, server) -> None:
         "is_active": True,
     }
     server.replies = [
-        httpx.Response(200, json=envelope([item], pagination={"offset": 1, "limit": 10, "total": 1})),
+        httpx.Response(
+            200, json=envelope([item], pagination={"offset": 1, "limit": 10, "total": 1})
+        ),
         httpx.Response(200, json=envelope(item), headers={"x-request-id": "req-42"}),
     ]
     client = make_client()
@@ -98,7 +102,9 @@ def test_template_detail_keeps_unknown_fields_and_envelope(make_client, server) 
 def test_template_iteration_follows_offset_pages(make_client, server) -> None:
     def page(n: int, names: list[str]) -> httpx.Response:
         data = [{**TEMPLATE, "id": f"id-{x}", "name": x} for x in names]
-        return httpx.Response(200, json=envelope(data, pagination={"offset": n, "limit": 2, "total": 5}))
+        return httpx.Response(
+            200, json=envelope(data, pagination={"offset": n, "limit": 2, "total": 5})
+        )
 
     server.replies = [page(1, ["a", "b"]), page(2, ["c", "d"]), page(3, ["e"])]
     names = [t.name for t in make_client().templates.iter(limit=2)]
@@ -110,8 +116,12 @@ def test_template_iteration_follows_offset_pages(make_client, server) -> None:
 def test_log_follows_cursor_pages(make_client, server) -> None:
     row = {"id": "r1", "contact_phone_number": "6281234567890", "status": "read"}
     server.replies = [
-        httpx.Response(200, json=envelope([row], pagination={"cursor": {"next": "CUR2"}, "limit": 1})),
-        httpx.Response(200, json=envelope([{**row, "id": "r2"}], pagination={"cursor": {"next": None}})),
+        httpx.Response(
+            200, json=envelope([row], pagination={"cursor": {"next": "CUR2"}, "limit": 1})
+        ),
+        httpx.Response(
+            200, json=envelope([{**row, "id": "r2"}], pagination={"cursor": {"next": None}})
+        ),
     ]
     rows = make_client().broadcasts.log("b-1")
     assert [r.id for r in rows] == ["r1", "r2"]
