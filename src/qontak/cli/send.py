@@ -288,7 +288,11 @@ def _from_payload(client: Qontak, args: MessageArgs) -> Built:
 
 
 def _problems(built: Built) -> list[str]:
-    return [str(p) for p in check_message(built.message, built.template)]
+    problems = check_message(built.message, built.template)
+    if built.upload is not None:  # the file:// stand-in is replaced by the upload's URL
+        problems = [p for p in problems if not p.field.startswith("parameters.header")
+                    or "url" not in p.reason]  # fmt: skip
+    return [str(p) for p in problems]
 
 
 def _show(built: Built, title: str) -> None:
@@ -315,7 +319,7 @@ def wait_for_log(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         console=console(stderr=True),
-        transient=False,
+        transient=True,
     )
     with progress:
         task = progress.add_task(f"broadcast {broadcast_id}", status="waiting", total=None)

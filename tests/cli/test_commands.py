@@ -1,0 +1,510 @@
+"""Every command through typer's runner against a real sandbox on loopback: tables hold the
+data, ``--json`` parses back into the SDK's models, and failures map to the documented exit
+codes with one line on stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qontak import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template
+from qontak.cli import ExitCode
+from qontak.sandbox import FaultConfig, RateLimitConfig
+from tests.cli.conftest import Cli, Served
+
+CHANNEL_ID = "56b60c3c-0123-46af-958b-32f3ad12ee37"
+OTP_ID_ID = "60cccaa0-ccd9-4efd-bdfb-875859c4b50a"
+ORDER_ID = "d3e1083c-66ea-410b-b807-1d84182ffa82"
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# --- channels and templates --------------------------------------------------------------------
+
+
+def test_channels_table_lists_the_sandbox_channel(cli: Cli) -> None:
+    result = cli("channels")
+    assert result.exit_code == 0
+    for text in (CHANNEL_ID, "+6281234500000", "Qontak Sandbox", "wa_cloud", "yes"):
+        assert text in result.stdout
+
+
+def test_channels_json_parses_into_channel_models(cli: Cli) -> None:
+    channels = [Channel.model_validate(c) for c in cli.json("channels")]
+    assert [c.id for c in channels] == [CHANNEL_ID]
+    assert channels[0].phone_number == "+6281234500000"
+
+
+def test_global_options_work_before_or_after_the_command(cli: Cli) -> None:
+    before = cli("--json", "channels")
+    after = cli("channels", "--json")
+    assert json.loads(before.stdout) == json.loads(after.stdout)
+
+
+def test_templates_table_and_filters(cli: Cli) -> None:
+    result = cli("templates")
+    assert result.exit_code == 0
+    for name in ("login_otp", "order_update", "promo_image", "cta_phone", ORDER_ID):
+        assert name in result.stdout
+    pending = cli("templates", "--status", "PENDING")
+    assert "pending_promo" in pending.stdout and "login_otp" not in pending.stdout
+    auth = [
+        Template.model_validate(t) for t in cli.json("templates", "--category", "AUTHENTICATION")
+    ]
+    assert {t.name for t in auth} == {"login_otp"}
+    english = [Template.model_validate(t) for t in cli.json("templates", "--language", "en")]
+    assert english and all(t.language == "en" for t in english)
+    found = [Template.model_validate(t) for t in cli.json("templates", "--search", "video")]
+    assert {t.name for t in found} == {"product_video"}
+
+
+def test_templates_show_marks_placeholders_and_json_is_a_template(cli: Cli) -> None:
+    result = cli("templates", "show", "order_update", "--language", "id")
+    assert result.exit_code == 0
+    assert "⟨{{1}}⟩" in result.stdout and "⟨{{2}}⟩" in result.stdout
+    assert ORDER_ID in result.stdout
+    by_id = Template.model_validate(cli.json("templates", "show", OTP_ID_ID))
+    assert by_id.name == "login_otp" and by_id.language == "id"
+
+
+def test_templates_show_ambiguous_name_asks_for_language(cli: Cli) -> None:
+    result = cli("templates", "show", "login_otp")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--language" in _one_error_line(result.stderr)
+
+
+def test_templates_show_unknown_template_is_a_usage_error(cli: Cli) -> None:
+    result = cli("templates", "show", "no_such_template")
+    assert result.exit_code == ExitCode.USAGE
+    assert "no_such_template" in _one_error_line(result.stderr)
+
+
+# --- send, preview, dry run --------------------------------------------------------------------
+
+
+def test_send_sends_one_message_and_json_parses(cli: Cli, served: Served) -> None:
+    out = cli.json(
+        "send",
+        "--to",
+        "0812-3456-7890",
+        "--name",
+        "Budi",
+        "--template",
+        "order_update",
+        "--language",
+        "id",
+        "--var",
+        "1=Budi",
+        "--var",
+        "2=Sepatu",
+    )
+    broadcast = Broadcast.model_validate(out["broadcast"])
+    message = DirectMessage.model_validate(out["message"])
+    assert message.to_number == "6281234567890"
+    assert message.body_values == {"1": "Budi", "2": "Sepatu"}
+    truth = served.sandbox.messages()
+    assert len(truth) == 1
+    assert truth[0]["broadcast_id"] == broadcast.id
+    assert truth[0]["to_number"] == "6281234567890"
+    assert truth[0]["template"]["id"] == ORDER_ID
+
+
+def test_send_table_output_shows_the_bubble_and_broadcast_id(cli: Cli, served: Served) -> None:
+    result = cli(
+        "send", "--to", "081234567890", "-t", "cta_url", "-l", "en", "--button", "0=fitur/report"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "https://qontak.com/fitur/report" in result.stdout
+    [sent] = served.sandbox.messages()
+    assert sent["broadcast_id"] in result.stdout
+
+
+def test_send_otp_fills_body_and_copy_code_button(cli: Cli, served: Served) -> None:
+    out = cli.json("send", "--to", "081234567890", "-t", OTP_ID_ID, "--var", "1=123456")
+    params = out["message"]["parameters"]
+    assert params["buttons"] == [{"index": "0", "type": "url", "value": "123456"}]
+    assert params["body"] == [{"key": "1", "value_text": "123456", "value": "otp"}]
+    assert len(served.sandbox.messages()) == 1
+
+
+def test_send_wait_follows_the_log_until_read(cli: Cli) -> None:
+    out = cli.json(
+        "send",
+        "--to",
+        "081234567890",
+        "-t",
+        "welcome_message",
+        "-l",
+        "id",
+        "--wait",
+        "--interval",
+        "0.05",
+    )
+    rows = [BroadcastLogEntry.model_validate(r) for r in out["log"]]
+    assert out["final"] is True
+    assert [r.status for r in rows] == ["read"]
+
+
+def test_send_wait_reports_a_failed_delivery_with_exit_1(cli: Cli) -> None:
+    result = cli(
+        "send",
+        "--to",
+        "6281234131026",
+        "-t",
+        "welcome_message",
+        "-l",
+        "id",
+        "--wait",
+        "--interval",
+        "0.05",
+    )
+    assert result.exit_code == ExitCode.API_ERROR
+    assert "Unable to deliver message" in result.stdout
+    assert "delivery failed" in _one_error_line(result.stderr)
+
+
+def test_dry_run_prints_preview_and_json_and_sends_nothing(cli: Cli, served: Served) -> None:
+    result = cli(
+        "send",
+        "--dry-run",
+        "--to",
+        "081234567890",
+        "-t",
+        "order_update",
+        "-l",
+        "id",
+        "-v",
+        "1=Budi",
+        "-v",
+        "2=Sepatu",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Halo Budi, pesanan Anda untuk Sepatu" in result.stdout
+    assert '"message_template_id": "d3e1083c-66ea-410b-b807-1d84182ffa82"' in result.stdout
+    out = cli.json(
+        "send",
+        "--dry-run",
+        "--to",
+        "081234567890",
+        "-t",
+        "order_update",
+        "-l",
+        "id",
+        "-v",
+        "1=Budi",
+        "-v",
+        "2=Sepatu",
+    )
+    assert out["dry_run"] is True and out["problems"] == []
+    assert DirectMessage.model_validate(out["message"]).body_values == {"1": "Budi", "2": "Sepatu"}
+    assert served.sandbox.messages() == []
+
+
+def test_dry_run_with_a_local_file_uploads_nothing(
+    cli: Cli, served: Served, tmp_path: Path
+) -> None:
+    pdf = tmp_path / "invoice.pdf"
+    pdf.write_bytes(b"%PDF-1.4 test")
+    out = cli.json(
+        "send",
+        "--dry-run",
+        "--to",
+        "081234567890",
+        "-t",
+        "invoice_document",
+        "-l",
+        "id",
+        "--header-document",
+        str(pdf),
+    )
+    header = out["message"]["parameters"]["header"]
+    assert header["params"][0]["value"].startswith("file://")
+    assert served.sandbox.messages() == []
+
+
+def test_send_uploads_a_local_header_file_first(cli: Cli, served: Served, tmp_path: Path) -> None:
+    pdf = tmp_path / "invoice.pdf"
+    pdf.write_bytes(b"%PDF-1.4 test")
+    out = cli.json(
+        "send",
+        "--to",
+        "081234567890",
+        "-t",
+        "invoice_document",
+        "-l",
+        "id",
+        "--header-document",
+        str(pdf),
+    )
+    header = out["message"]["parameters"]["header"]
+    url = header["params"][0]["value"]
+    assert url.startswith(served.url + "/_sandbox/files/") and url.endswith("/invoice.pdf")
+    assert header["params"][1] == {"key": "filename", "value": "invoice.pdf"}
+    assert len(served.sandbox.messages()) == 1
+
+
+def test_send_payload_accepts_the_node_readme_dict(
+    cli: Cli, served: Served, tmp_path: Path
+) -> None:
+    payload = {
+        "to_name": "Test User",
+        "to_number": "6281234567890",
+        "message_template_id": ORDER_ID,
+        "channel_integration_id": CHANNEL_ID,
+        "language": {"code": "id"},
+        "parameters": {
+            "buttons": [],
+            "body": [
+                {"key": "1", "value_text": "Test User", "value": "name"},
+                {"key": "2", "value_text": "Sepatu", "value": "product"},
+            ],
+        },
+    }
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(payload))
+    out = cli.json("send", "--payload", f"@{path}")
+    assert out["message"] == payload
+    assert len(served.sandbox.messages()) == 1
+
+
+def test_send_invalid_message_exits_2_and_sends_nothing(cli: Cli, served: Served) -> None:
+    result = cli("send", "--to", "081234567890", "-t", "order_update", "-l", "id", "-v", "1=Budi")
+    assert result.exit_code == ExitCode.USAGE
+    assert "{{2}}" in _one_error_line(result.stderr)
+    assert served.sandbox.messages() == []
+
+
+def test_send_bad_number_exits_2(cli: Cli, served: Served) -> None:
+    result = cli("send", "--to", "12", "-t", "welcome_message", "-l", "id")
+    assert result.exit_code == ExitCode.USAGE
+    assert "to_number" in _one_error_line(result.stderr)
+    assert served.sandbox.messages() == []
+
+
+def test_preview_shows_header_body_footer_and_buttons(cli: Cli, served: Served) -> None:
+    result = cli(
+        "preview",
+        "-t",
+        "product_video",
+        "-l",
+        "id",
+        "--header-video",
+        "https://cdn.example.com/v/clip.mp4",
+        "-v",
+        "1=Budi",
+        "-v",
+        "2=Qontak",
+        "-v",
+        "3=Mekari",
+    )
+    assert result.exit_code == 0, result.stderr
+    for text in ("VIDEO", "clip.mp4", "Halo Budi", "Qontak", "[ Tertarik ]", "[ Tidak tertarik ]"):
+        assert text in result.stdout
+    otp = cli.json("preview", "-t", "login_otp", "-l", "id", "-v", "1=654321")
+    assert "654321" in otp["preview"] and otp["problems"] == []
+    Template.model_validate(otp["template"])
+    missing = cli.json("preview", "-t", "promo_image", "-l", "id")
+    assert any("header" in p for p in missing["problems"])
+    assert served.sandbox.messages() == []
+
+
+# --- log and broadcasts ------------------------------------------------------------------------
+
+
+def _send(cli: Cli, number: str = "081234567890") -> str:
+    out = cli.json("send", "--to", number, "-t", "welcome_message", "-l", "id")
+    return str(out["broadcast"]["id"])
+
+
+def test_log_table_and_json(cli: Cli) -> None:
+    broadcast_id = _send(cli)
+    result = cli("log", broadcast_id)
+    assert result.exit_code == 0
+    assert "6281234567890" in result.stdout
+    rows = [
+        BroadcastLogEntry.model_validate(r)
+        for r in cli.json("log", broadcast_id, "--watch", "--interval", "0.05")
+    ]
+    assert [r.status for r in rows] == ["read"]
+
+
+def test_log_watch_follows_until_read(cli: Cli) -> None:
+    broadcast_id = _send(cli)
+    result = cli("log", broadcast_id, "--watch", "--interval", "0.05")
+    assert result.exit_code == 0
+    assert "read" in result.stdout
+
+
+def test_log_shows_whatsapp_error_text(cli: Cli) -> None:
+    broadcast_id = _send(cli, "6281234133010")
+    result = cli("log", broadcast_id, "--watch", "--interval", "0.05")
+    assert result.exit_code == ExitCode.API_ERROR
+    assert "133010" in result.stdout and "not registered" in result.stdout
+
+
+def test_log_unknown_broadcast_is_an_api_error(cli: Cli) -> None:
+    result = cli("log", "no-such-broadcast")
+    assert result.exit_code == ExitCode.API_ERROR
+    assert "404" in _one_error_line(result.stderr)
+
+
+def test_broadcasts_lists_status_counts(cli: Cli) -> None:
+    first = _send(cli)
+    second = _send(cli, "6281234131026")
+    result = cli("broadcasts", "--since", "1h")
+    assert result.exit_code == 0
+    assert first in result.stdout and second in result.stdout
+    items = [Broadcast.model_validate(b) for b in cli.json("broadcasts", "--since", "2000-01-01")]
+    assert {b.id for b in items} == {first, second}
+    assert all(b.message_status_count is not None for b in items)
+    assert cli.json("broadcasts", "--until", "2000-01-01") == []
+
+
+def test_broadcasts_bad_date_is_one_line_exit_2(cli: Cli) -> None:
+    result = cli("broadcasts", "--since", "yesterday-ish")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--since" in _one_error_line(result.stderr)
+
+
+# --- exit codes per failure class --------------------------------------------------------------
+
+SECRET = "very-secret-value-123"
+
+
+def test_bad_credentials_exit_3_without_the_secret(cli: Cli) -> None:
+    result = cli("channels", env={"QONTAK_CLIENT_SECRET": SECRET})
+    assert result.exit_code == ExitCode.AUTH
+    line = _one_error_line(result.stderr)
+    assert "401" in line
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_missing_credentials_is_a_configuration_error_exit_2(cli: Cli) -> None:
+    result = cli("channels", env={"QONTAK_CLIENT_ID": None, "QONTAK_CLIENT_SECRET": None})
+    assert result.exit_code == ExitCode.USAGE
+    assert "QONTAK_CLIENT_ID" in _one_error_line(result.stderr)
+
+
+def test_env_sandbox_falls_back_to_the_sandbox_credentials(cli: Cli) -> None:
+    env = {"QONTAK_CLIENT_ID": None, "QONTAK_CLIENT_SECRET": None}
+    result = cli("--env", "sandbox", "channels", "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["id"] == CHANNEL_ID
+
+
+def test_rate_limited_exit_4(cli: Cli, served: Served) -> None:
+    served.sandbox.set_faults(FaultConfig(rate_limit=1.0))
+    result = cli("--max-retries", "0", "channels")
+    assert result.exit_code == ExitCode.RATE_LIMITED
+    assert "429" in _one_error_line(result.stderr)
+
+
+def test_rate_limited_by_the_sandbox_limits_exit_4(cli: Cli, served: Served) -> None:
+    served.sandbox.set_rate_limits(RateLimitConfig(direct_per_minute=1))
+    _send(cli)
+    result = cli(
+        "--max-retries", "0", "send", "--to", "081234567890", "-t", "welcome_message", "-l", "id"
+    )
+    assert result.exit_code == ExitCode.RATE_LIMITED
+    assert len(served.sandbox.messages()) == 1
+
+
+def test_lost_response_is_outcome_unknown_exit_5(cli: Cli, served: Served) -> None:
+    served.sandbox.set_faults(FaultConfig(lost_response=1.0, scope="send"))
+    result = cli("send", "--to", "081234567890", "-t", "welcome_message", "-l", "id")
+    assert result.exit_code == ExitCode.OUTCOME_UNKNOWN
+    _one_error_line(result.stderr)
+    assert len(served.sandbox.messages()) == 1  # it was accepted; the CLI did not resend
+
+
+def test_unreachable_server_is_exit_1(cli: Cli) -> None:
+    result = cli("--max-retries", "0", "channels", env={"QONTAK_BASE_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == ExitCode.API_ERROR
+    _one_error_line(result.stderr)
+
+
+# --- bad arguments -----------------------------------------------------------------------------
+
+
+def test_unknown_option_is_one_line_exit_2(cli: Cli) -> None:
+    result = cli("send", "--frobnicate")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--frobnicate" in _one_error_line(result.stderr)
+
+
+def test_bad_choice_and_missing_argument_are_one_line_exit_2(cli: Cli) -> None:
+    for args in (
+        ["--env", "moon", "channels"],
+        ["log"],
+        ["send", "--var"],
+        ["broadcasts", "--limit", "zero"],
+    ):
+        result = cli(*args)
+        assert result.exit_code == ExitCode.USAGE, args
+        _one_error_line(result.stderr)
+
+
+def test_bad_var_syntax_is_one_line_exit_2(cli: Cli, served: Served) -> None:
+    result = cli("send", "--to", "081234567890", "-t", "order_update", "-l", "id", "--var", "Budi")
+    assert result.exit_code == ExitCode.USAGE
+    assert "KEY=VALUE" in _one_error_line(result.stderr)
+    assert served.sandbox.messages() == []
+
+
+def test_several_header_flags_are_rejected(cli: Cli) -> None:
+    result = cli(
+        "preview",
+        "-t",
+        "promo_image",
+        "-l",
+        "id",
+        "--header-image",
+        "https://x.co/a.png",
+        "--header-video",
+        "https://x.co/a.mp4",
+    )
+    assert result.exit_code == ExitCode.USAGE
+    _one_error_line(result.stderr)
+
+
+# --- debug and doctor --------------------------------------------------------------------------
+
+
+def test_debug_shows_traceback_and_redacted_request_logs(cli: Cli) -> None:
+    result = cli("--debug", "channels", env={"QONTAK_CLIENT_SECRET": SECRET})
+    assert result.exit_code == ExitCode.AUTH
+    assert "Traceback" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_doctor_all_good(cli: Cli) -> None:
+    out = cli.json("doctor")
+    assert out["ok"] is True
+    assert [c["name"] for c in out["checks"]] == [
+        "configuration",
+        "reachability",
+        "clock",
+        "credentials",
+    ]
+    assert all(c["status"] == "ok" for c in out["checks"])
+    result = cli("doctor")
+    assert result.exit_code == 0 and "all good" in result.stdout
+
+
+def test_doctor_says_credentials_are_rejected(cli: Cli) -> None:
+    result = cli("doctor", env={"QONTAK_CLIENT_SECRET": SECRET})
+    assert result.exit_code == ExitCode.AUTH
+    assert "rejected" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_doctor_says_configuration_is_missing(cli: Cli) -> None:
+    result = cli("doctor", env={"QONTAK_CLIENT_ID": None})
+    assert result.exit_code == ExitCode.USAGE
+    assert "QONTAK_CLIENT_ID" in result.stdout
