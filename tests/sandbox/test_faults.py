@@ -183,7 +183,7 @@ def test_latency_is_added_and_recorded(make: Any) -> None:
 
 
 def test_admin_endpoint_switches_faults(make: Any, clock: FakeClock) -> None:
-    box, http = make(FaultConfig())
+    _, http = make(FaultConfig())
     response = http.post("/_sandbox/faults", json={"spec": "seed=9,error_before=1"})
     assert response.status_code == 200
     assert response.json()["data"]["error_before"] == 1.0
