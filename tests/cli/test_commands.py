@@ -508,3 +508,21 @@ def test_doctor_says_configuration_is_missing(cli: Cli) -> None:
     result = cli("doctor", env={"QONTAK_CLIENT_ID": None})
     assert result.exit_code == ExitCode.USAGE
     assert "QONTAK_CLIENT_ID" in result.stdout
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+def test_demo_json_sends_every_kind_and_each_reaches_read(cli: Cli) -> None:
+    from qontak.cli.demo import KINDS
+
+    out = cli.json("demo", "--delays", "0.02,0.04,0.06")
+    assert [r["kind"] for r in out["results"]] == [k.label for k in KINDS]
+    assert out["inbox"] is None
+    Channel.model_validate(out["channel"])
+    for r in out["results"]:
+        Broadcast.model_validate(r["broadcast"])
+        DirectMessage.model_validate(r["message"])
+        assert [BroadcastLogEntry.model_validate(x).status for x in r["log"]] == ["read"]
+        assert r["final_status"] == "read" and r["statuses"][-1] == "read"
+        assert r["preview"]
