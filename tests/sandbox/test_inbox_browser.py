@@ -191,7 +191,8 @@ def test_inbox_formats_bodies_like_whatsapp_and_never_runs_markup_from_variables
             1,
             to_name='<b onmouseover="window.__pwned=3">Eve</b>',
             rendered={
-                "body": f"*Bold* _italic_ ~gone~ ```mono``` {hostile} https://qontak.com/a_b_c",
+                "body": f"*Bold* _italic_ ~gone~ ```mono``` _*both*_ 2*3*4 {hostile} "
+                "https://qontak.com/a_b_c",
                 "footer": "<i>footer</i>",
             },
         )
@@ -199,8 +200,10 @@ def test_inbox_formats_bodies_like_whatsapp_and_never_runs_markup_from_variables
     page.goto(url)
     body = page.get_by_test_id("body").first
     body.wait_for()
-    assert body.locator("strong").inner_text() == "Bold"
-    assert body.locator("em").inner_text() == "italic"
+    assert body.locator("strong").all_inner_texts() == ["Bold", "both"]
+    assert body.locator("em").all_inner_texts() == ["italic", "both"]
+    assert body.locator("em > strong").inner_text() == "both"
+    assert "2*3*4" in body.inner_text()
     assert body.locator("del").inner_text() == "gone"
     assert body.locator("code").inner_text() == "mono"
     assert hostile in body.inner_text()

@@ -90,7 +90,8 @@
 
   // ------------------------------------------------------------------ WhatsApp text formatting
   // *bold*, _italic_, ~strike~, ```monospace```; URLs become links. Works on text, builds nodes.
-  var INLINE = /(^|[^\w*_~`])([*_~])(?![\s*_~])([^\n]*?[^\s*_~])\2(?![\w*_~`])/;
+  // A marker opens before a non-space and closes after one, on the same line, not inside a word.
+  var INLINE = /(^|[^\w*_~`])([*_~])(?!\s|\2)([^\n]*?)(?<!\s)\2(?![\w*_~`])/;
   var INLINE_TAGS = { "*": "strong", "_": "em", "~": "del" };
   var URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]}]/i;
 
