@@ -1,0 +1,218 @@
+"""Admin routes, seed files, the Python API and webhooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qontak.sandbox import FaultConfig, Sandbox, SandboxConfig, SyncASGITransport
+
+from .conftest import BASE, CHANNEL_ID, FakeClock, HmacAuth
+from .examples import TEXT
+
+SEND = BASE + "/broadcasts/whatsapp/direct"
+
+SEED_YAML = """
+organization_id: 11111111-2222-4333-8444-555555555555
+credentials:
+  - {client_id: team-b, client_secret: team-b-secret, name: Team B}
+channels:
+  - id: 0f0f0f0f-0000-4000-8000-000000000001
+    target_channel: wa_cloud
+    settings: {account_name: Shop, phone_number: "+6289900000000"}
+templates:
+  - id: 0f0f0f0f-0000-4000-8000-0000000000aa
+    name: shipping_notice
+    language: id
+    category: UTILITY
+    body: "Paket {{1}} sedang dikirim."
+    footer: Toko Kami
+"""
+
+
+def test_reset_forgets_traffic_but_keeps_configuration(
+    client: httpx.Client, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    sandbox.add_template(name="extra", language="id", body="Hi")
+    assert client.post(SEND, json=TEXT).status_code == 201
+    assert client.post("/_sandbox/reset").json() == {"status": "success"}
+    assert client.get("/_sandbox/messages").json() == {"data": []}
+    assert client.get(BASE + "/broadcasts/whatsapp").json()["data"] == []
+    assert any(t["name"] == "extra" for t in sandbox.templates())
+    client.post("/_sandbox/reset", json={"full": True})
+    assert not any(t["name"] == "extra" for t in sandbox.templates())
+    assert len(sandbox.templates()) == 20
+
+
+def test_reset_also_clears_rate_limit_counts(client: httpx.Client, sandbox: Sandbox) -> None:
+    for _ in range(10):
+        client.get(BASE + "/integrations")
+    assert client.get(BASE + "/integrations").status_code == 429
+    sandbox.reset()
+    assert client.get(BASE + "/integrations").status_code == 200
+
+
+def test_yaml_seed_file_adds_credentials_channels_templates(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(SEED_YAML)
+    box = Sandbox(SandboxConfig(clock=clock, faults=FaultConfig(), seed_files=(seed,)))
+    assert box.organization_id == "11111111-2222-4333-8444-555555555555"
+    with httpx.Client(
+        transport=SyncASGITransport(box.app),
+        base_url="http://x",
+        auth=HmacAuth(clock, "team-b", "team-b-secret"),
+    ) as http:
+        template = http.get(BASE + "/templates/0f0f0f0f-0000-4000-8000-0000000000aa/whatsapp")
+        data = template.json()["data"]
+        assert data["status"] == "APPROVED"
+        assert data["footer"] == "Toko Kami"
+        payload = {
+            **TEXT,
+            "message_template_id": data["id"],
+            "channel_integration_id": "0f0f0f0f-0000-4000-8000-000000000001",
+            "parameters": {"body": [{"key": "1", "value_text": "INV-9", "value": "awb"}]},
+        }
+        sent = http.post(SEND, json=payload)
+        assert sent.status_code == 201
+        assert sent.json()["data"]["sender_name"] == "Team B"
+        assert sent.json()["data"]["channel_phone_number"] == "6289900000000"
+        assert box.messages()[0]["rendered"]["body"] == "Paket INV-9 sedang dikirim."
+    box.close()
+
+
+def test_json_seed_and_python_api(tmp_path: Path, clock: FakeClock) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"templates": [{"name": "j", "language": "en", "body": "Hey"}]}))
+    box = Sandbox(SandboxConfig(clock=clock, faults=FaultConfig(), seed=False))
+    assert box.templates() == []
+    box.load_seed(seed)
+    [template] = box.templates()
+    assert template["id"] and template["quality_rating_text"] == "Neutral"
+    pending = box.add_template(name="p", language="id", body="x", status="PENDING")
+    assert pending["quality_rating_text"] is None
+    channel = box.add_channel(target_channel="wa", settings={"account_name": "Legacy"})
+    assert channel["is_active"] and channel["settings"]["account_name"] == "Legacy"
+    with pytest.raises(ValueError):
+        box.add_template(name="no body", language="id")
+    box.close()
+
+
+def test_sqlite_file_keeps_state_across_restarts(tmp_path: Path, clock: FakeClock) -> None:
+    db = tmp_path / "sandbox.db"
+    config = SandboxConfig(clock=clock, faults=FaultConfig(), db=db)
+    first = Sandbox(config)
+    with httpx.Client(
+        transport=SyncASGITransport(first.app), base_url="http://x", auth=HmacAuth(clock)
+    ) as http:
+        assert http.post(SEND, json=TEXT).status_code == 201
+    first.close()
+    second = Sandbox(config)
+    assert len(second.messages()) == 1
+    assert len(second.templates()) == 20  # the seed is upserted, not duplicated
+    second.close()
+
+
+def test_inactive_channel_is_refused(client: httpx.Client, sandbox: Sandbox) -> None:
+    sandbox.add_channel(id=CHANNEL_ID, is_active=False)
+    response = client.post(SEND, json=TEXT)
+    assert response.status_code == 422
+    assert response.json()["error"]["messages"] == [
+        f"Channel integration {CHANNEL_ID} is not active"
+    ]
+
+
+def test_webhooks_post_each_status_change_once(clock: FakeClock) -> None:
+    box = Sandbox(
+        SandboxConfig(clock=clock, faults=FaultConfig(), webhook_url="http://hooks.local/in")
+    )
+    received: list[dict[str, Any]] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        received.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    hooks = httpx.Client(transport=httpx.MockTransport(receiver))
+    with httpx.Client(
+        transport=SyncASGITransport(box.app), base_url="http://x", auth=HmacAuth(clock)
+    ) as http:
+        http.post(SEND, json=TEXT)
+        clock.advance(1)
+        http.post(SEND, json={**TEXT, "to_number": "6281234131026"})
+    assert box.webhooks.deliver_due(hooks) == 2  # sent+delivered of the first message
+    clock.advance(5)
+    assert box.webhooks.deliver_due(hooks) == 2  # read of the first, failed of the second
+    assert box.webhooks.deliver_due(hooks) == 0
+    wamid = box.messages()[0]["whatsapp_message_id"]
+    first = [r["status"] for r in received if r["external_id"] == wamid]
+    assert first == ["sent", "delivered", "read"]
+    failed = received[-1]
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == 131026
+    assert all(r["is_campaign"] and r["participant_type"] == "bot" for r in received)
+    assert received[0]["sender_type"] == "Models::SystemAccount"
+    assert received[0]["room"]["account_uniq_id"] == TEXT["to_number"]
+    hooks.close()
+    box.close()
+
+
+def test_webhook_receiver_down_is_retried_later(clock: FakeClock) -> None:
+    box = Sandbox(SandboxConfig(clock=clock, faults=FaultConfig(), webhook_url="http://h/in"))
+    up = False
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200 if up else 503)
+
+    hooks = httpx.Client(transport=httpx.MockTransport(receiver))
+    with httpx.Client(
+        transport=SyncASGITransport(box.app), base_url="http://x", auth=HmacAuth(clock)
+    ) as http:
+        http.post(SEND, json=TEXT)
+    clock.advance(5)
+    assert box.webhooks.deliver_due(hooks) == 0
+    up = True
+    assert box.webhooks.deliver_due(hooks) == 3
+    hooks.close()
+    box.close()
+
+
+def test_webhook_thread_runs_with_the_real_server(clock: FakeClock) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[dict[str, Any]] = []
+    three = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            got.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+            if len(got) >= 3:
+                three.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    box = Sandbox(
+        SandboxConfig(clock=clock, faults=FaultConfig(), webhook_url=url, webhook_poll_seconds=0.01)
+    )
+    try:
+        with box.run_in_thread() as base, httpx.Client(base_url=base, auth=HmacAuth(clock)) as http:
+            assert http.post(SEND, json=TEXT).status_code == 201
+            clock.advance(5)
+            assert three.wait(5), got
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+        box.close()
+    assert [g["status"] for g in got] == ["sent", "delivered", "read"]
