@@ -213,7 +213,16 @@
     return m ? m[1].toUpperCase() : "";
   }
 
-  function filenameOf(header) {
+  /** 2048 -> "2 kB"; text sizes ("1 page") are shown as they are. */
+  function formatSize(size) {
+    if (typeof size !== "number" || !isFinite(size)) return str(size);
+    var units = ["B", "kB", "MB", "GB"];
+    var i = 0;
+    while (size >= 1000 && i < units.length - 1) { size /= 1000; i++; }
+    return (i && size < 10 ? size.toFixed(1) : Math.round(size)) + " " + units[i];
+  }
+
+    function filenameOf(header) {
     if (header.filename) return str(header.filename);
     var path = str(header.url).split(/[?#]/)[0];
     var last = path.slice(path.lastIndexOf("/") + 1);
@@ -312,7 +321,7 @@
       ]),
       el("span", { class: "doc-meta" }, [
         el("span", { class: "doc-name", text: filename }),
-        el("span", { class: "doc-sub", text: ext + (header.size ? " · " + str(header.size) : "") })
+        el("span", { class: "doc-sub", text: ext + (header.size ? " · " + formatSize(header.size) : "") })
       ]),
       el("span", { class: "doc-dl", "aria-hidden": "true" }, [icon("download")])
     ]);
@@ -322,7 +331,7 @@
   }
 
   // --------------------------------------------------------------------------------- buttons
-  function renderButton(b, message) {
+  function renderButton(b) {
     var type = str(b.type).toUpperCase();
     var text = str(b.text) || type;
     var attrs = { class: "btn", "data-testid": "button", "data-button-type": type };
@@ -361,17 +370,20 @@
     return node;
   }
 
-  function renderButtons(buttons, message) {
+  function renderButtons(buttons) {
     if (!buttons || !buttons.length) return null;
     var box = el("div", { class: "buttons", "data-testid": "buttons", role: "group", "aria-label": "Buttons" });
     var shown = buttons.length > 3 ? buttons.slice(0, 2) : buttons;
-    shown.forEach(function (b) { box.appendChild(renderButton(b, message)); });
+    shown.forEach(function (b) { box.appendChild(renderButton(b)); });
     if (buttons.length > 3) {
       var more = el("button", { class: "btn btn-more", type: "button", "data-testid": "see-all",
-        "aria-expanded": "false" }, [icon("list"), el("span", { class: "btn-text", text: "See all options" })]);
+        title: "Show all " + buttons.length + " options" },
+        [icon("list"), el("span", { class: "btn-text", text: "See all options" })]);
       more.addEventListener("click", function () {
-        buttons.slice(2).forEach(function (b) { box.insertBefore(renderButton(b, message), more); });
+        var rest = buttons.slice(2).map(renderButton);
+        rest.forEach(function (node) { box.insertBefore(node, more); });
         more.remove();
+        rest[0].focus();
       });
       box.appendChild(more);
     }
@@ -440,7 +452,7 @@
     var meta = el("div", { class: "meta" });
     bubble.appendChild(meta);
     var card = el("div", { class: "card" + (header && header.classList.contains("media") ? " has-media" : "") }, [bubble]);
-    var buttons = renderButtons(r.buttons, message);
+    var buttons = renderButtons(r.buttons);
     if (buttons) {
       card.appendChild(buttons);
       card.classList.add("has-buttons");
