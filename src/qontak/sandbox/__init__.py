@@ -13,6 +13,11 @@ Quick use::
     sandbox = Sandbox()                       # in process: sandbox.app is the ASGI app
     with sandbox.run_in_thread() as url: ...  # real uvicorn on a free port
     sandbox.messages()                        # ground truth
+    sandbox.advance(5)                        # move the sandbox clock (statuses, limits)
+
+In process without a socket: ``httpx.Client(transport=SyncASGITransport(sandbox.app))`` or
+``httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox.app))``; :mod:`qontak.testing`
+wraps both around a configured ``Qontak`` / ``AsyncQontak``.
 
 Credentials: ``sandbox-client-id`` / ``sandbox-client-secret`` (:data:`SANDBOX_CLIENT_ID`,
 :data:`SANDBOX_CLIENT_SECRET`). Base URL for clients: ``<url>/qontak/chat/v1``.
