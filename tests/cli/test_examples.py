@@ -74,7 +74,9 @@ def results(
     with shared.run_in_thread() as url:
         plain = [s for s in SCRIPTS if s.name not in FAULTED]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            for script, proc in zip(plain, pool.map(lambda s: _run(s, url, cwd), plain)):
+            for script, proc in zip(
+                plain, pool.map(lambda s: _run(s, url, cwd), plain), strict=True
+            ):
                 out[script.name] = (shared, proc)
         for name, faults in FAULTED.items():
             own = Sandbox(delivery_delays=(0.02, 0.04, 0.06), faults=faults)
