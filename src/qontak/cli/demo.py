@@ -16,6 +16,7 @@ JSON shape::
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import time
@@ -314,7 +315,8 @@ def register(app: typer.Typer) -> None:
                         out.print(info_panel(info, "Sandbox still running"))
                         out.print(f"Open the inbox: {info['inbox']}  (Ctrl-C to stop)",
                                   highlight=False)  # fmt: skip
-                    threading.Event().wait()
+                    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it ends
+                        threading.Event().wait()
                 elif not st.json:
                     out.print(
                         "Run [bold]qontak demo --serve[/bold] to see these messages in the web "
