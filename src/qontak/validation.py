@@ -109,6 +109,8 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
     '6281234567890'
     >>> normalize_phone("650 253 0000", region="US")
     '16502530000'
+    >>> normalize_phone("62812345678")  # already Qontak's format: kept as it is
+    '62812345678'
     """
     text = number.strip() if isinstance(number, str) else ""
     if not text or not _PHONE_CHARS.match(text) or not any(c.isdigit() for c in text):
@@ -124,9 +126,18 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
             "to_number", f"{number!r} is too long (at most {MAX_PHONE_DIGITS} digits)"
         )
 
-    # Qontak's own format is "6281…" without "+", so a bare number is tried both ways: as a
-    # national number of `region` and as an international one. A valid reading wins.
-    candidates = [compact] if compact.startswith("+") else [compact, "+" + compact]
+    # Qontak's own format is "6281…" without "+", so a bare number is tried both ways: as an
+    # international number and as a national number of `region`; a valid reading wins. When the
+    # digits start with the region's own country code the international reading goes first,
+    # or "62812345678" (already Qontak's format) would become "6262812345678".
+    region = region.upper()
+    country_code = str(phonenumbers.country_code_for_region(region) or "")
+    if compact.startswith("+"):
+        candidates = [compact]
+    elif country_code and digits.startswith(country_code):
+        candidates = ["+" + compact, compact]
+    else:
+        candidates = [compact, "+" + compact]
     first: phonenumbers.PhoneNumber | None = None
     for candidate in candidates:
         try:

@@ -100,7 +100,20 @@ def test_normalize_phone_accepts_the_ways_people_write_indonesian_numbers(writte
 
 
 def test_default_region_is_indonesia() -> None:
+    # A number without a country code is read as Indonesian unless told otherwise.
     assert DEFAULT_REGION == "ID"
+    assert normalize_phone("0812-3456-7890") == "6281234567890"
+
+
+@pytest.mark.parametrize("nsn", ["812345678", "8123456789", "81234567890", "812345678901"])
+def test_numbers_already_in_qontak_format_are_kept(nsn: str) -> None:
+    # Short mobiles used to be read as national numbers and got a second "62".
+    for written in (f"62{nsn}", f"0{nsn}", f"+62{nsn}", f"+62 0{nsn}"):
+        assert normalize_phone(written) == f"62{nsn}", written
+
+
+def test_region_is_case_insensitive() -> None:
+    assert normalize_phone("0812-3456-7890", region="id") == "6281234567890"
 
 
 def test_normalize_phone_region_is_configurable() -> None:
