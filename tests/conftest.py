@@ -131,3 +131,15 @@ def make_client(server: RecordingServer, clock: FakeClock) -> Iterator[Callable[
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _reset_qontak_logger() -> Iterator[None]:
+    """Tests that switch logging on must not leave a handler bound to a captured stream."""
+    from qontak._logging import logger
+
+    level = logger.level
+    yield
+    for handler in [h for h in logger.handlers if getattr(h, "_qontak", False)]:
+        logger.removeHandler(handler)
+    logger.setLevel(level)

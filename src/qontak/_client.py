@@ -17,12 +17,14 @@ from typing import Any
 
 import anyio
 import httpx
+import phonenumbers
 
 from ._config import Settings, resolve_settings
 from ._logging import setup_logging
 from ._pipeline import DEFAULT_TIMEOUT, ApiRequest, ApiResponse, Pipeline
 from ._ratelimit import RateLimiter, Rule
 from ._retry import DEFAULT_RETRY, RetryPolicy
+from .errors import ConfigurationError
 from .models import DirectMessage, Template
 from .render import preview as render_preview
 from .resources import (
@@ -59,9 +61,20 @@ def _limiter(setting: RateLimitSetting) -> RateLimiter | None:
 def _timeout(value: httpx.Timeout | float | None) -> httpx.Timeout:
     if value is None:
         return DEFAULT_TIMEOUT
-    return (
-        value if isinstance(value, httpx.Timeout) else httpx.Timeout(value, connect=min(value, 5.0))
-    )
+    if isinstance(value, httpx.Timeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigurationError(
+            f"timeout: expected seconds > 0 or an httpx.Timeout, got {value!r}"
+        )
+    return httpx.Timeout(float(value), connect=min(float(value), 5.0))
+
+
+def _region(value: str) -> str:
+    region = str(value).upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigurationError(f"default_region: {value!r} is not a region code such as 'ID'")
+    return region
 
 
 class _TemplateCache:
@@ -123,7 +136,7 @@ class _Common:
             timeout=_timeout(timeout),
             clock=clock or time.time,
         )
-        self.default_region = default_region
+        self.default_region = _region(default_region)
         self._templates_cache = _TemplateCache()
 
     @property
@@ -177,7 +190,7 @@ class Qontak(_Common):
     """Blocking client for the Qontak WhatsApp API.
 
     >>> from qontak import Qontak, messages
-    >>> client = Qontak()  # doctest: +SKIP   (QONTAK_CLIENT_ID / QONTAK_CLIENT_SECRET)
+    >>> client = Qontak()  # doctest: +SKIP
     >>> otp = client.templates.find("login_otp", language="id")  # doctest: +SKIP
 
     Args:

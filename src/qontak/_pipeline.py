@@ -22,7 +22,7 @@ import httpx
 from . import _auth
 from ._config import Settings
 from ._logging import log_kv, register_secret
-from ._ratelimit import SCOPE_ALL, RateLimiter, parse_reset, parse_retry_after
+from ._ratelimit import SCOPE_ALL, SCOPE_SEND, RateLimiter, parse_reset, parse_retry_after
 from ._retry import Outcome, RetryPolicy, classify_status
 from .errors import (
     APIConnectionError,
@@ -212,21 +212,22 @@ class Pipeline:
         return self.limiter.reserve(req.scope, now=self.clock())
 
     def on_exception(self, exc: Exception) -> _Attempt:
-        """Classify a transport exception."""
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        """Classify a transport exception.
+
+        Only failures that provably happened before the request left count as "not sent";
+        anything else (timeouts, resets, an unreadable answer…) may have reached the server.
+        """
+        not_sent = (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.ProxyError,
+            httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError,
+        )
+        if isinstance(exc, not_sent):
             return _Attempt(Outcome.NOT_SENT, error=exc)
-        if isinstance(exc, httpx.ProxyError):
-            return _Attempt(Outcome.NOT_SENT, error=exc)
-        if isinstance(
-            exc,
-            httpx.ReadTimeout
-            | httpx.WriteTimeout
-            | httpx.ReadError
-            | httpx.WriteError
-            | httpx.RemoteProtocolError,
-        ):
-            return _Attempt(Outcome.NO_ANSWER, error=exc)
-        raise exc
+        return _Attempt(Outcome.NO_ANSWER, error=exc)
 
     def on_response(self, req: ApiRequest, response: httpx.Response) -> _Attempt:
         """Classify a response and feed rate-limit headers back to the limiter."""
@@ -237,11 +238,13 @@ class Pipeline:
         if outcome is Outcome.RATE_LIMITED:
             server_wait = parse_retry_after(headers, now)
             if self.limiter is not None:
-                self.limiter.pause(req.scope, now + (server_wait or self.retry.backoff_base))
+                wait = server_wait if server_wait is not None else self.retry.backoff_base
+                # A longer wait than max_wait is raised to the caller, not imposed on later calls.
+                self.limiter.pause(req.scope, now + min(wait, self.retry.max_wait))
         elif headers.get("x-ratelimit-remaining", "").strip() == "0":
             reset = parse_reset(headers.get("x-ratelimit-reset"), now)
             if reset and self.limiter is not None:
-                self.limiter.pause(req.scope, now + reset)
+                self.limiter.pause(req.scope, now + min(reset, self.retry.max_wait))
         return _Attempt(outcome, response=response, server_wait=server_wait)
 
     def next_delay(self, req: ApiRequest, attempt: int, result: _Attempt) -> float | None:
@@ -291,64 +294,63 @@ class Pipeline:
     def error_for(
         self, req: ApiRequest, result: _Attempt, attempts: int, sent_at: float
     ) -> Exception:
-        """The exception that describes a failed call."""
+        """The exception that describes a failed call (logged on the ``qontak`` logger)."""
+        error = self._error_for(req, result, attempts, sent_at)
+        level = logging.WARNING if isinstance(error, DeliveryUnknownError) else logging.INFO
+        log_kv(level, "failed", method=req.method, path=req.path, error=type(error).__name__)
+        return error
+
+    def _unknown(
+        self, req: ApiRequest, detail: str, sent_at: float, **extra: Any
+    ) -> DeliveryUnknownError:
+        what = (
+            "the message may or may not have been accepted"
+            if req.scope == SCOPE_SEND
+            else ("the request may or may not have taken effect")
+        )
+        return DeliveryUnknownError(
+            f"{detail}: {what}; it was not re-sent. Reconcile before sending again",
+            payload=req.json if isinstance(req.json, Mapping) else None,
+            sent_at=sent_at,
+            **extra,
+        )
+
+    def _error_for(
+        self, req: ApiRequest, result: _Attempt, attempts: int, sent_at: float
+    ) -> Exception:
         where = f"{req.method} {req.path}"
-        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if result.outcome is Outcome.NOT_SENT:
-            kind = type(result.error).__name__
-            cls = (
-                APITimeoutError
-                if isinstance(result.error, httpx.TimeoutException)
-                else APIConnectionError
-            )
-            return cls(f"could not reach Qontak for {where} {tries} ({kind})", method=req.method)
-        if result.outcome is Outcome.NO_ANSWER:
-            kind = type(result.error).__name__
-            if not req.idempotent:
-                return DeliveryUnknownError(
-                    f"no answer to {where} ({kind}): the message may or may not have been "
-                    "accepted; it was not re-sent. Reconcile before sending again",
-                    payload=req.json if isinstance(req.json, Mapping) else None,
-                    sent_at=sent_at,
-                    cause=kind,
-                )
-            cls = (
-                APITimeoutError
-                if isinstance(result.error, httpx.TimeoutException)
-                else APIConnectionError
-            )
-            return cls(f"no answer from Qontak for {where} {tries} ({kind})", method=req.method)
+        kind = type(result.error).__name__
+        if result.outcome in (Outcome.NOT_SENT, Outcome.NO_ANSWER):
+            if result.outcome is Outcome.NO_ANSWER and not req.idempotent:
+                return self._unknown(req, f"no answer to {where} ({kind})", sent_at, cause=kind)
+            timed_out = isinstance(result.error, httpx.TimeoutException)
+            cls = APITimeoutError if timed_out else APIConnectionError
+            verb = "could not reach Qontak" if result.outcome is Outcome.NOT_SENT else "no answer"
+            tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+            return cls(f"{verb} for {where} {tries} ({kind})", method=req.method)
         response = result.response
         assert response is not None
         body = _decode(response)
-        rid = _request_id(response, body)
-        if result.outcome is Outcome.SERVER_ERROR and not req.idempotent:
-            err = status_error(
-                response.status_code,
-                body=body,
-                headers=response.headers,
-                method=req.method,
-                path=req.path,
-            )
-            return DeliveryUnknownError(
-                f"HTTP {response.status_code} on {where}: the message may or may not have been "
-                f"accepted ({'; '.join(err.messages) or 'server error'}); it was not re-sent. "
-                "Reconcile before sending again",
-                payload=req.json if isinstance(req.json, Mapping) else None,
-                sent_at=sent_at,
-                status_code=response.status_code,
-                request_id=rid,
-                cause=f"HTTP {response.status_code}",
-            )
-        return status_error(
+        err = status_error(
             response.status_code,
             body=body,
             headers=response.headers,
-            request_id=rid,
+            request_id=_request_id(response, body),
             method=req.method,
             path=req.path,
             retry_after=result.server_wait,
         )
+        if result.outcome is Outcome.SERVER_ERROR and not req.idempotent:
+            reason = "; ".join(err.messages) or "server error"
+            return self._unknown(
+                req,
+                f"HTTP {response.status_code} on {where} ({reason})",
+                sent_at,
+                status_code=response.status_code,
+                request_id=err.request_id,
+                cause=f"HTTP {response.status_code}",
+            )
+        return err
 
     # -- the two I/O loops -------------------------------------------------------------
     def run_sync(

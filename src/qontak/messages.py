@@ -31,6 +31,7 @@ missing); the client does that before sending, or call :func:`qontak.validation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import TypeAlias
 from urllib.parse import unquote, urlsplit
@@ -85,13 +86,23 @@ ButtonSpec: TypeAlias = ButtonParameter | tuple[int | str, str]
 # --- Small public helpers -------------------------------------------------------------------------
 
 
+def _text(value: object, field: str) -> str:
+    """A parameter value as text: numbers are accepted (an OTP code is often an int), anything
+    else is a ValidationError naming the field rather than a traceback from deep inside."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    raise ValidationError(field, f"expected text, got {type(value).__name__}")
+
+
 def url_button(value: str, index: int | str = 0, *, type: str = "url") -> ButtonParameter:
     """The value of a dynamic URL button (the suffix after its base URL, or an OTP code).
 
     >>> url_button("track/123").model_dump()
     {'index': '0', 'type': 'url', 'value': 'track/123'}
     """
-    return ButtonParameter(index=str(index), type=type, value=value)
+    return ButtonParameter(index=str(index), type=type, value=_text(value, "parameters.buttons"))
 
 
 def media_header(kind: str, url: str, filename: str | None = None) -> HeaderParameter:
@@ -140,7 +151,7 @@ def otp(
         to,
         template=template,
         channel=channel,
-        variables=[("otp", code)],
+        variables=[("otp", _text(code, "code"))],
         buttons=[url_button(code, _otp_button_index(template))],
         name=name,
         language=language,
@@ -390,6 +401,8 @@ def _media(
 def _button(spec: ButtonSpec) -> ButtonParameter:
     if isinstance(spec, ButtonParameter):
         return spec
+    if not isinstance(spec, tuple | list) or len(spec) != 2:
+        raise ValidationError("parameters.buttons", "each button is (index, value)")
     index, value = spec
     return url_button(value, index)
 
@@ -406,6 +419,17 @@ def _keys(template: Template | str, count: int) -> list[str]:
     return keys
 
 
+def _item(value: object, position: int) -> tuple[str | None, str] | BodyParameter:
+    """One element of a variables sequence: text, (label, text) or a BodyParameter."""
+    if isinstance(value, BodyParameter):
+        return value
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ValidationError(f"variables[{position}]", "a pair must be (label, text)")
+        return str(value[0]), _text(value[1], f"variables[{position}]")
+    return None, _text(value, f"variables[{position}]")
+
+
 def _body(variables: Variables | None, template: Template | str) -> list[BodyParameter]:
     if variables is None:
         return []
@@ -415,10 +439,15 @@ def _body(variables: Variables | None, template: Template | str) -> list[BodyPar
         names = placeholders(template.body) if isinstance(template, Template) else []
         if names and set(names) == set(variables) and not all(n.isdigit() for n in names):
             # A named template and a mapping by placeholder name: key = label = name.
-            return [BodyParameter(key=n, value_text=variables[n], value=n) for n in names]
-        items: list[tuple[str | None, str] | BodyParameter] = list(variables.items())
+            return [
+                BodyParameter(key=n, value_text=_text(variables[n], f"variables.{n}"), value=n)
+                for n in names
+            ]
+        items: list[tuple[str | None, str] | BodyParameter] = [
+            (str(label), _text(v, f"variables.{label}")) for label, v in variables.items()
+        ]
     else:
-        items = [(None, v) if isinstance(v, str) else v for v in variables]
+        items = [_item(v, i) for i, v in enumerate(variables, start=1)]
     keys = _keys(template, len(items))
     body: list[BodyParameter] = []
     for key, item in zip(keys, items, strict=True):

@@ -311,3 +311,41 @@ def test_template_message_with_header_and_buttons() -> None:
 def test_region_reads_national_numbers_of_other_countries() -> None:
     msg = messages.otp("(650) 253-0000", "1", template="t", channel="c", language="en", region="US")
     assert msg.to_number == "16502530000"
+
+
+def test_numbers_are_accepted_as_text_values() -> None:
+    msg = messages.otp("0812-3456-7890", 123456, template="t", channel="c", language="id")
+    assert msg.parameters.body is not None and msg.parameters.body[0].value_text == "123456"
+    assert msg.parameters.buttons is not None and msg.parameters.buttons[0].value == "123456"
+    text_msg = messages.text("0812-3456-7890", {"qty": 3}, template="t", channel="c", language="id")
+    assert text_msg.body_values == {"1": "3"}
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (
+            lambda: messages.text(TO, ["a", object()], template="t", channel="c", language="id"),
+            "variables[2]",
+        ),
+        (
+            lambda: messages.text(TO, [("a",)], template="t", channel="c", language="id"),
+            "variables[1]",
+        ),
+        (
+            lambda: messages.text(TO, {"n": None}, template="t", channel="c", language="id"),
+            "variables.n",
+        ),
+        (lambda: messages.otp(TO, None, template="t", channel="c", language="id"), "code"),
+        (
+            lambda: messages.template_message(
+                TO, template="t", channel="c", language="id", buttons=[(1, "a", "b")]
+            ),
+            "parameters.buttons",
+        ),
+    ],
+)
+def test_bad_builder_input_is_a_validation_error_naming_the_field(build, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build()
+    assert info.value.field == field

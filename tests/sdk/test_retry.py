@@ -147,15 +147,42 @@ def test_per_call_override_of_retries(make_client, server) -> None:
     assert len(server.requests) == 1
 
 
-def test_with_options_shares_the_rate_budget(make_client) -> None:
-    client = make_client()
-    quick = client.with_options(timeout=1, max_retries=0)
-    assert quick.rate_limiter is client.rate_limiter
-    assert quick.retry_policy.max_retries == 0 and client.retry_policy.max_retries == 2
-
-
 def test_unknown_outcome_carries_what_reconcile_needs(make_client, server) -> None:
     server.replies = [httpx.ReadTimeout("t")]
     with pytest.raises(DeliveryUnknownError) as info:
         send(make_client())
     assert DirectMessage.model_validate(info.value.payload).to_number == "6281234567890"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        httpx.Response(200),  # what Qontak's OpenAPI file documents for the send
+        httpx.Response(201, json={"status": "success", "data": {"id": 12345}}),
+        httpx.Response(201, text="<html>gateway</html>"),
+    ],
+)
+def test_unreadable_success_on_send_is_unknown_not_a_retryable_error(
+    make_client, server, reply
+) -> None:
+    server.replies = [reply]
+    with pytest.raises(DeliveryUnknownError, match="accepted the send") as info:
+        send(make_client())
+    assert info.value.cause == "unreadable 2xx"
+    assert len(server.requests) == 1
+
+
+def test_undecodable_answer_to_a_send_is_unknown(make_client, server) -> None:
+    server.replies = [httpx.DecodingError("bad gzip")]
+    with pytest.raises(DeliveryUnknownError):
+        send(make_client())
+    assert len(server.requests) == 1
+
+
+def test_a_refused_long_wait_is_not_imposed_on_later_calls(make_client, server, clock) -> None:
+    client = make_client()
+    server.replies = [httpx.Response(429, headers={"Retry-After": "3600"}), OK_LIST]
+    with pytest.raises(RateLimitError):
+        client.channels.list()
+    client.channels.list()
+    assert sum(clock.sleeps) <= client.retry_policy.max_wait

@@ -129,10 +129,17 @@ def test_lost_response_is_unknown_then_reconciled(client: Qontak, sandbox: Sandb
         client.broadcasts.send_direct(msg)
     sandbox.set_faults(FaultConfig())
     assert len(sandbox.messages()) == before + 1  # it was accepted, exactly once
+    err = info.value
     found = client.broadcasts.find_sent(
-        info.value.to_number or "", message_template_id=info.value.message_template_id
+        err.to_number or "", message_template_id=err.message_template_id, since=err.sent_at
     )
     assert sandbox.messages()[-1]["broadcast_id"] in {b.id for b in found}
+
+
+def test_template_categories_and_languages_are_typed(client: Qontak) -> None:
+    languages = client.templates.languages()
+    assert "id" in languages and all(isinstance(x, str) and "{" not in x for x in languages)
+    assert any(c.value == "ACCOUNT_UPDATE" for c in client.templates.categories())
 
 
 def test_file_upload_returns_a_url_the_sandbox_serves(client: Qontak, tmp_path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import pydantic
@@ -13,7 +13,7 @@ import pydantic
 from .._logging import log_kv
 from .._pipeline import ApiRequest, ApiResponse, path_segment
 from .._ratelimit import SCOPE_SEND
-from ..errors import ValidationError
+from ..errors import APIStatusError, DeliveryUnknownError, ValidationError
 from ..models import FINAL_STATUSES, Broadcast, BroadcastLogEntry, DirectMessage, Page, Template
 from ..validation import normalize_phone, validate_message
 from ._base import MAX_PAGES, next_page_params, to_model, to_page
@@ -98,16 +98,35 @@ def _get_request(broadcast_id: str) -> ApiRequest:
     return ApiRequest("GET", f"/broadcasts/{path_segment(broadcast_id)}/whatsapp")
 
 
-def _iso(value: datetime | str | None) -> str | None:
+#: How far back of a failed send's time to look when reconciling: the Date window Mekari
+#: allows for clock skew between us and the server.
+RECONCILE_SKEW_SECONDS = 300.0
+
+
+def _iso(value: datetime | str | float | None) -> str | None:
+    """A date filter as ISO 8601 UTC (``…Z``); epoch seconds and datetimes are accepted."""
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value, tz=timezone.utc)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _since(value: datetime | str | float | None) -> datetime | str | float | None:
+    """Widen a reconcile window by the clock skew Mekari tolerates."""
+    if isinstance(value, int | float):
+        return value - RECONCILE_SKEW_SECONDS
+    if isinstance(value, datetime):
+        return value - timedelta(seconds=RECONCILE_SKEW_SECONDS)
+    return value
+
+
 def _list_params(
-    start_date: datetime | str | None, end_date: datetime | str | None, filters: dict[str, Any]
+    start_date: datetime | str | float | None,
+    end_date: datetime | str | float | None,
+    filters: dict[str, Any],
 ) -> dict[str, Any]:
     return {"start_date": _iso(start_date), "end_date": _iso(end_date), **filters}
 
@@ -127,8 +146,27 @@ def _matches(broadcast: Broadcast, template_id: str | None) -> bool:
     )
 
 
-def _sent_log(message: DirectMessage, broadcast: Broadcast) -> None:
+def _accepted(resp: ApiResponse, message: DirectMessage, sent_at: float) -> Broadcast:
+    """The broadcast a successful send returned.
+
+    A 2xx means Qontak took the message, so an answer we cannot read must not look like an
+    ordinary (retryable) error: it is an unknown outcome to reconcile, never a reason to resend.
+    """
+    try:
+        broadcast = to_model(resp, Broadcast, "broadcast")
+    except APIStatusError as exc:
+        raise DeliveryUnknownError(
+            f"Qontak accepted the send (HTTP {resp.info.status_code}) but its answer had no "
+            f"readable broadcast ({'; '.join(exc.messages)}); it was not re-sent. Reconcile "
+            "before sending again",
+            payload=message.to_wire(),
+            sent_at=sent_at,
+            status_code=resp.info.status_code,
+            request_id=resp.info.request_id,
+            cause="unreadable 2xx",
+        ) from None
     log_kv(logging.INFO, "sent", to=message.to_number, broadcast_id=broadcast.id)
+    return broadcast
 
 
 class Broadcasts:
@@ -157,10 +195,9 @@ class Broadcasts:
         msg = coerce_message(message)
         template = self._client._template_for(msg) if validate and msg.template is None else None
         msg = prepare_message(msg, template, region=self._client.default_region, validate=validate)
+        sent_at = self._client._now()
         resp = self._client._request(_send_request(msg, timeout, max_retries))
-        broadcast = to_model(resp, Broadcast, "broadcast")
-        _sent_log(msg, broadcast)
-        return broadcast
+        return _accepted(resp, msg, sent_at)
 
     def get(self, broadcast_id: str) -> Broadcast:
         """One broadcast with its ``message_status_count``."""
@@ -170,8 +207,8 @@ class Broadcasts:
     def list(
         self,
         *,
-        start_date: datetime | str | None = None,
-        end_date: datetime | str | None = None,
+        start_date: datetime | str | float | None = None,
+        end_date: datetime | str | float | None = None,
         **filters: Any,
     ) -> Page[Broadcast]:
         """One page of broadcasts (``limit``, ``offset``, ``query``, ``target_channel``…)."""
@@ -181,8 +218,8 @@ class Broadcasts:
     def iter(
         self,
         *,
-        start_date: datetime | str | None = None,
-        end_date: datetime | str | None = None,
+        start_date: datetime | str | float | None = None,
+        end_date: datetime | str | float | None = None,
         **filters: Any,
     ) -> Iterator[Broadcast]:
         """Every broadcast matching the filters, following pages."""
@@ -233,13 +270,13 @@ class Broadcasts:
         to_number: str,
         *,
         message_template_id: str | None = None,
-        since: datetime | str | None = None,
+        since: datetime | str | float | None = None,
     ) -> builtins.list[Broadcast]:
         """Broadcasts to ``to_number`` (optionally of one template, created after
         ``since``): how to settle a :class:`~qontak.DeliveryUnknownError`."""
         number = normalize_phone(to_number, self._client.default_region)
         found = []
-        for broadcast in self.iter(start_date=since):
+        for broadcast in self.iter(start_date=_since(since)):
             if not _matches(broadcast, message_template_id):
                 continue
             if any(r.contact_phone_number == number for r in self.log(broadcast.id)):
@@ -267,10 +304,9 @@ class AsyncBroadcasts:
             await self._client._template_for(msg) if validate and msg.template is None else None
         )
         msg = prepare_message(msg, template, region=self._client.default_region, validate=validate)
+        sent_at = self._client._now()
         resp = await self._client._request(_send_request(msg, timeout, max_retries))
-        broadcast = to_model(resp, Broadcast, "broadcast")
-        _sent_log(msg, broadcast)
-        return broadcast
+        return _accepted(resp, msg, sent_at)
 
     async def get(self, broadcast_id: str) -> Broadcast:
         """See :meth:`Broadcasts.get`."""
@@ -280,8 +316,8 @@ class AsyncBroadcasts:
     async def list(
         self,
         *,
-        start_date: datetime | str | None = None,
-        end_date: datetime | str | None = None,
+        start_date: datetime | str | float | None = None,
+        end_date: datetime | str | float | None = None,
         **filters: Any,
     ) -> Page[Broadcast]:
         """See :meth:`Broadcasts.list`."""
@@ -291,8 +327,8 @@ class AsyncBroadcasts:
     async def iter(
         self,
         *,
-        start_date: datetime | str | None = None,
-        end_date: datetime | str | None = None,
+        start_date: datetime | str | float | None = None,
+        end_date: datetime | str | float | None = None,
         **filters: Any,
     ) -> AsyncIterator[Broadcast]:
         """See :meth:`Broadcasts.iter`."""
@@ -344,12 +380,12 @@ class AsyncBroadcasts:
         to_number: str,
         *,
         message_template_id: str | None = None,
-        since: datetime | str | None = None,
+        since: datetime | str | float | None = None,
     ) -> builtins.list[Broadcast]:
         """See :meth:`Broadcasts.find_sent`."""
         number = normalize_phone(to_number, self._client.default_region)
         found = []
-        async for broadcast in self.iter(start_date=since):
+        async for broadcast in self.iter(start_date=_since(since)):
             if not _matches(broadcast, message_template_id):
                 continue
             if any(r.contact_phone_number == number for r in await self.log(broadcast.id)):

@@ -51,6 +51,19 @@ def _get_request(template_id: str) -> ApiRequest:
     return ApiRequest("GET", f"/templates/{path_segment(template_id)}/whatsapp")
 
 
+def _language_codes(data: Any) -> builtins.list[str]:
+    """Codes from ``GET /templates/language``: plain strings or ``{"name", "value"}`` items."""
+    if not isinstance(data, builtins.list):
+        return []
+    codes = []
+    for item in data:
+        if isinstance(item, dict):
+            item = item.get("value") or item.get("code")
+        if item:
+            codes.append(str(item))
+    return codes
+
+
 def pick_template(templates: Iterable[Template], name: str, language: str | None) -> Template:
     """Choose the template called ``name`` (in ``language`` when given).
 
@@ -125,7 +138,7 @@ class Templates:
         """Language codes templates can use (``GET /templates/language``)."""
         resp = self._client._request(ApiRequest("GET", "/templates/language"))
         data = resp.data
-        return [str(x) for x in data] if isinstance(data, list) else []
+        return _language_codes(data)
 
 
 class AsyncTemplates:
@@ -170,4 +183,4 @@ class AsyncTemplates:
         """See :meth:`Templates.languages`."""
         resp = await self._client._request(ApiRequest("GET", "/templates/language"))
         data = resp.data
-        return [str(x) for x in data] if isinstance(data, list) else []
+        return _language_codes(data)

@@ -81,7 +81,8 @@ class Sandbox:
 
     >>> sandbox = Sandbox()                       # in-memory, seeded, real clock
     >>> with sandbox.run_in_thread() as base_url: # a real uvicorn on a free port
-    ...     ...                                   # base_url + "/qontak/chat/v1"
+    ...     base_url.startswith("http://127.0.0.1:")  # base_url + "/qontak/chat/v1"
+    True
 
     Or in process, with no socket: ``httpx.Client(transport=httpx.ASGITransport(sandbox.app))``
     (async) or ``starlette.testclient.TestClient(sandbox.app)`` (sync).

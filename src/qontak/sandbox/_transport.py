@@ -24,6 +24,7 @@ class SyncASGITransport(httpx.BaseTransport):
     """Serve ``httpx.Client`` requests from an ASGI app in process.
 
     >>> client = httpx.Client(transport=SyncASGITransport(app), base_url="http://sandbox.local")
+    ... # doctest: +SKIP
     """
 
     def __init__(self, app: ASGIApp) -> None:
