@@ -27,6 +27,13 @@ class _Part:
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self._client._request(ApiRequest("GET", path, params=dict(params or {}))).body
 
+    def _write(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        # Writes have effects, so they follow the send rules: never repeated blindly.
+        req = ApiRequest(
+            method, path, json=dict(body) if body is not None else None, idempotent=False
+        )
+        return self._client._request(req).body
+
 
 class BroadcastApi(_Part):
     """``api.broadcast`` of the Node client."""
@@ -76,6 +83,14 @@ class TemplateApi(_Part):
         """GET ``/templates/{id}/whatsapp``."""
         return self._get(f"/templates/{path_segment(template_id)}/whatsapp")
 
+    def create_whatsapp_template(self, body: Mapping[str, Any]) -> Any:
+        """POST ``/templates/whatsapp`` (submit a template for approval)."""
+        return self._write("POST", "/templates/whatsapp", body)
+
+    def create_whatsapp_hsm_template(self, body: Mapping[str, Any]) -> Any:
+        """POST ``/templates/whatsapp/hsm_chat``."""
+        return self._write("POST", "/templates/whatsapp/hsm_chat", body)
+
 
 class IntegrationApi(_Part):
     """``api.integration`` of the Node client."""
@@ -96,6 +111,42 @@ class FileUploaderApi(_Part):
         """POST ``/file_uploader`` with ``{"file": <path, bytes or binary file>}``."""
         uploaded = self._client.file_uploader.upload(data["file"], filename=data.get("filename"))
         return uploaded.response.envelope if uploaded.response else uploaded.to_dict()
+
+
+class ContactApi(_Part):
+    """``api.contact`` of the Node client (contact lists for bulk broadcasts)."""
+
+    def get_contacts_list(self, contact_list_id: str) -> Any:
+        """GET ``/contacts/contact_lists/contacts/{id}``."""
+        return self._get(f"/contacts/contact_lists/contacts/{path_segment(contact_list_id)}")
+
+    def get_contact_list_detail(self, contact_list_id: str) -> Any:
+        """GET ``/contacts/contact_lists/{id}``."""
+        return self._get(f"/contacts/contact_lists/{path_segment(contact_list_id)}")
+
+    def override_contact_name(self, body: Mapping[str, Any]) -> Any:
+        """PUT ``/contacts/contact_lists/override_contact_by_upload`` with ``{"enabled": …}``."""
+        return self._write("PUT", "/contacts/contact_lists/override_contact_by_upload", body)
+
+
+class ContactBlockApi(_Part):
+    """``api.contact_block`` of the Node client."""
+
+    def block_contact(self, body: Mapping[str, Any]) -> Any:
+        """POST ``/contact_block`` with ``{"room_id": …, "reason": …}``."""
+        return self._write("POST", "/contact_block", body)
+
+    def remove_block_contact(self, body: Mapping[str, Any], contact_id: str) -> Any:
+        """DELETE ``/contact_block/{id}`` with ``{"room_id": …}``."""
+        return self._write("DELETE", f"/contact_block/{path_segment(contact_id)}", body)
+
+
+class UserApi(_Part):
+    """``api.user`` of the Node client."""
+
+    def get_list_user(self, params: Mapping[str, Any] | None = None) -> Any:
+        """GET ``/users``."""
+        return self._get("/users", params)
 
 
 class QontakClient:
@@ -122,6 +173,9 @@ class QontakClient:
         self.template = TemplateApi(self.client)
         self.integration = IntegrationApi(self.client)
         self.file_uploader = FileUploaderApi(self.client)
+        self.contact = ContactApi(self.client)
+        self.contact_block = ContactBlockApi(self.client)
+        self.user = UserApi(self.client)
 
     def __repr__(self) -> str:
         return f"QontakClient(client_id={self.client.settings.client_id!r})"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qontak import Broadcast, QontakClient, messages
+from qontak import Broadcast, DeliveryUnknownError, QontakClient, messages
 from qontak.models import Template
 
 from ..conftest import CLIENT_ID, expected_signature
@@ -211,6 +211,43 @@ def test_compat_client_calls_the_node_paths(server) -> None:
         "/qontak/chat/v1/broadcasts/b1/whatsapp",
         "/qontak/chat/v1/broadcasts/whatsapp?limit=1",
     ]
+
+
+def test_compat_write_methods_send_their_bodies_once(server) -> None:
+    server.default = lambda r: httpx.Response(200, json=envelope({}))
+    api = QontakClient(
+        CLIENT_ID,
+        server.secret,
+        base_url="https://api.mekari.com",
+        http_client=httpx.Client(transport=server.transport()),
+        env_file=None,
+    )
+    api.template.create_whatsapp_template({"name": "t"})
+    api.template.create_whatsapp_hsm_template({"name": "h"})
+    api.contact.get_contacts_list("cl1")
+    api.contact.get_contact_list_detail("cl1")
+    api.contact.override_contact_name({"enabled": True})
+    api.contact_block.block_contact({"room_id": "r", "reason": "spam"})
+    api.contact_block.remove_block_contact({"room_id": "r"}, "c1")
+    api.user.get_list_user({"limit": 2})
+    calls = [(r.method, r.url.raw_path.decode()) for r in server.requests]
+    assert calls == [
+        ("POST", "/qontak/chat/v1/templates/whatsapp"),
+        ("POST", "/qontak/chat/v1/templates/whatsapp/hsm_chat"),
+        ("GET", "/qontak/chat/v1/contacts/contact_lists/contacts/cl1"),
+        ("GET", "/qontak/chat/v1/contacts/contact_lists/cl1"),
+        ("PUT", "/qontak/chat/v1/contacts/contact_lists/override_contact_by_upload"),
+        ("POST", "/qontak/chat/v1/contact_block"),
+        ("DELETE", "/qontak/chat/v1/contact_block/c1"),
+        ("GET", "/qontak/chat/v1/users?limit=2"),
+    ]
+    assert server.bodies()[4] == {"enabled": True}
+    assert server.bodies()[6] == {"room_id": "r"}
+    # a write that timed out is not repeated
+    server.replies = [httpx.ReadTimeout("t")]
+    with pytest.raises(DeliveryUnknownError, match="request may or may not have taken effect"):
+        api.contact_block.block_contact({"room_id": "r", "reason": "x"})
+    assert len(server.requests) == 9
 
 
 def test_file_upload_is_multipart_with_file_field(make_client, server, tmp_path) -> None:
