@@ -79,6 +79,9 @@ def setup_logging(level: str | None = None) -> None:
 
 # Filter at the logger too, so records are clean for handlers users attach themselves.
 logger.addFilter(RedactingFilter())
+# A library stays silent unless asked: without this, Python's last-resort handler would print
+# our WARNING records to stderr in programs that never configured logging.
+logger.addHandler(logging.NullHandler())
 
 
 def log_kv(level: int, event: str, **fields: Any) -> None:

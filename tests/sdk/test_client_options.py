@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -42,7 +45,7 @@ def test_qontak_log_switches_on_redacted_debug_logging(monkeypatch, make_client,
         for handler in [h for h in logger.handlers if getattr(h, "_qontak", False)]:
             logger.removeHandler(handler)
         logger.setLevel(old_level)
-    assert logging.getLogger("qontak").handlers == []
+    assert not [h for h in logging.getLogger("qontak").handlers if getattr(h, "_qontak", False)]
 
 
 def test_https_proxy_from_the_environment_is_used(monkeypatch) -> None:
@@ -63,9 +66,11 @@ def test_https_proxy_from_the_environment_is_used(monkeypatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    with Qontak(CLIENT_ID, CLIENT_SECRET, env_file=None, max_retries=0) as client:
-        with pytest.raises(APIConnectionError):
-            client.channels.list()
+    with (
+        Qontak(CLIENT_ID, CLIENT_SECRET, env_file=None, max_retries=0) as client,
+        pytest.raises(APIConnectionError),
+    ):
+        client.channels.list()
     thread.join(timeout=5)
     listener.close()
     assert seen and seen[0].startswith(b"CONNECT api.mekari.com:443 ")
@@ -79,6 +84,30 @@ def test_with_options_copies_share_one_rate_budget(make_client, server, clock) -
     quick.channels.list()  # the copy waits for the budget the original used
     assert clock.now - start == pytest.approx(60.0)
     assert quick.retry_policy.max_retries == 0 and client.retry_policy.max_retries == 2
+
+
+def test_library_is_silent_when_logging_is_not_configured() -> None:
+    # In a fresh interpreter (pytest itself configures logging), a failed send prints nothing.
+    code = """
+import httpx
+from qontak import Qontak, DeliveryUnknownError
+def boom(request):
+    raise httpx.ReadTimeout("t")
+http = httpx.Client(transport=httpx.MockTransport(boom))
+client = Qontak("a", "b", env_file=None, http_client=http)
+msg = {"to_name": "A", "to_number": "6281234567890", "message_template_id": "t",
+       "channel_integration_id": "c", "language": {"code": "id"}, "parameters": {}}
+try:
+    client.broadcasts.send_direct(msg, validate=False)
+except DeliveryUnknownError:
+    print("unknown")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "QONTAK_LOG"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stdout.strip() == "unknown"
+    assert done.stderr == ""
 
 
 def test_own_http_client_is_not_closed_by_the_sdk(server) -> None:
