@@ -161,11 +161,27 @@ _GLOBAL_PARAMS: list[tuple[str, Any, Any]] = [
 ]
 
 
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The function's evaluated annotations, ``Annotated`` metadata kept.
+
+    Python 3.10's ``get_type_hints`` wraps ``Optional[...]`` around the annotation of every
+    parameter whose default is ``None``, which hides the ``Annotated[..., typer.Option(...)]``
+    inside it (typer then sees no option names); unwrap that again.
+    """
+    hints = typing.get_type_hints(func, include_extras=True)
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is typing.Union:
+            inner = [a for a in typing.get_args(hint) if a is not type(None)]
+            if len(inner) == 1 and typing.get_origin(inner[0]) is typing.Annotated:
+                hints[name] = inner[0]
+    return hints
+
+
 def command(func: F) -> F:
     """Wrap a command: accept the global options after the command name, run it, and turn
     any error into one line on stderr plus the documented exit code."""
     signature = inspect.signature(func)
-    hints = typing.get_type_hints(func, include_extras=True)
+    hints = _type_hints(func)
     # The command's own Context parameters are filled from ours (typer fills only one).
     own_ctx = [name for name, hint in hints.items() if hint is typer.Context]
     params = [
