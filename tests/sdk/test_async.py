@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from qontak import AsyncQontak, DeliveryUnknownError, InternalServerError
+from qontak import AsyncQontak, DeliveryUnknownError, InternalServerError, ValidationError, messages
+from qontak.sandbox import FaultConfig
+from qontak.testing import async_sandbox_client
 
 from ..conftest import CLIENT_ID, FakeClock, RecordingServer
 
@@ -77,3 +79,40 @@ async def test_async_template_iteration_and_wait(server, clock) -> None:
         final = await client.broadcasts.wait("b", interval=1.0)
     assert final[0].status == "read"
     assert clock.sleeps.count(1.0) == 2
+
+
+# --- against the in-process sandbox ------------------------------------------------------------
+
+
+async def test_async_validation_blocks_the_request_and_preview_renders() -> None:
+    async with async_sandbox_client() as (client, sandbox):
+        tpl = await client.templates.find("order_update", language="id")
+        channel = (await client.channels.list())[0]
+        bad = messages.text(
+            "0812-3456-7890", ["only one"], template=tpl.id, channel=channel.id, language="id"
+        )
+        with pytest.raises(ValidationError):
+            await client.broadcasts.send_direct(bad)
+        good = messages.text("0812-3456-7890", ["Budi", "INV-9"], template=tpl, channel=channel)
+        assert "INV-9" in await client.preview(good)
+        assert sandbox.messages() == []
+
+
+async def test_async_upload_with_options_and_reconcile(tmp_path) -> None:
+    async with async_sandbox_client() as (client, sandbox):
+        f = tmp_path / "a.pdf"
+        f.write_bytes(b"%PDF-1.4 async")
+        uploaded = await client.file_uploader.upload(f)
+        assert uploaded.url.endswith("a.pdf")
+        tpl = await client.templates.find("invoice_document", language="id")
+        channel = (await client.channels.list())[0]
+        msg = messages.document("0812-3456-7890", uploaded.url, template=tpl, channel=channel)
+        sandbox.set_faults(FaultConfig(lost_response=1.0, scope="send"))
+        quick = client.with_options(max_retries=0)
+        with pytest.raises(DeliveryUnknownError) as info:
+            await quick.broadcasts.send_direct(msg)
+        sandbox.set_faults(FaultConfig())
+        found = await client.broadcasts.find_sent(
+            "0812-3456-7890", message_template_id=tpl.id, since=info.value.sent_at
+        )
+        assert [b.id for b in found] == [m["broadcast_id"] for m in sandbox.messages()]
