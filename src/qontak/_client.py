@@ -135,6 +135,8 @@ class _Common:
             limiter=_limiter(rate_limits),
             timeout=_timeout(timeout),
             clock=clock or time.time,
+            # An injected clock (tests, simulations) drives the limiter too.
+            monotonic=clock or time.monotonic,
         )
         self.default_region = _region(default_region)
         self._templates_cache = _TemplateCache()

@@ -153,6 +153,9 @@ class Pipeline:
     limiter: RateLimiter | None
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     clock: Callable[[], float] = time.time
+    # Rate-limit bookkeeping runs on a monotonic clock, so a wall-clock step (NTP) neither
+    # stalls the limiter nor lets a burst through; ``clock`` (wall time) signs requests.
+    monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -209,7 +212,7 @@ class Pipeline:
         """Seconds to wait before this attempt may go out."""
         if self.limiter is None:
             return 0.0
-        return self.limiter.reserve(req.scope, now=self.clock())
+        return self.limiter.reserve(req.scope, now=self.monotonic())
 
     def on_exception(self, exc: Exception) -> _Attempt:
         """Classify a transport exception.
@@ -231,7 +234,7 @@ class Pipeline:
 
     def on_response(self, req: ApiRequest, response: httpx.Response) -> _Attempt:
         """Classify a response and feed rate-limit headers back to the limiter."""
-        now = self.clock()
+        now, mono = self.clock(), self.monotonic()
         headers = response.headers
         outcome = classify_status(response.status_code)
         server_wait: float | None = None
@@ -240,11 +243,11 @@ class Pipeline:
             if self.limiter is not None:
                 wait = server_wait if server_wait is not None else self.retry.backoff_base
                 # A longer wait than max_wait is raised to the caller, not imposed on later calls.
-                self.limiter.pause(req.scope, now + min(wait, self.retry.max_wait))
+                self.limiter.pause(req.scope, mono + min(wait, self.retry.max_wait))
         elif headers.get("x-ratelimit-remaining", "").strip() == "0":
             reset = parse_reset(headers.get("x-ratelimit-reset"), now)
             if reset and self.limiter is not None:
-                self.limiter.pause(req.scope, now + min(reset, self.retry.max_wait))
+                self.limiter.pause(req.scope, mono + min(reset, self.retry.max_wait))
         return _Attempt(outcome, response=response, server_wait=server_wait)
 
     def next_delay(self, req: ApiRequest, attempt: int, result: _Attempt) -> float | None:
