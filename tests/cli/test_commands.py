@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from qontak import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template
 from qontak.cli import ExitCode
+from qontak.cli.demo import sample_png
 from qontak.sandbox import FaultConfig, RateLimitConfig
 from tests.cli.conftest import Cli, Served
 
@@ -247,6 +251,64 @@ def test_send_uploads_a_local_header_file_first(cli: Cli, served: Served, tmp_pa
     assert url.startswith(served.url + "/_sandbox/files/") and url.endswith("/invoice.pdf")
     assert header["params"][1] == {"key": "filename", "value": "invoice.pdf"}
     assert len(served.sandbox.messages()) == 1
+
+
+def _count_uploads(served: Served, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the name of every file the sandbox stores from ``POST /file_uploader`` (a spy
+    around its store; the sandbox itself is not changed)."""
+    names: list[str] = []
+    store = served.sandbox.store
+    original = store.add_upload
+
+    def spy(upload: Any, created_at: float) -> None:
+        names.append(upload.filename)
+        original(upload, created_at)
+
+    monkeypatch.setattr(store, "add_upload", spy)
+    return names
+
+
+def test_send_invalid_message_with_a_local_file_uploads_nothing(
+    cli: Cli, served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads = _count_uploads(served, monkeypatch)
+    png = tmp_path / "promo.png"
+    png.write_bytes(sample_png())
+    # promo_image has no body variables, so --var 1=… is a validation problem.
+    args = ["--to", "081234567890", "-t", "promo_image", "-l", "id", "--header-image", str(png)]
+    result = cli("send", *args, "--var", "1=Budi")
+    assert result.exit_code == ExitCode.USAGE
+    _one_error_line(result.stderr)
+    assert uploads == []  # validated before the upload: exit 2 really means nothing sent
+    assert served.sandbox.messages() == []
+    # The same message without the problem uploads once, then sends.
+    out = cli.json("send", *args)
+    assert uploads == ["promo.png"]
+    assert out["message"]["parameters"]["header"]["params"][0]["value"].startswith(served.url)
+    assert len(served.sandbox.messages()) == 1
+
+
+def test_dry_run_labels_the_local_file_url_as_a_placeholder(
+    cli: Cli, served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads = _count_uploads(served, monkeypatch)
+    pdf = tmp_path / "invoice.pdf"
+    pdf.write_bytes(b"%PDF-1.4 test")
+    args = ["send", "--dry-run", "--to", "081234567890", "-t", "invoice_document", "-l", "id",
+            "--header-document", str(pdf)]  # fmt: skip
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("JSON POST"))
+    note = lines[start + 1]
+    assert "local file" in note and "uploaded on send" in note and "placeholder" in note
+    # What follows the note is the exact JSON, still valid JSON.
+    message = json.loads("\n".join(lines[start + 2 :]))
+    assert message["parameters"]["header"]["params"][0]["value"].startswith("file://")
+    out = cli.json(*args)
+    placeholder = out["message"]["parameters"]["header"]["params"][0]["value"]
+    assert out["upload"] == {"file": str(pdf), "placeholder_url": placeholder}
+    assert uploads == [] and served.sandbox.messages() == []
 
 
 def test_send_payload_accepts_the_node_readme_dict(

@@ -14,7 +14,9 @@ JSON shapes:
 - ``send``: ``{"broadcast": Broadcast, "message": <wire JSON>}`` plus ``"log": [BroadcastLogEntry]``
   and ``"final": bool`` with ``--wait``.
 - ``send --dry-run``: ``{"dry_run": true, "message": <wire JSON>, "template": Template,
-  "preview": "<text>", "problems": ["field: reason", ...]}``; nothing is sent.
+  "preview": "<text>", "problems": ["field: reason", ...], "upload": null | {"file": path,
+  "placeholder_url": "file://..."}}``; nothing is sent or uploaded. With a local header file,
+  the message's media URL is the ``file://`` placeholder named in ``"upload"``.
 - ``preview``: ``{"message": <wire JSON>, "template": Template, "preview": "<text>",
   "problems": [...]}``.
 """
@@ -50,7 +52,7 @@ from .channels import pick_channel
 from .exit_codes import ExitCode
 from .templates import resolve_template
 
-__all__ = ["MessageArgs", "build_message", "register", "wait_for_log"]
+__all__ = ["MessageArgs", "build_message", "register", "upload_local_media", "wait_for_log"]
 
 # --- shared options (send and preview take the same ones) -----------------------------------------
 
@@ -175,11 +177,12 @@ def _resolve(client: Qontak, args: MessageArgs) -> tuple[Template, Channel]:
     return template, channel
 
 
-def build_message(client: Qontak, args: MessageArgs, *, upload: bool) -> Built:
+def build_message(client: Qontak, args: MessageArgs) -> Built:
     """Resolve template and channel, and build the message the flags describe.
 
-    A local file given as header media is uploaded first when ``upload`` is true; otherwise
-    (``--dry-run``, ``preview``) its URL is a ``file://`` placeholder.
+    Nothing is uploaded here: a local file given as header media gets a ``file://`` stand-in
+    URL and is recorded in :attr:`Built.upload`, so the message can be checked first and the
+    file uploaded (:func:`upload_local_media`) only once it is known to be valid.
     """
     if args.payload:
         return _from_payload(client, args)
@@ -203,11 +206,7 @@ def build_message(client: Qontak, args: MessageArgs, *, upload: bool) -> Built:
             local = Path(source)
             if not local.is_file():
                 fail(f"--header-{kind.lower()}: not a URL and no such file: {source}")
-            if upload:
-                uploaded = client.file_uploader.upload(local)
-                url = uploaded.url
-            else:
-                url = local.resolve().as_uri()
+            url = local.resolve().as_uri()
     common: dict[str, Any] = {
         "template": template,
         "channel": channel,
@@ -217,6 +216,19 @@ def build_message(client: Qontak, args: MessageArgs, *, upload: bool) -> Built:
     filename = args.filename or (local.name if local is not None else None)
     message = _by_kind(args.to, template, body, buttons, media, url, filename, common)
     return Built(message=message, template=template, upload=local)
+
+
+def upload_local_media(client: Qontak, built: Built) -> None:
+    """Upload the local header file of ``built`` (if any) and put its URL in the message in
+    place of the ``file://`` stand-in. Call it only after the message passed validation, so
+    an invalid message never leaves a stray upload behind."""
+    header = built.message.parameters.header
+    if built.upload is None or header is None:
+        return
+    uploaded = client.file_uploader.upload(built.upload)
+    for param in header.params:
+        if param.key == "url":
+            param.value = uploaded.url
 
 
 def _by_kind(
@@ -300,9 +312,28 @@ def _show(built: Built, title: str) -> None:
     out.print(bubble(built.template, built.message, title=title))
 
 
+def _upload_note(built: Built) -> dict[str, str] | None:
+    """For ``--dry-run --json``: the local file that a real send would upload, and the
+    placeholder URL standing in for it in ``message`` (None when nothing is uploaded)."""
+    header = built.message.parameters.header
+    if built.upload is None or header is None:
+        return None
+    return {"file": str(built.upload), "placeholder_url": header.get("url") or ""}
+
+
 def _show_json_message(built: Built) -> None:
     out = console()
     out.print("[bold]JSON[/bold] POST /broadcasts/whatsapp/direct")
+    if built.upload is not None:
+        # The file:// URL inside "the exact JSON" is not what will be sent: say so on its own
+        # line, outside the JSON, so the JSON block itself stays valid and copyable.
+        out.print(
+            f"note: header media is a local file ({built.upload.name}), uploaded on send; "
+            "the file:// URL shown is a placeholder for the uploaded file's URL",
+            style="yellow",
+            highlight=False,
+            soft_wrap=True,
+        )
     typer.echo(built.message.to_json(indent=2))
 
 
@@ -376,7 +407,7 @@ def register(app: typer.Typer) -> None:
         """Send one template message (validated against its template first).
 
         JSON: {"broadcast": Broadcast, "message": wire JSON} (+ "log", "final" with --wait);
-        with --dry-run {"dry_run": true, "message", "template", "preview", "problems"}.
+        with --dry-run {"dry_run": true, "message", "template", "preview", "problems", "upload"}.
         """
         st = state()
         args = _args(to=to, name=name, template=template, language=language, channel=channel,
@@ -384,7 +415,7 @@ def register(app: typer.Typer) -> None:
                      header_document=header_document, filename=filename, buttons=button,
                      payload=payload)  # fmt: skip
         with st.client() as client:
-            built = build_message(client, args, upload=not dry_run)
+            built = build_message(client, args)
             problems = _problems(built)
             if dry_run:
                 if st.json:
@@ -395,18 +426,20 @@ def register(app: typer.Typer) -> None:
                             "template": built.template.to_dict(),
                             "preview": render_preview(built.template, built.message),
                             "problems": problems,
+                            "upload": _upload_note(built),
                         }
                     )
                 else:
                     _show(built, "preview (dry run: nothing sent)")
                     _show_json_message(built)
-                    if built.upload is not None:
-                        warn_line(f"{built.upload} would be uploaded first; its URL is a stand-in")
                 if problems:
                     fail("; ".join(problems), ExitCode.USAGE)
                 return
             if problems:
+                # Checked against the file:// stand-in, before any upload: an invalid
+                # message must leave nothing behind on the server (exit 2 = nothing sent).
                 fail("; ".join(problems), ExitCode.USAGE)
+            upload_local_media(client, built)
             broadcast = client.broadcasts.send_direct(built.message)
             result: dict[str, Any] = {
                 "broadcast": broadcast.to_dict(),
@@ -467,7 +500,7 @@ def register(app: typer.Typer) -> None:
         if payload and not to:
             args.to = None
         with st.client() as client:
-            built = build_message(client, args, upload=False)
+            built = build_message(client, args)
         problems = _problems(built)
         if st.json:
             print_json(
