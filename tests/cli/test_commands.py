@@ -77,6 +77,13 @@ def test_templates_show_marks_placeholders_and_json_is_a_template(cli: Cli) -> N
     assert by_id.name == "login_otp" and by_id.language == "id"
 
 
+def test_templates_show_and_list_take_dash_l_like_send(cli: Cli) -> None:
+    shown = Template.model_validate(cli.json("templates", "show", "login_otp", "-l", "en"))
+    assert shown.name == "login_otp" and shown.language == "en"
+    listed = [Template.model_validate(t) for t in cli.json("templates", "-l", "en")]
+    assert listed and all(t.language == "en" for t in listed)
+
+
 def test_templates_show_ambiguous_name_asks_for_language(cli: Cli) -> None:
     result = cli("templates", "show", "login_otp")
     assert result.exit_code == ExitCode.USAGE

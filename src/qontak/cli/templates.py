@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--category", help="AUTHENTICATION, MARKETING or UTILITY."),
         ] = None,
         language: Annotated[
-            str | None, typer.Option("--language", help="Language code, e.g. id or en.")
+            str | None, typer.Option("--language", "-l", help="Language code, e.g. id or en.")
         ] = None,
         search: Annotated[
             str | None, typer.Option("--search", help="Text the template name contains.")
@@ -106,7 +106,8 @@ def register(app: typer.Typer) -> None:
         template: Annotated[str, typer.Argument(help="Template name or id.")],
         language: Annotated[
             str | None,
-            typer.Option("--language", help="Language, when the name exists in several."),
+            # -l as in send/preview, so a command line can be carried over unchanged.
+            typer.Option("--language", "-l", help="Language, when the name exists in several."),
         ] = None,
     ) -> None:
         """Show one template with its placeholders marked ⟨{{1}}⟩.
