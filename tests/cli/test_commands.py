@@ -595,3 +595,16 @@ def test_demo_json_sends_every_kind_and_each_reaches_read(cli: Cli) -> None:
         assert [BroadcastLogEntry.model_validate(x).status for x in r["log"]] == ["read"]
         assert r["final_status"] == "read" and r["statuses"][-1] == "read"
         assert r["preview"]
+
+
+# --- help --------------------------------------------------------------------------------------
+
+
+def test_help_shows_flags_without_a_value(cli: Cli) -> None:
+    for command in ([], ["send"], ["log"], ["sandbox"], ["templates"], ["templates", "show"]):
+        result = cli(*command, "--help")
+        assert result.exit_code == 0, command
+        assert "--json" in result.stdout and "--help" in result.stdout
+        assert "<bool>" not in result.stdout, command
+    send = cli("send", "--help").stdout
+    assert "<float>" in send  # options that take a value still say which kind

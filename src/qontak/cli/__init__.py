@@ -12,13 +12,14 @@ codes of :mod:`qontak.cli.exit_codes`: 0 ok, 1 API error, 2 usage/validation, 3 
 from __future__ import annotations
 
 from . import broadcasts, channels, demo, doctor, sandbox, send, templates
-from ._app import app
+from ._app import app, use_qontak_classes
 from .exit_codes import ExitCode, exit_code_for
 
 __all__ = ["ExitCode", "app", "exit_code_for", "main"]
 
 for _module in (channels, templates, send, broadcasts, sandbox, doctor, demo):
     _module.register(app)
+use_qontak_classes(app)
 
 
 def main() -> None:

@@ -7,17 +7,58 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from typer._click import Context, Parameter
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from ._output import error_line
 from ._state import Env, State
 from .exit_codes import ExitCode
 
-__all__ = ["QontakGroup", "app"]
+__all__ = ["QontakCommand", "QontakGroup", "QontakSubGroup", "app", "use_qontak_classes"]
 
 
-class QontakGroup(TyperGroup):
+def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:
+    """Give boolean flags an empty metavar, so help shows ``--json`` rather than
+    ``--json <bool>``.
+
+    typer's rich help prints ``<type>`` for every option, flags included (its plain-text
+    help skips flags; the rich path does not), which reads as if ``--json`` took a value.
+    A flag never parses a value, so its metavar appears nowhere else.
+    """
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class QontakCommand(TyperCommand):
+    """Every ``qontak`` command: flags shown without a value in ``--help``."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class QontakSubGroup(TyperGroup):
+    """A command group below the root (``templates``): flags shown without a value."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+def use_qontak_classes(typer_app: typer.Typer) -> None:
+    """Build every command registered on ``typer_app`` (and its groups) as a
+    :class:`QontakCommand`, unless it chose a class of its own (typer fills in
+    ``TyperCommand`` when none was given)."""
+    for info in typer_app.registered_commands:
+        if info.cls is None or info.cls is TyperCommand:
+            info.cls = QontakCommand
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            use_qontak_classes(group.typer_instance)
+
+
+class QontakGroup(QontakSubGroup):
     """The root command group. Usage errors (unknown option, bad value, missing argument)
     become one red line on stderr and exit code 2 instead of a usage box."""
 

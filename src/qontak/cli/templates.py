@@ -14,6 +14,7 @@ from .._client import Qontak
 from ..errors import NotFoundError, ValidationError
 from ..models import Template
 from ..resources.templates import pick_template
+from ._app import QontakSubGroup
 from ._output import console, print_json, template_panel, templates_table
 from ._state import command, state
 
@@ -56,6 +57,7 @@ def _matches(t: Template, status: str | None, category: str | None, language: st
 def register(app: typer.Typer) -> None:
     """Add ``templates`` and ``templates show`` to ``app``."""
     group = typer.Typer(
+        cls=QontakSubGroup,
         help="WhatsApp templates: list them, or show one with its placeholders.",
         invoke_without_command=True,
         no_args_is_help=False,
