@@ -5,6 +5,7 @@ codes with one line on stderr."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +434,57 @@ def test_broadcasts_lists_status_counts(cli: Cli) -> None:
     assert {b.id for b in items} == {first, second}
     assert all(b.message_status_count is not None for b in items)
     assert cli.json("broadcasts", "--until", "2000-01-01") == []
+
+
+def _whole_words_at_80(stdout: str, *headers: str) -> None:
+    """Every header word appears whole and no line is wider than the console."""
+    assert all(len(line) <= 80 for line in stdout.splitlines()), stdout
+    for word in " ".join(headers).split():
+        assert re.search(rf"(?<!\S){re.escape(word)}(?!\S)", stdout), (word, stdout)
+
+
+def _unbroken_or_absent(stdout: str, ident: str) -> None:
+    assert ident in stdout or ident[:6] not in stdout, (ident, stdout)
+
+
+def test_tables_fit_80_columns_with_whole_headers_and_ids(cli: Cli) -> None:
+    narrow = {"COLUMNS": "80"}
+    result = cli("templates", env=narrow)
+    assert result.exit_code == 0
+    _whole_words_at_80(result.stdout, "Name", "Lang", "Category", "Status", "Variables")
+    for t in cli.json("templates"):
+        assert t["name"] in result.stdout
+        _unbroken_or_absent(result.stdout, t["id"])
+    assert "hidden at 80 columns: " in result.stdout and "ID" in result.stdout
+
+    read, failed = _send(cli), _send(cli, "6281234131026")
+    cli("log", failed, "--watch", "--interval", "0.05")  # both final: the table is settled
+    result = cli("broadcasts", env=narrow)
+    assert result.exit_code == 0
+    _whole_words_at_80(result.stdout, "ID", "Statuses")
+    assert read in result.stdout and failed in result.stdout  # ids stay whole: log needs them
+    assert "1 read" in result.stdout and "1 failed" in result.stdout
+
+    for broadcast_id in (read, failed):
+        result = cli("log", broadcast_id, env=narrow)
+        _whole_words_at_80(result.stdout, "Phone", "Name", "Status", "Error")
+        [row] = cli.json("log", broadcast_id)
+        _unbroken_or_absent(result.stdout, row["whatsapp_message_id"])
+    assert "not registered" not in result.stdout and "131026: Unable to deliver" in result.stdout
+
+    result = cli("channels", env=narrow)
+    _whole_words_at_80(result.stdout, "ID", "Phone number", "Account name", "Active")
+    assert CHANNEL_ID in result.stdout
+
+
+def test_tables_show_every_column_on_a_wide_console(cli: Cli) -> None:
+    broadcast_id = _send(cli)
+    result = cli("broadcasts", env={"COLUMNS": "200"})
+    for header in ("Created", "To", "Template", "Pending", "Delivered", "Failed"):
+        assert header in result.stdout
+    assert broadcast_id in result.stdout and "hidden" not in result.stdout
+    result = cli("templates", env={"COLUMNS": "200"})
+    assert ORDER_ID in result.stdout and "Buttons" in result.stdout
 
 
 def test_broadcasts_bad_date_is_one_line_exit_2(cli: Cli) -> None:

@@ -12,10 +12,13 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
 
 import typer
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -27,11 +30,13 @@ from ..render import RenderedButton, RenderedMedia, render
 
 __all__ = [
     "STATUS_STYLES",
+    "Column",
     "broadcasts_table",
     "bubble",
     "channels_table",
     "console",
     "error_line",
+    "fit_table",
     "log_table",
     "print_json",
     "status_text",
@@ -93,95 +98,227 @@ def status_text(status: str | None) -> Text:
 
 
 # --- tables --------------------------------------------------------------------------------------
+#
+# Tables are laid out for the console they are printed on. Identifiers (ids, names, phone
+# numbers, statuses) are never folded: a folded id cannot be copied. Headers never break inside
+# a word. When the console is too narrow for every column at those widths, the least important
+# columns are left out and the caption says which ones (``--json`` always has everything).
 
 
-def _table(title: str | None, *columns: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+@dataclass
+class Column:
+    """One column of a fitted table.
+
+    ``drop`` ranks the column for leaving out on a narrow console: 0 is always shown, and
+    higher ranks go first. ``no_wrap`` columns hold identifiers and keep their full width.
+    """
+
+    header: str
+    cells: list[str | Text] = field(default_factory=list)
+    no_wrap: bool = False
+    drop: int = 0
+    justify: Literal["left", "right"] = "left"
+    floor: int = 0
+    """For wrapping text worth reading (error messages): the width it keeps, when its text is
+    that long, before other columns are left out for it."""
+
+    def min_width(self) -> int:
+        """The narrowest this column can be without breaking a header word or an id."""
+        longest = max((cell_len(str(c)) for c in self.cells), default=0)
+        words = [cell_len(w) for w in self.header.split()] + [min(self.floor, longest)]
+        for cell in self.cells:
+            text = cell.plain if isinstance(cell, Text) else cell
+            if self.no_wrap:
+                words.append(cell_len(text))
+            else:  # wrapped text breaks between words; a very long word may still fold
+                words.extend(min(cell_len(w), _LONGEST_UNBROKEN) for w in text.split())
+        return max(words, default=1)
+
+
+#: A word in a wrapping column longer than this may be folded rather than widen the column.
+_LONGEST_UNBROKEN = 20
+
+
+def _table_overhead(columns: int) -> int:
+    # SIMPLE_HEAVY with edges: one padding cell on each side of every column, plus the
+    # edge/divider characters (columns + 1 of them).
+    return 3 * columns + 1
+
+
+def fit_table(title: str | None, columns: list[Column], width: int | None = None) -> Table:
+    """A table of ``columns`` that fits ``width`` (default: the console's), leaving out
+    droppable columns, highest ``drop`` first, until the rest fit unbroken."""
+    available = width if width is not None else console().width
+    shown = list(columns)
+    hidden: list[str] = []
+    for candidate in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
+        needed = sum(c.min_width() for c in shown) + _table_overhead(len(shown))
+        if needed <= available:
+            break
+        shown.remove(candidate)
+        hidden.append(candidate.header)
+    caption = None
+    if hidden:
+        caption = f"hidden at {available} columns: {', '.join(hidden)} (--json has all)"
+    table = Table(
+        title=title,
+        caption=caption,
+        box=box.SIMPLE_HEAVY,
+        title_justify="left",
+        caption_justify="left",
+        header_style="bold",
+    )
+    for column in shown:
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=column.no_wrap,
+            overflow="ellipsis" if column.no_wrap else "fold",
+            min_width=column.min_width(),
+        )
+    rows = zip(*(c.cells for c in shown), strict=False) if shown else iter(())
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
-def channels_table(channels: Iterable[Channel]) -> Table:
+def _when(value: str | None) -> str:
+    """An API timestamp (``2025-03-01T08:25:14.198Z``) as ``2025-03-01 08:25:14`` UTC: the
+    milliseconds and the ``T`` only cost width in a table (``--json`` keeps the original)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:  # Python 3.10 takes only 0, 3 or 6 fraction digits: show it as given
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def channels_table(channels: Iterable[Channel], *, width: int | None = None) -> Table:
     """ID, phone number, account name, channel type and whether it is active."""
-    table = _table("Channels", "ID", "Phone number", "Account name", "Channel", "Active")
+    cols = [
+        Column("ID", no_wrap=True),
+        Column("Phone number", no_wrap=True),
+        Column("Account name"),
+        Column("Channel", no_wrap=True, drop=2),
+        Column("Active", no_wrap=True, drop=1),
+    ]
     for ch in channels:
         active = "yes" if ch.is_active else ("no" if ch.is_active is False else "?")
-        table.add_row(
-            ch.id, ch.phone_number or "", ch.account_name or "", ch.target_channel or "", active
-        )
-    return table
+        values = [ch.id, ch.phone_number or "", ch.account_name or "", ch.target_channel or ""]
+        for col, value in zip(cols, [*values, active], strict=True):
+            col.cells.append(value)
+    return fit_table("Channels", cols, width)
 
 
-def templates_table(templates: Iterable[Template]) -> Table:
-    """One row per template: name, language, category, status, header, variables, buttons."""
-    table = _table(
-        "Templates", "Name", "Lang", "Category", "Status", "Header", "Variables", "Buttons", "ID"
-    )
+def templates_table(templates: Iterable[Template], *, width: int | None = None) -> Table:
+    """One row per template: name, language, category, status, header, variables, buttons,
+    id (on a narrow console the id and then the buttons are left out)."""
+    cols = [
+        Column("Name", no_wrap=True),
+        Column("Lang", no_wrap=True),
+        Column("Category", no_wrap=True),
+        Column("Status", no_wrap=True),
+        Column("Header", no_wrap=True, drop=1),
+        Column("Variables"),
+        Column("Buttons", drop=2),
+        Column("ID", no_wrap=True, drop=3),
+    ]
     for t in templates:
         status = t.status or ""
         style = "green" if t.is_approved else ("red" if status.upper() == "REJECTED" else "yellow")
         variables = " ".join(f"{{{{{p}}}}}" for p in t.body_placeholders)
         buttons = ", ".join(b.type.upper() for b in t.buttons)
-        table.add_row(
-            t.name,
-            t.language,
-            t.category or "",
-            Text(status, style=style),
-            t.header_format or "",
-            variables,
-            buttons,
-            t.id,
-        )
-    return table
+        row: list[str | Text] = [t.name, t.language, t.category or "", Text(status, style=style),
+                                 t.header_format or "", variables, buttons, t.id]  # fmt: skip
+        for col, value in zip(cols, row, strict=True):
+            col.cells.append(value)
+    return fit_table("Templates", cols, width)
 
 
-def log_table(rows: Sequence[BroadcastLogEntry], title: str | None = None) -> Table:
+def log_table(
+    rows: Sequence[BroadcastLogEntry], title: str | None = None, *, width: int | None = None
+) -> Table:
     """Per-recipient delivery status, with WhatsApp's error text for failures."""
-    table = _table(title, "Phone", "Name", "Status", "WhatsApp message id", "Error", "Created")
+    cols = [
+        Column("Phone", no_wrap=True),
+        Column("Name", drop=2),
+        Column("Status", no_wrap=True),
+        Column("WhatsApp message id", no_wrap=True, drop=4),
+        Column("Error", floor=30),
+        Column("Created (UTC)", no_wrap=True, drop=3),
+    ]
     for row in rows:
         error = row.whatsapp_error_message or "" if row.status == "failed" else ""
         if row.status == "failed" and row.error_code is not None:
             error = f"{row.error_code}: {error}" if error else str(row.error_code)
-        table.add_row(
+        values: list[str | Text] = [
             row.contact_phone_number or "",
             row.contact_full_name or "",
             status_text(row.status),
             row.whatsapp_message_id or "",
             Text(error, style="red") if error else "",
-            row.created_at or "",
-        )
-    return table
+            _when(row.created_at),
+        ]
+        for col, value in zip(cols, values, strict=True):
+            col.cells.append(value)
+    return fit_table(title, cols, width)
 
 
-def broadcasts_table(broadcasts: Iterable[Broadcast]) -> Table:
-    """Broadcasts with their per-status counts."""
-    table = _table(
-        "Broadcasts",
-        "ID",
-        "Created",
-        "To",
-        "Template",
-        "Pending",
-        "Sent",
-        "Delivered",
-        "Read",
-        "Failed",
-    )
-    for b in broadcasts:
+_COUNT_NAMES = ("pending", "sent", "delivered", "read", "failed")
+
+
+def broadcasts_table(broadcasts: Iterable[Broadcast], *, width: int | None = None) -> Table:
+    """Broadcasts with their per-status counts.
+
+    Wide consoles get one column per status; narrower ones one ``Statuses`` column with the
+    non-zero counts (``1 delivered, 2 read``), then lose Created, To and Template in that
+    order; the id always stays whole, since ``qontak log`` needs it.
+    """
+    items = list(broadcasts)
+    wide = [
+        Column("ID", no_wrap=True),
+        Column("Created (UTC)", no_wrap=True, drop=2),
+        Column("To", no_wrap=True, drop=1),
+        Column("Template"),
+        *(Column(n.capitalize(), no_wrap=True, justify="right") for n in _COUNT_NAMES),
+    ]
+    narrow = [
+        Column("ID", no_wrap=True),
+        Column("Created (UTC)", no_wrap=True, drop=3),
+        Column("To", no_wrap=True, drop=2),
+        Column("Template", drop=1),
+        Column("Statuses"),
+    ]
+    for b in items:
         c = b.message_status_count
-        counts = (
-            [str(c.pending), str(c.sent), str(c.delivered), str(c.read), str(c.failed)]
-            if c is not None
-            else ["", "", "", "", ""]
-        )
+        counts = [getattr(c, n) for n in _COUNT_NAMES] if c is not None else None
         template = b.message_template or {}
         name = str(template.get("name") or "")
         if template.get("language"):
             name += f" ({template['language']})"
-        failed = Text(counts[4], style="red" if c is not None and c.failed else "")
-        table.add_row(b.id, b.created_at or "", b.name or "", name, *counts[:4], failed)
-    return table
+        common: list[str | Text] = [b.id, _when(b.created_at), b.name or ""]
+        if counts is None:
+            per_status: list[str | Text] = [""] * len(_COUNT_NAMES)
+        else:
+            per_status = [str(n) for n in counts[:4]]
+            per_status.append(Text(str(counts[4]), style="red" if counts[4] else ""))
+        summary = Text()
+        for status, n in zip(_COUNT_NAMES, counts or [], strict=False):
+            if n:
+                if summary:
+                    summary.append(", ")
+                summary.append(f"{n} {status}", style=STATUS_STYLES.get(status, ""))
+        for col, value in zip(wide, [*common, name, *per_status], strict=True):
+            col.cells.append(value)
+        for col, value in zip(narrow, [*common, name, summary], strict=True):
+            col.cells.append(value)
+    available = width if width is not None else console().width
+    if sum(c.min_width() for c in wide) + _table_overhead(len(wide)) <= available:
+        return fit_table("Broadcasts", wide, available)
+    return fit_table("Broadcasts", narrow, available)
 
 
 # --- message bubbles -----------------------------------------------------------------------------

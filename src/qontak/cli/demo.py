@@ -35,7 +35,7 @@ from .. import messages
 from .._client import Qontak
 from ..models import BroadcastLogEntry, Channel, DirectMessage, Template
 from ..render import preview as render_preview
-from ._output import bubble, console, print_json, status_text
+from ._output import Column, bubble, console, fit_table, print_json, status_text
 from ._state import command, fail, state
 from .exit_codes import ExitCode
 from .sandbox import info_panel, parse_delays, sandbox_info
@@ -247,13 +247,18 @@ def run_demo(
 
 
 def _summary(results: list[dict[str, Any]]) -> Table:
-    table = Table(title="Demo summary", title_justify="left")
-    for column in ("Kind", "Template", "Broadcast id", "Status"):
-        table.add_column(column, overflow="fold")
+    cols = [
+        Column("Kind"),
+        Column("Template", no_wrap=True, drop=1),
+        Column("Broadcast id", no_wrap=True),
+        Column("Status", no_wrap=True),
+    ]
     for r in results:
-        table.add_row(r["kind"], r["template"]["name"], r["broadcast"]["id"],
-                      status_text(r["final_status"]))  # fmt: skip
-    return table
+        row = [r["kind"], r["template"]["name"], r["broadcast"]["id"],
+               status_text(r["final_status"])]  # fmt: skip
+        for col, value in zip(cols, row, strict=True):
+            col.cells.append(value)
+    return fit_table("Demo summary", cols)
 
 
 def register(app: typer.Typer) -> None:
