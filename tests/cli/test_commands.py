@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -660,3 +661,44 @@ def test_help_shows_flags_without_a_value(cli: Cli) -> None:
         assert "<bool>" not in result.stdout, command
     send = cli("send", "--help").stdout
     assert "<float>" in send  # options that take a value still say which kind
+
+
+# --- sandbox command: startup failures come before the banner ---------------------------------
+
+
+def test_sandbox_on_a_port_in_use_is_one_line_exit_1_without_a_banner(cli: Cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("sandbox", "--port", str(port))
+    assert result.exit_code == ExitCode.API_ERROR  # not uvicorn's 3, which means "auth"
+    assert f"127.0.0.1:{port}" in _one_error_line(result.stderr)
+    assert result.stdout == ""  # no "Serving; press Ctrl-C" for a server that never served
+
+
+def test_sandbox_bad_arguments_are_one_line_exit_2_without_a_banner(
+    cli: Cli, tmp_path: Path
+) -> None:
+    bad_seed = tmp_path / "seed.yaml"
+    bad_seed.write_text("templates: [\n")
+    for args, flag in (
+        (["--db", "/nonexistent/dir/x.db"], "--db"),
+        (["--port", "99999"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--seed", str(tmp_path / "missing.yaml")], "--seed"),
+        (["--seed", str(bad_seed)], "--seed"),
+        (["--faults", "bogus=1"], "--faults"),
+    ):
+        result = cli("sandbox", *args)
+        assert result.exit_code == ExitCode.USAGE, args
+        assert flag in _one_error_line(result.stderr), args
+        assert result.stdout == "", args
+    result = cli("sandbox", env={"QONTAK_SANDBOX_FAULTS": "bogus=1"})
+    assert result.exit_code == ExitCode.USAGE
+    assert "QONTAK_SANDBOX_FAULTS" in _one_error_line(result.stderr)
+
+
+def test_sandbox_help_says_how_to_limit_faults_to_sends(cli: Cli) -> None:
+    result = cli("sandbox", "--help")
+    assert "scope=send" in result.stdout and "QONTAK_SANDBOX_FAULTS" in result.stdout

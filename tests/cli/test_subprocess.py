@@ -102,6 +102,42 @@ def test_sandbox_command_serves_and_prints_its_credentials(tmp_path: Path) -> No
     assert info["base_url"] == f"http://127.0.0.1:{port}/qontak/chat/v1"
     assert info["inbox"] == f"http://127.0.0.1:{port}/"
     assert info["client_id"] == "sandbox-client-id"
+    assert info["faults"] == "off" and info["faults_from"] is None
+
+
+def _serve_briefly(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Start ``qontak sandbox ARGS``, wait until it listens, stop it with Ctrl-C; its output."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(QONTAK), "sandbox", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+    try:
+        _wait_for_port(port, proc, time.monotonic() + 20)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    return out
+
+
+def test_sandbox_banner_shows_faults_from_the_environment(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QONTAK_")}
+    env.update({"QONTAK_SANDBOX_FAULTS": "seed=3,rate_limit=0.25", "COLUMNS": "200"})
+    out = _serve_briefly([], env, tmp_path)
+    faults = next(line for line in out.splitlines() if "Faults" in line)
+    assert "seed=3,rate_limit=0.25 (from QONTAK_SANDBOX_FAULTS)" in faults, out
+    assert out.index("Faults") < out.index("Serving; press Ctrl-C")
+    info = json.loads(_serve_briefly(["--json"], env, tmp_path).split("\n}")[0] + "\n}")
+    assert "rate_limit=0.25" in info["faults"] and "seed=3" in info["faults"]
+    assert info["faults_from"] == "QONTAK_SANDBOX_FAULTS"
 
 
 def test_demo_in_a_terminal_finishes_and_shows_every_kind(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ code  name                 when
 ====  ===================  =============================================================
 0     ``OK``               the command did what it was asked
 1     ``API_ERROR``        the API answered with an error (4xx/5xx other than below), the
-                           server could not be reached, or a message failed to deliver
-                           (``send --wait``, ``log --watch``)
+                           server could not be reached, a message failed to deliver
+                           (``send --wait``, ``log --watch``), or ``qontak sandbox`` could
+                           not listen on its port
 2     ``USAGE``            bad arguments, invalid configuration (``ConfigurationError``) or a
                            message that fails validation (``ValidationError``); nothing sent
 3     ``AUTH``             credentials or signature rejected (HTTP 401/403)

@@ -4,21 +4,33 @@ JSON shape (printed once, before serving)::
 
     {"url": "http://127.0.0.1:8765", "base_url": "http://127.0.0.1:8765/qontak/chat/v1",
      "inbox": "http://127.0.0.1:8765/", "client_id": "sandbox-client-id",
-     "client_secret": "sandbox-client-secret", "faults": "<spec or off>", "db": null}
+     "client_secret": "sandbox-client-secret", "faults": "<spec or off>",
+     "faults_from": "--faults" | "QONTAK_SANDBOX_FAULTS" | null, "db": null}
+
+``faults`` is what the sandbox really runs with, whether it came from ``--faults`` or from
+the ``QONTAK_SANDBOX_FAULTS`` environment variable (``faults_from`` says which).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from typing import Annotated, Any
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import yaml
 from rich.panel import Panel
 from rich.text import Text
 
 from ._output import console, print_json
 from ._state import command, fail, state
+from .exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from ..sandbox import FaultConfig, Sandbox, SandboxConfig
 
 __all__ = ["free_port", "parse_delays", "register", "sandbox_info"]
 
@@ -56,8 +68,23 @@ def sandbox_info(url: str, faults: str | None = None, db: str | None = None) -> 
     }
 
 
-def info_panel(info: dict[str, Any], title: str = "Qontak sandbox") -> Panel:
-    """The sandbox's address, credentials and inbox link, with the lines to copy."""
+def _short_faults(config: FaultConfig, source: str | None) -> str | None:
+    """The settings that differ from "no faults" (the seed always, for replay), and where
+    they came from: ``seed=1,rate_limit=0.5 (from QONTAK_SANDBOX_FAULTS)``."""
+    if not config.enabled:
+        return None
+    from ..sandbox import FaultConfig
+
+    defaults = FaultConfig().to_dict()
+    items = [f"{k}={v}" for k, v in config.to_dict().items() if k == "seed" or v != defaults[k]]
+    return ",".join(items) + (f" (from {source})" if source else "")
+
+
+def info_panel(
+    info: dict[str, Any], title: str = "Qontak sandbox", *, faults: str | None = None
+) -> Panel:
+    """The sandbox's address, credentials and inbox link, with the lines to copy
+    (``faults``: the line to show for the faults, default ``info["faults"]``)."""
     text = Text()
     text.append("API      ", style="bold")
     text.append(f"{info['base_url']}\n")
@@ -66,13 +93,94 @@ def info_panel(info: dict[str, Any], title: str = "Qontak sandbox") -> Panel:
     text.append("Client   ", style="bold")
     text.append(f"{info['client_id']} / {info['client_secret']}\n")
     text.append("Faults   ", style="bold")
-    text.append(f"{info['faults']}\n")
+    text.append(f"{faults or info['faults']}\n")
     text.append("\nIn another terminal:\n", style="dim")
     text.append(f"  export QONTAK_BASE_URL={info['url']}\n")
     text.append(f"  export QONTAK_CLIENT_ID={info['client_id']}\n")
     text.append(f"  export QONTAK_CLIENT_SECRET={info['client_secret']}\n")
     text.append("  qontak templates", style="bold")
     return Panel(text, title=title, border_style="green", expand=False)
+
+
+def _fault_config(spec: str | None) -> tuple[FaultConfig, str | None]:
+    """The faults to run with and where they came from (``--faults``, the environment, or
+    nowhere). Read here rather than left to the Sandbox, so a bad spec is reported against
+    the setting that holds it, before anything is printed."""
+    from ..sandbox import ENV_FAULTS, FaultConfig
+
+    if spec is not None:
+        try:
+            return FaultConfig.parse(spec), "--faults"
+        except ValueError as exc:
+            fail(f"--faults: {exc}")
+    try:
+        config = FaultConfig.from_env()
+    except ValueError as exc:
+        fail(f"{ENV_FAULTS}: {exc}")
+    return config, (ENV_FAULTS if config.enabled else None)
+
+
+def _build_sandbox(config: SandboxConfig) -> Sandbox:
+    """The Sandbox for ``config``, with a bad ``--db`` or ``--seed`` reported as one line
+    (exit 2) instead of a traceback after the banner."""
+    from ..sandbox import Sandbox
+
+    for path in config.seed_files:
+        if not Path(path).is_file():
+            fail(f"--seed: no such file: {path}")
+    try:
+        return Sandbox(config)
+    except sqlite3.Error as exc:  # e.g. "unable to open database file": the directory is missing
+        fail(f"--db: cannot use {config.db} as the sandbox database ({exc})")
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
+        if not config.seed_files:
+            raise
+        files = ", ".join(str(p) for p in config.seed_files)
+        fail(f"--seed: cannot load {files} ({type(exc).__name__}: {exc})")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, bound here (not by uvicorn) so that a port in
+    use is known before the banner says the sandbox is serving, and reported as one line
+    with exit 1 rather than uvicorn's exit 3 (which ``qontak`` uses for rejected credentials)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"--host: cannot resolve {host!r} ({exc.strerror})")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: a restart may reuse a port whose old connections linger in
+        # TIME_WAIT (a port someone still listens on stays refused).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.API_ERROR)
+    return sock
+
+
+#: Pending connections the listening socket queues (uvicorn's default).
+_BACKLOG = 2048
+
+
+def _serve(sandbox: Sandbox, sock: socket.socket, *, debug: bool) -> None:
+    """Serve ``sandbox`` with uvicorn on the already listening ``sock`` until Ctrl-C."""
+    import uvicorn
+
+    from ..sandbox._faults import quiet_dropped_connections
+
+    config = uvicorn.Config(
+        sandbox.app, log_level="debug" if debug else "warning", lifespan="on", loop="asyncio"
+    )
+    server = uvicorn.Server(config)
+    quiet_dropped_connections()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    except SystemExit:  # uvicorn leaves with its own code 3 when the app fails to start
+        fail("the sandbox failed to start (run with --debug for details)", ExitCode.API_ERROR)
 
 
 def register(app: typer.Typer) -> None:
@@ -83,7 +191,8 @@ def register(app: typer.Typer) -> None:
     def sandbox(
         host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
         port: Annotated[
-            int, typer.Option("--port", "-p", help="Port (0 picks a free one).")
+            int,
+            typer.Option("--port", "-p", min=0, max=65535, help="Port (0 picks a free one)."),
         ] = 8765,
         db: Annotated[
             str | None, typer.Option("--db", help="SQLite file to keep state (default: memory).")
@@ -92,7 +201,10 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--faults",
-                help="Fault spec, e.g. seed=1,error_before=0.1,rate_limit=0.1,lost_response=0.05",
+                help="Fault spec, e.g. seed=1,error_before=0.1,rate_limit=0.1,lost_response=0.05 "
+                "(default: QONTAK_SANDBOX_FAULTS). Faults hit every API request, template and "
+                "channel look-ups included; add scope=send to hit only sends, e.g. "
+                "'lost_response=1,scope=send' makes every qontak send end in exit 5.",
             ),
         ] = None,
         delays: Annotated[
@@ -113,36 +225,43 @@ def register(app: typer.Typer) -> None:
         """Run the sandbox: a local server that behaves like Qontak, with a web inbox.
 
         Prints its URL, credentials and inbox link, then serves until Ctrl-C.
-        JSON: {"url", "base_url", "inbox", "client_id", "client_secret", "faults", "db"}.
+        JSON: {"url", "base_url", "inbox", "client_id", "client_secret", "faults",
+        "faults_from", "db"}.
         """
-        from ..sandbox import FaultConfig, RateLimitConfig, serve
+        from ..sandbox import RateLimitConfig, SandboxConfig
 
         st = state()
-        try:
-            fault_config = FaultConfig.parse(faults) if faults else None
-        except ValueError as exc:
-            fail(f"--faults: {exc}")
-        delivery = parse_delays(delays) if delays else None
-        if port == 0:
-            port = free_port(host)
-        shown = "localhost" if host in ("0.0.0.0", "::") else host
-        info = sandbox_info(
-            f"http://{shown}:{port}", fault_config.describe() if fault_config else None, db
+        fault_config, fault_source = _fault_config(faults)
+        config = SandboxConfig(
+            db=db,
+            faults=fault_config,
+            seed_files=tuple(seed or ()),
+            rate_limits=RateLimitConfig(enabled=not no_rate_limits),
+            webhook_url=webhook_url,
         )
-        if st.json:
-            print_json(info)
-        else:
-            console().print(info_panel(info))
-            console().print("Serving; press Ctrl-C to stop.", style="dim")
-        with contextlib.suppress(KeyboardInterrupt):
-            serve(
-                host,
-                port,
-                db,
-                fault_config,
-                seed_files=tuple(seed or ()),
-                delivery_delays=delivery,
-                rate_limits=RateLimitConfig(enabled=not no_rate_limits),
-                webhook_url=webhook_url,
-                log_level="debug" if st.debug else "warning",
-            )
+        if delays:
+            config = replace(config, delivery_delays=parse_delays(delays))
+        # Everything that can fail does so before the banner: database and seeds, then the
+        # socket. The banner is only printed once the sandbox can really serve.
+        sb = _build_sandbox(config)
+        try:
+            with _listen(host, port) as sock:
+                bound = int(sock.getsockname()[1])
+                shown = "localhost" if host in ("0.0.0.0", "::") else host
+                if ":" in shown:  # an IPv6 address in a URL goes in brackets
+                    shown = f"[{shown}]"
+                effective = sb.faults.config  # what the sandbox will really do
+                info = sandbox_info(
+                    f"http://{shown}:{bound}",
+                    effective.describe() if effective.enabled else None,
+                    db,
+                )
+                info["faults_from"] = fault_source
+                if st.json:
+                    print_json(info)
+                else:
+                    console().print(info_panel(info, faults=_short_faults(effective, fault_source)))
+                    console().print("Serving; press Ctrl-C to stop.", style="dim")
+                _serve(sb, sock, debug=st.debug)
+        finally:
+            sb.close()
