@@ -702,3 +702,90 @@ def test_sandbox_bad_arguments_are_one_line_exit_2_without_a_banner(
 def test_sandbox_help_says_how_to_limit_faults_to_sends(cli: Cli) -> None:
     result = cli("sandbox", "--help")
     assert "scope=send" in result.stdout and "QONTAK_SANDBOX_FAULTS" in result.stdout
+
+
+# --- error wording and --json errors -----------------------------------------------------------
+
+WELCOME_ID = "5a4db0c0-0008-4d00-8000-00000000d008"
+
+
+def test_errors_speak_cli_not_sdk(cli: Cli) -> None:
+    line = _one_error_line(cli("channels", env={"QONTAK_CLIENT_SECRET": None}).stderr)
+    assert "set QONTAK_CLIENT_SECRET (environment or .env) or use --env sandbox" in line
+    assert "pass client_secret=" not in line
+    for value in ("0", "-1", "nan"):
+        result = cli("--timeout", value, "channels")
+        assert result.exit_code == ExitCode.USAGE, value
+        line = _one_error_line(result.stderr)
+        assert "--timeout must be a positive number of seconds" in line and "httpx" not in line
+    result = cli("--max-retries", "-3", "channels")
+    assert result.exit_code == ExitCode.USAGE  # not silently "no retries"
+    assert "--max-retries" in _one_error_line(result.stderr)
+    result = cli("--max-retries", "0", "channels", env={"QONTAK_BASE_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == ExitCode.API_ERROR
+    assert "http://127.0.0.1:9" in _one_error_line(result.stderr)  # which URL was tried
+    result = cli("channels", env={"QONTAK_CLIENT_SECRET": SECRET})
+    line = _one_error_line(result.stderr)
+    assert "check QONTAK_CLIENT_ID/QONTAK_CLIENT_SECRET and the clock" in line
+    assert "qontak doctor" in line and SECRET not in line
+
+
+def test_json_errors_go_to_stdout_with_what_is_needed_to_reconcile(
+    cli: Cli, served: Served
+) -> None:
+    served.sandbox.set_faults(FaultConfig(lost_response=1.0, scope="send"))
+    result = cli("send", "--to", "0812-3456-7890", "-t", "welcome_message", "-l", "id", "--json")
+    assert result.exit_code == ExitCode.OUTCOME_UNKNOWN
+    line = _one_error_line(result.stderr)  # the red line stays on stderr
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "DeliveryUnknownError" and error["exit_code"] == 5
+    assert error["message"] == line.removeprefix("error: ")
+    assert error["to_number"] == "6281234567890"
+    assert error["message_template_id"] == WELCOME_ID
+    assert error["status_code"] is None and "request_id" in error
+    # sent_at is what `qontak broadcasts --since` takes, and finds the accepted message.
+    served.sandbox.set_faults(None)
+    [accepted] = served.sandbox.messages()
+    found = cli.json("broadcasts", "--since", error["sent_at"])
+    assert [b["id"] for b in found] == [accepted["broadcast_id"]]
+
+
+def test_json_errors_for_auth_usage_and_validation(cli: Cli) -> None:
+    result = cli("channels", "--json", env={"QONTAK_CLIENT_SECRET": SECRET})
+    assert result.exit_code == ExitCode.AUTH
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "AuthenticationError" and error["status_code"] == 401
+    assert SECRET not in result.stdout + result.stderr
+    for args in (["send", "--nope", "--json"], ["--json", "broadcasts", "--since", "soon"]):
+        result = cli(*args)
+        assert result.exit_code == ExitCode.USAGE, args
+        assert json.loads(result.stdout)["error"]["exit_code"] == 2, args
+    result = cli("send", "--to", "081234567890", "-t", "order_update", "-l", "id", "--json")
+    assert json.loads(result.stdout)["error"]["type"] == "UsageError"
+    # A command that already printed its JSON does not print a second document.
+    result = cli("send", "--dry-run", "--to", "081234567890", "-t", "order_update", "-l", "id",
+                 "--json")  # fmt: skip
+    assert result.exit_code == ExitCode.USAGE
+    assert json.loads(result.stdout)["problems"]
+
+
+# --- doctor wording ----------------------------------------------------------------------------
+
+
+def test_doctor_says_reachable_and_in_sync(cli: Cli) -> None:
+    checks = {c["name"]: c["detail"] for c in cli.json("doctor")["checks"]}
+    assert checks["reachability"].startswith("reachable: ")
+    assert "answered" in checks["reachability"]
+    assert checks["clock"] == "in sync with the server (±1 s)"
+
+
+def test_doctor_clock_verdicts() -> None:
+    from qontak.cli.doctor import clock_check
+
+    for skew in (0.0, 1.0, -1.6, 2.0):
+        check = clock_check(skew)
+        assert (check.status, check.detail) == ("ok", "in sync with the server (±1 s)"), skew
+    assert clock_check(5.2).detail == "local clock differs by +5 s (limit ±300 s)"
+    assert clock_check(-45).status == "warn"
+    assert clock_check(400).status == "fail" and "ahead of" in clock_check(400).detail
+    assert clock_check(None).status == "warn"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -11,8 +12,8 @@ from typer._click import Context, Parameter
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from ._output import error_line
-from ._state import Env, State
+from ._output import error_json, error_line, start_output
+from ._state import Env, State, fail, set_state
 from .exit_codes import ExitCode
 
 __all__ = ["QontakCommand", "QontakGroup", "QontakSubGroup", "app", "use_qontak_classes"]
@@ -86,6 +87,16 @@ class QontakGroup(QontakSubGroup):
             if exc.ctx is not None:
                 hint = f" (see '{exc.ctx.command_path} --help')"
             error_line(exc.format_message() + hint)
+            argv = list(args) if args is not None else sys.argv[1:]
+            if "--json" in argv[: argv.index("--") if "--" in argv else None]:
+                # The command never ran, but a script asked for JSON: give it the error too.
+                error_json(
+                    {
+                        "type": "UsageError",
+                        "message": exc.format_message(),
+                        "exit_code": int(ExitCode.USAGE),
+                    }
+                )
             sys.exit(int(ExitCode.USAGE))
         except ClickException as exc:
             error_line(exc.format_message())
@@ -155,3 +166,11 @@ def _root(
         max_retries=max_retries,
     )
     ctx.obj = st
+    set_state(st)
+    start_output()
+    # Checked here, in the CLI's words: the SDK would say "expected seconds > 0 or an
+    # httpx.Timeout", and would quietly treat a negative retry count as none.
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        fail(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    if max_retries is not None and max_retries < 0:
+        fail(f"--max-retries must be 0 or more, got {max_retries}")

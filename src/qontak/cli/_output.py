@@ -35,10 +35,12 @@ __all__ = [
     "bubble",
     "channels_table",
     "console",
+    "error_json",
     "error_line",
     "fit_table",
     "log_table",
     "print_json",
+    "start_output",
     "status_text",
     "template_panel",
     "templates_table",
@@ -68,9 +70,29 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=width, highlight=False)
 
 
+#: Whether this command already wrote its JSON document to stdout (see :func:`error_json`).
+_json_written: list[bool] = [False]
+
+
+def start_output() -> None:
+    """Mark the start of a command: nothing has been written to stdout yet."""
+    _json_written[0] = False
+
+
 def print_json(data: Any) -> None:
     """Write ``data`` as indented JSON (UTF-8 kept readable) to stdout."""
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    _json_written[0] = True
+
+
+def error_json(error: dict[str, Any]) -> None:
+    """Under ``--json``, write ``{"error": {...}}`` to stdout, so a script reading stdout
+    learns what failed, unless the command already wrote its own JSON document (a second
+    document would make stdout unparseable; that one already carries the outcome)."""
+    if _json_written[0]:
+        return
+    error = {k: (_one_line(v) if isinstance(v, str) else v) for k, v in error.items()}
+    print_json({"error": error})
 
 
 def _one_line(message: str) -> str:

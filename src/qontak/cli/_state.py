@@ -15,6 +15,7 @@ import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -24,11 +25,31 @@ from typer._click.exceptions import ClickException
 from .._client import Qontak
 from .._config import ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_ENVIRONMENT, load_dotenv_values
 from .._logging import setup_logging
-from ..errors import ConfigurationError, QontakError
-from ._output import error_line
+from ..errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    ConfigurationError,
+    DeliveryUnknownError,
+    PermissionDeniedError,
+    QontakError,
+    RateLimitError,
+    ValidationError,
+)
+from ._output import error_json, error_line, start_output
 from .exit_codes import ExitCode, exit_code_for
 
-__all__ = ["Env", "State", "command", "fail", "state"]
+__all__ = [
+    "AUTH_HINT",
+    "Env",
+    "State",
+    "command",
+    "describe_error",
+    "error_details",
+    "fail",
+    "set_state",
+    "state",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,6 +72,8 @@ class State:
     debug: bool = False
     timeout: float | None = None
     max_retries: int | None = None
+    tried_base_url: str | None = None
+    """The API root of the last client made (named when the server cannot be reached)."""
 
     def merge(self, **values: Any) -> None:
         """Take every option given after the command (``None``/``False`` leaves it as is)."""
@@ -77,10 +100,15 @@ class State:
             "max_retries": self.max_retries,
         }
         try:
-            return Qontak(**kwargs)
+            client = Qontak(**kwargs)
         except ConfigurationError as exc:
             if self.environment != "sandbox" or not _missing_credentials(exc):
                 raise
+            client = self._sandbox_client(kwargs)
+        self.tried_base_url = client.base_url
+        return client
+
+    def _sandbox_client(self, kwargs: dict[str, Any]) -> Qontak:
         from ..sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
         client_id = os.environ.get(ENV_CLIENT_ID) or load_dotenv_values().get(ENV_CLIENT_ID)
@@ -105,6 +133,11 @@ def state() -> State:
     return _current[-1]
 
 
+def set_state(st: State) -> None:
+    """Make ``st`` the :class:`State` of the running command."""
+    _current[:] = [st]
+
+
 def _root_state(ctx: typer.Context) -> State:
     root = ctx.find_root()
     if not isinstance(root.obj, State):
@@ -112,16 +145,80 @@ def _root_state(ctx: typer.Context) -> State:
     return root.obj
 
 
-def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
-    """Print one red error line and leave with ``code``."""
+def fail(message: str, code: ExitCode = ExitCode.USAGE, *, kind: str | None = None) -> NoReturn:
+    """Print one red error line and leave with ``code``. Under ``--json`` the error also goes
+    to stdout as ``{"error": {"type": kind, "message", "exit_code"}}`` (``kind`` defaults to
+    ``UsageError`` for exit 2, else ``Error``)."""
     error_line(message)
+    if state().json:
+        name = kind or ("UsageError" if code == ExitCode.USAGE else "Error")
+        error_json({"type": name, "message": message, "exit_code": int(code)})
     raise typer.Exit(int(code))
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, QontakError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+#: What to do about a rejected signature, said the same way by every command.
+AUTH_HINT = f"check {ENV_CLIENT_ID}/{ENV_CLIENT_SECRET} and the clock; `qontak doctor` checks both"
+
+
+def describe_error(exc: BaseException, st: State | None = None) -> str:
+    """The one line the CLI prints for ``exc``: the SDK's message, with advice in CLI terms
+    (flags and environment variables, never the SDK's keyword arguments)."""
+    if not isinstance(exc, QontakError):
+        return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    if isinstance(exc, ConfigurationError):
+        # The SDK says "pass client_secret= or set …"; a shell user has no keyword to pass.
+        for field, name in (("client_id", ENV_CLIENT_ID), ("client_secret", ENV_CLIENT_SECRET)):
+            if text.startswith(f"{field}: missing"):
+                return f"{field}: missing; set {name} (environment or .env) or use --env sandbox"
+        if text.startswith("timeout:"):
+            return "--timeout must be a positive number of seconds"
+        return text
+    if isinstance(exc, APIConnectionError):
+        where = exc.url or (st.tried_base_url if st is not None else None)
+        return f"{text}; base URL tried: {where}" if where else text
+    if isinstance(exc, PermissionDeniedError):
+        return f"{text}; the application may lack the qontak-chat scope, or {AUTH_HINT}"
+    if isinstance(exc, AuthenticationError):
+        return f"{text}; {AUTH_HINT}"
+    return text
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    # Whole seconds, rounded down: usable as `qontak broadcasts --since` without missing it.
+    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str, Any]:
+    """The ``{"error": …}`` object ``--json`` prints for ``exc``: its class, the line shown
+    on stderr and the exit code, plus what a script needs to act on it (never a secret).
+
+    ``DeliveryUnknownError`` adds ``to_number``, ``message_template_id``, ``sent_at`` (UTC,
+    ISO 8601), ``status_code`` and ``request_id``: enough to reconcile an exit 5 with
+    ``qontak broadcasts --since SENT_AT`` before sending again.
+    """
+    details: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": message,
+        "exit_code": int(code),
+    }
+    if isinstance(exc, DeliveryUnknownError):
+        details.update(
+            to_number=exc.to_number,
+            message_template_id=exc.message_template_id,
+            sent_at=_iso(exc.sent_at),
+            status_code=exc.status_code,
+            request_id=exc.request_id,
+        )
+    elif isinstance(exc, APIStatusError):
+        details.update(status_code=exc.status_code, request_id=exc.request_id)
+        if isinstance(exc, RateLimitError):
+            details["retry_after"] = exc.retry_after
+    elif isinstance(exc, ValidationError):
+        details["field"] = exc.field
+    return details
 
 
 _CTX_PARAM = "qontak_cli_context"
@@ -206,6 +303,7 @@ def command(func: F) -> F:
             kwargs[name] = ctx
         st = _root_state(ctx)
         _current[:] = [st]
+        start_output()
         env = kwargs.pop("env_opt")
         st.merge(
             json=kwargs.pop("json_output"),
@@ -223,8 +321,12 @@ def command(func: F) -> F:
         except Exception as exc:
             if st.debug:
                 traceback.print_exc()
-            error_line(_describe(exc))
-            raise typer.Exit(int(exit_code_for(exc))) from None
+            message = describe_error(exc, st)
+            code = exit_code_for(exc)
+            error_line(message)
+            if st.json:
+                error_json(error_details(exc, message, code))
+            raise typer.Exit(int(code)) from None
 
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     annotations = {k: v for k, v in hints.items() if k not in own_ctx}
