@@ -789,3 +789,16 @@ def test_doctor_clock_verdicts() -> None:
     assert clock_check(-45).status == "warn"
     assert clock_check(400).status == "fail" and "ahead of" in clock_check(400).detail
     assert clock_check(None).status == "warn"
+
+
+def test_demo_says_plainly_when_a_kind_was_not_read(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A magic number: the demo's own sandbox fails every message sent to it (131026).
+    monkeypatch.setattr("qontak.cli.demo.DEMO_NUMBER", "6281234131026")
+    result = cli("demo", "--delays", "0.02,0.04,0.06")
+    assert result.exit_code == ExitCode.API_ERROR
+    assert "sent and read" not in result.stdout
+    assert "0 of 7 kinds read" in result.stdout
+    line = _one_error_line(result.stderr)
+    assert "not read: OTP (failed)" in line
