@@ -341,6 +341,62 @@ BAD_SENDS: list[tuple[str, dict[str, Any], int, list[str]]] = [
         422,
         [f"parameters.buttons[0].value {WHITESPACE}"],
     ),
+    # Every field that ends up in the rendered message or the broadcast object must be a
+    # string: anything else used to be stored as sent and echoed back.
+    (
+        "body key as a number",
+        _changed(TEXT, "parameters.body.0.key", 1),
+        422,
+        ["parameters.body[0].key is invalid"],
+    ),
+    (
+        "body value as an object",
+        _changed(TEXT, "parameters.body.0.value", {"x": [1, 2]}),
+        422,
+        ["parameters.body[0].value is invalid"],
+    ),
+    (
+        "body value_text as a number",
+        _changed(TEXT, "parameters.body.1.value_text", 7),
+        422,
+        ["parameters.body[1].value_text is invalid"],
+    ),
+    (
+        "button index as a number",
+        _changed(EXAMPLES["cta_url"], "parameters.buttons.0.index", 0),
+        422,
+        ["parameters.buttons[0].index is invalid"],
+    ),
+    (
+        "button type as a list",
+        _changed(EXAMPLES["cta_url"], "parameters.buttons.0.type", ["url"]),
+        422,
+        ["parameters.buttons[0].type is invalid"],
+    ),
+    (
+        "button value as a number",
+        _changed(EXAMPLES["cta_url"], "parameters.buttons.0.value", 12),
+        422,
+        ["parameters.buttons[0].value is invalid"],
+    ),
+    (
+        "header format as a number",
+        _changed(EXAMPLES["image"], "parameters.header.format", 1),
+        422,
+        ["parameters.header.format is invalid"],
+    ),
+    (
+        "header param value as an object",
+        _changed(EXAMPLES["image"], "parameters.header.params.0.value", {"u": 1}),
+        422,
+        ["parameters.header.params is invalid"],
+    ),
+    (
+        "header param key as a number",
+        _changed(EXAMPLES["image"], "parameters.header.params.1.key", 1),
+        422,
+        ["parameters.header.params is invalid"],
+    ),
 ]
 
 
@@ -366,6 +422,50 @@ def test_malformed_json_is_400(client: httpx.Client, raw: bytes) -> None:
     response = client.post(SEND, content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json() == _error(400, "Invalid JSON payload")
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_400_and_leave_the_sandbox_working(
+    client: httpx.Client, sandbox: Sandbox, constant: str
+) -> None:
+    # Python's json accepts these, but they are not JSON: stored, they made every later
+    # list response fail to serialize (500) until a reset.
+    payload = _changed(TEXT, "parameters.body.0.value", "@@")
+    raw = json.dumps(payload).replace('"@@"', constant).encode()
+    response = client.post(SEND, content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == _error(400, "Invalid JSON payload")
+    assert sandbox.messages() == []
+    assert client.get("/_sandbox/messages").status_code == 200
+    assert client.get(BASE + "/broadcasts/whatsapp").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 200_000, id="200000 open brackets"),
+        pytest.param(b'{"a":' * 50_000 + b"1" + b"}" * 50_000, id="50000 nested objects"),
+    ],
+)
+def test_deeply_nested_json_is_400_not_a_crash(client: httpx.Client, raw: bytes) -> None:
+    assert len(raw) < 1024 * 1024  # under the size limit: only the nesting is at fault
+    response = client.post(SEND, content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == _error(400, "Invalid JSON payload")
+
+
+def test_nesting_beyond_rails_limit_is_400(client: httpx.Client, sandbox: Sandbox) -> None:
+    def nested(depth: int) -> bytes:
+        # ``depth`` levels in total: the send object, "parameters", then lists.
+        payload = _changed(TEXT, "parameters.extra", "@@")
+        inner = "[" * (depth - 2) + "]" * (depth - 2)
+        return json.dumps(payload).replace('"@@"', inner).encode()
+
+    assert client.post(SEND, content=nested(100)).status_code == 201
+    response = client.post(SEND, content=nested(101))
+    assert response.status_code == 400
+    assert response.json() == _error(400, "Invalid JSON payload")
+    assert len(sandbox.messages()) == 1
 
 
 def test_body_over_one_mebibyte_is_413(client: httpx.Client, sandbox: Sandbox) -> None:

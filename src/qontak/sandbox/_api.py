@@ -23,7 +23,6 @@ All of them paginate as described in :mod:`._pagination`.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -38,6 +37,7 @@ from starlette.routing import Route
 from ._catalog import CATEGORIES, LANGUAGE, LANGUAGES
 from ._delivery import error_for_number, iso, new_wamid
 from ._faults import API_PREFIX
+from ._json import InvalidJson, parse_json
 from ._pagination import PaginationError, paginate
 from ._store import MessageRow, Upload
 from ._validation import SendRejected, ValidSend, check_send
@@ -201,8 +201,8 @@ class _Api:
         if isinstance(raw, Response):
             return raw
         try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            payload = parse_json(raw)
+        except InvalidJson:
             return error_response(400, ["Invalid JSON payload"])
         store = self.store
         try:

@@ -12,7 +12,11 @@ code   messages
 422    ``<param> is missing`` for each absent required field: ``to_name``,
        ``to_number``, ``message_template_id``, ``channel_integration_id``,
        ``language``, ``language.code``, ``parameters`` (all reported together)
-422    ``<param> is invalid`` (wrong JSON type)
+422    ``<param> is invalid`` (wrong JSON type; every parameter field —
+       ``body[i].key/value_text/value``, ``buttons[i].index/type/value``,
+       ``header.format`` — must be a string, and a ``header.params`` item
+       whose ``key`` or ``value`` is not a string makes
+       ``parameters.header.params is invalid``)
 422    ``to_number is invalid, use digits only with the country code and no +
        (e.g. 6281234567890)``
 422    ``Couldn't find channel integration with 'id'=<id>`` / ``Channel integration
@@ -141,10 +145,16 @@ def _check_body(template: dict[str, Any], body: Any) -> tuple[dict[str, str], li
         problems.extend(f"{label}.{f} is missing" for f in missing)
         if missing:
             continue
+        # key and value are echoed back in the broadcast and the log: only strings, so
+        # what is stored is what Qontak's own (string) columns would hold.
+        wrong = [f for f in ("key", "value") if not isinstance(item[f], str)]
+        problems.extend(f"{label}.{f} is invalid" for f in wrong)
         problem = _text_problem(f"{label}.value_text", item["value_text"])
         if problem:
             problems.append(problem)
-        values[str(item["key"])] = str(item["value_text"])
+        if wrong or problem:
+            continue
+        values[item["key"]] = item["value_text"]
     if problems:
         return values, problems
     if len(body) != len(expected) or set(values) != set(expected):
@@ -174,7 +184,9 @@ def _check_header(template: dict[str, Any], header: Any) -> tuple[dict[str, str]
     fmt = header.get("format")
     if _blank(fmt):
         return {}, ["parameters.header.format is missing"]
-    if str(fmt).upper() != t_format:
+    if not isinstance(fmt, str):
+        return {}, ["parameters.header.format is invalid"]
+    if fmt.upper() != t_format:
         return {}, [
             f"parameters.header.format {fmt} does not match the message template header {t_format}"
         ]
@@ -198,7 +210,9 @@ def _check_text_header(t_header: Any, header: Any) -> tuple[dict[str, str], list
         return {}, []
     if not isinstance(header, dict):
         return {}, ["Message Template has TEXT header, please add header parameters."]
-    values = _params_dict(header.get("params")) or {}
+    values = _params_dict(header.get("params"))
+    if values is None:
+        return {}, ["parameters.header.params is invalid"]
     if set(values) != set(expected):
         return values, ["Message Template header has 1 variable, please adjust your payload."]
     problem = _text_problem("parameters.header.params value", values[expected[0]], limit=60)
@@ -206,15 +220,22 @@ def _check_text_header(t_header: Any, header: Any) -> tuple[dict[str, str], list
 
 
 def _params_dict(params: Any) -> dict[str, str] | None:
+    """``[{"key": k, "value": v}, …]`` as a dict; None when the shape or a type is wrong.
+
+    A missing or null ``value`` counts as empty, so the caller reports it as missing.
+    """
     if params is None:
         return {}
     if not isinstance(params, list):
         return None
     values: dict[str, str] = {}
     for item in params:
-        if not isinstance(item, dict) or "key" not in item:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
             return None
-        values[str(item["key"])] = "" if item.get("value") is None else str(item.get("value"))
+        value = item.get("value")
+        if value is not None and not isinstance(value, str):
+            return None
+        values[item["key"]] = value or ""
     return values
 
 
@@ -238,8 +259,12 @@ def _check_buttons(template: dict[str, Any], buttons: Any) -> tuple[dict[int, st
         if _blank(item.get("index")):
             problems.append(f"{label}.index is missing")
             continue
+        raw_index = item["index"]
+        # Qontak documents the index as a string ("0"); a JSON number is refused too.
         try:
-            index = int(str(item["index"]))
+            if not isinstance(raw_index, str):
+                raise ValueError(raw_index)
+            index = int(raw_index)
         except ValueError:
             problems.append(f"{label}.index is invalid")
             continue
@@ -249,7 +274,10 @@ def _check_buttons(template: dict[str, Any], buttons: Any) -> tuple[dict[int, st
             )
             continue
         kind = item.get("type")
-        if kind is not None and str(kind).lower() != "url":
+        if kind is not None and not isinstance(kind, str):
+            problems.append(f"{label}.type is invalid")
+            continue
+        if kind is not None and kind.lower() != "url":
             problems.append(f"{label}.type {kind} does not match the message template button URL")
             continue
         if item.get("value") is None:
@@ -259,7 +287,7 @@ def _check_buttons(template: dict[str, Any], buttons: Any) -> tuple[dict[int, st
         if problem:
             problems.append(problem)
             continue
-        values[index] = str(item["value"])
+        values[index] = item["value"]
     if problems:
         return values, problems
     for index in dynamic:
