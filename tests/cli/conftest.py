@@ -4,7 +4,9 @@ environment, as a user would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,33 @@ def served(_served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return _served
 
 
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+@contextlib.contextmanager
+def _uvicorn_logging_kept() -> Iterator[None]:
+    """Undo any logging setup uvicorn does during one in-process run.
+
+    A command that starts uvicorn in process (``qontak demo``) makes it re-run its logging
+    ``dictConfig``, binding new handlers to the runner's temporary stderr. The runner closes
+    that stream when the command ends, and the next log line of the session's sandbox (e.g.
+    an injected dropped connection) would then fail with "I/O operation on closed file" in
+    some later test's stderr. A separate ``qontak`` process never shares loggers like this.
+    """
+    saved = {}
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        yield
+    finally:
+        for name, (handlers, level, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
 class Cli:
     """Runs ``qontak …`` in process through typer's CliRunner against a sandbox."""
 
@@ -79,7 +108,8 @@ class Cli:
     def __call__(self, *args: str, env: Mapping[str, str | None] | None = None) -> Result:
         full_env = self.served.env()
         full_env.update(env or {})
-        return self.runner.invoke(app, list(args), env=full_env, catch_exceptions=False)
+        with _uvicorn_logging_kept():
+            return self.runner.invoke(app, list(args), env=full_env, catch_exceptions=False)
 
     def json(self, *args: str, env: Mapping[str, str | None] | None = None) -> Any:
         """Run with ``--json``, check exit code 0, and parse stdout."""

@@ -7,15 +7,19 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from qontak import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template
 from qontak.cli import ExitCode
+from qontak.cli import broadcasts as broadcasts_cli
 from qontak.cli.demo import sample_png
-from qontak.sandbox import FaultConfig, RateLimitConfig
+from qontak.sandbox import FaultConfig, RateLimitConfig, Sandbox
 from tests.cli.conftest import Cli, Served
 
 CHANNEL_ID = "56b60c3c-0123-46af-958b-32f3ad12ee37"
@@ -405,11 +409,45 @@ def test_log_table_and_json(cli: Cli) -> None:
     assert [r.status for r in rows] == ["read"]
 
 
-def test_log_watch_follows_until_read(cli: Cli) -> None:
+@pytest.fixture
+def clocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    """A sandbox of its own whose clock stands still until the test moves it, with one
+    second between statuses, so a watcher sees each status in turn, whatever the machine's
+    speed."""
+    frozen = time.time()
+    sandbox = Sandbox(
+        delivery_delays=(1.0, 2.0, 3.0),
+        faults=FaultConfig(),
+        rate_limits=RateLimitConfig(enabled=False),  # the frozen clock never opens a new window
+        clock=lambda: frozen,
+    )
+    monkeypatch.chdir(tmp_path)
+    with sandbox.run_in_thread() as url:
+        yield Served(sandbox, url)
+    sandbox.close()
+
+
+def test_log_watch_follows_until_read(clocked: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = Cli(clocked)
     broadcast_id = _send(cli)
-    result = cli("log", broadcast_id, "--watch", "--interval", "0.05")
+    # Each wait between refreshes moves the sandbox clock by the interval instead of sleeping,
+    # and every table the watch draws is recorded: the refresh loop itself is what is tested.
+    monkeypatch.setattr(
+        "qontak.cli.broadcasts.time",
+        SimpleNamespace(monotonic=time.monotonic, sleep=clocked.sandbox.advance),
+    )
+    drawn: list[list[str | None]] = []
+    real_log_table = broadcasts_cli.log_table
+
+    def spy(rows: list[BroadcastLogEntry], *args: Any, **kwargs: Any) -> Any:
+        drawn.append([r.status for r in rows])
+        return real_log_table(rows, *args, **kwargs)
+
+    monkeypatch.setattr("qontak.cli.broadcasts.log_table", spy)
+    result = cli("log", broadcast_id, "--watch", "--interval", "1")
     assert result.exit_code == 0
-    assert "read" in result.stdout
+    assert "✓✓ read" in result.stdout
+    assert drawn == [["pending"], ["sent"], ["delivered"], ["read"]]
 
 
 def test_log_shows_whatsapp_error_text(cli: Cli) -> None:
@@ -459,7 +497,8 @@ def test_tables_fit_80_columns_with_whole_headers_and_ids(cli: Cli) -> None:
     assert "hidden at 80 columns: " in result.stdout and "ID" in result.stdout
 
     read, failed = _send(cli), _send(cli, "6281234131026")
-    cli("log", failed, "--watch", "--interval", "0.05")  # both final: the table is settled
+    for broadcast_id in (read, failed):  # both final, so the counts below are settled
+        cli("log", broadcast_id, "--watch", "--interval", "0.05")
     result = cli("broadcasts", env=narrow)
     assert result.exit_code == 0
     _whole_words_at_80(result.stdout, "ID", "Statuses")
