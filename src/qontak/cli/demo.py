@@ -272,7 +272,8 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--serve", help="Keep the sandbox running and print the inbox URL.")
         ] = False,
         port: Annotated[
-            int, typer.Option("--port", help="Sandbox port (default: a free one).")
+            int,
+            typer.Option("--port", min=0, max=65535, help="Sandbox port (default: a free one)."),
         ] = 0,
         delays: Annotated[
             str, typer.Option("--delays", help="Seconds to sent,delivered,read.")

@@ -201,7 +201,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--faults",
-                help="Fault spec, e.g. seed=1,error_before=0.1,rate_limit=0.1,lost_response=0.05 "
+                help="Fault spec, e.g. seed=1,rate_limit=0.1,lost_response=0.05 "
                 "(default: QONTAK_SANDBOX_FAULTS). Faults hit every API request, template and "
                 "channel look-ups included; add scope=send to hit only sends, e.g. "
                 "'lost_response=1,scope=send' makes every qontak send end in exit 5.",
