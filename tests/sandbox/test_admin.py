@@ -39,7 +39,7 @@ def test_reset_forgets_traffic_but_keeps_configuration(
 ) -> None:
     sandbox.add_template(name="extra", language="id", body="Hi")
     assert client.post(SEND, json=TEXT).status_code == 201
-    assert client.post("/_sandbox/reset").json() == {"status": "success"}
+    assert client.post("/_sandbox/reset", json={}).json() == {"status": "success"}
     assert client.get("/_sandbox/messages").json() == {"data": []}
     assert client.get(BASE + "/broadcasts/whatsapp").json()["data"] == []
     assert any(t["name"] == "extra" for t in sandbox.templates())
@@ -216,3 +216,192 @@ def test_webhook_thread_runs_with_the_real_server(clock: FakeClock) -> None:
         receiver.server_close()
         box.close()
     assert [g["status"] for g in got] == ["sent", "delivered", "read"]
+
+
+# -- uploaded files are served so they can never run script on the sandbox's origin --------
+
+_INLINE = [
+    ("photo.jpg", "image/jpeg", "image/jpeg"),
+    ("photo.png", "image/png", "image/png"),
+    ("photo.webp", "IMAGE/WEBP", "image/webp"),
+    ("clip.mp4", "video/mp4", "video/mp4"),
+    ("clip.3gp", "video/3gpp", "video/3gpp"),
+    ("voice.ogg", "audio/ogg; codecs=opus", "audio/ogg"),
+    ("invoice.pdf", "application/pdf", "application/pdf"),
+    ("notes.txt", "text/plain; charset=latin-1", "text/plain"),
+]
+_ATTACHMENT = [
+    ("page.html", "text/html"),
+    ("page.xhtml", "application/xhtml+xml"),
+    ("logo.svg", "image/svg+xml"),
+    ("app.js", "application/javascript"),
+    ("data.xml", "text/xml"),
+    ("odd.bin", "text/plain, text/html"),
+]
+
+
+def _upload(client: httpx.Client, filename: str, content_type: str, data: bytes) -> str:
+    response = client.post(BASE + "/file_uploader", files={"file": (filename, data, content_type)})
+    assert response.status_code == 201, response.text
+    url: str = response.json()["data"]["url"]
+    return url
+
+
+def _assert_locked_down(response: httpx.Response) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src" not in csp  # falls back to default-src 'none': no script at all
+
+
+@pytest.mark.parametrize(("filename", "sent", "served"), _INLINE)
+def test_safe_media_is_served_inline_with_its_type(
+    client: httpx.Client, filename: str, sent: str, served: str
+) -> None:
+    response = client.get(_upload(client, filename, sent, b"data"))
+    assert response.status_code == 200
+    assert response.content == b"data"
+    assert response.headers["content-type"].split(";")[0] == served
+    assert response.headers["content-disposition"].startswith("inline")
+    _assert_locked_down(response)
+
+
+@pytest.mark.parametrize(("filename", "sent"), _ATTACHMENT)
+def test_other_types_are_served_as_a_download(
+    client: httpx.Client, filename: str, sent: str
+) -> None:
+    html = b"<script>fetch('/_sandbox/reset', {method: 'POST'})</script>"
+    response = client.get(_upload(client, filename, sent, html))
+    assert response.status_code == 200
+    assert response.content == html
+    assert response.headers["content-type"] == "application/octet-stream"
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith("attachment;")
+    assert "filename" in disposition
+    _assert_locked_down(response)
+
+
+def test_download_name_cannot_break_the_header(client: httpx.Client) -> None:
+    url = _upload(client, "a; b=é.html", "text/html", b"x")
+    disposition = client.get(url).headers["content-disposition"]
+    assert disposition == "attachment; filename*=UTF-8''a%3B%20b%3D%C3%A9.html"
+
+
+# -- admin POSTs refuse what a cross-site page could send -----------------------------------
+
+
+def test_cross_site_form_post_cannot_switch_faults(client: httpx.Client, sandbox: Sandbox) -> None:
+    # What an HTML form (enctype=text/plain) on another site can send without a preflight.
+    response = client.post(
+        "/_sandbox/faults",
+        content='{"spec": "error_before=1"}',
+        headers={"Content-Type": "text/plain", "Origin": "http://evil.example"},
+    )
+    assert response.status_code in (403, 415)
+    assert sandbox.faults.config.error_before == 0.0
+
+
+@pytest.mark.parametrize("path", ["/_sandbox/faults", "/_sandbox/reset"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_admin_post_without_json_content_type_is_415(
+    client: httpx.Client, sandbox: Sandbox, path: str, content_type: str | None
+) -> None:
+    assert client.post(SEND, json=TEXT).status_code == 201
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = client.post(path, content=b"{}", headers=headers)
+    assert response.status_code == 415
+    assert response.json() == {
+        "status": "error",
+        "error": {"code": 415, "messages": ["Content-Type must be application/json"]},
+    }
+    assert len(sandbox.messages()) == 1  # the reset did not happen
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://evil.example", "null", "http://sandbox.local.evil.example", "http://sandbox"]
+)
+def test_admin_post_from_another_origin_is_403(
+    client: httpx.Client, sandbox: Sandbox, origin: str
+) -> None:
+    response = client.post(
+        "/_sandbox/faults", json={"spec": "error_before=1"}, headers={"Origin": origin}
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["messages"] == ["Cross-origin request refused"]
+    assert sandbox.faults.config.error_before == 0.0
+
+
+def test_admin_post_from_the_same_origin_or_a_script_is_accepted(
+    client: httpx.Client, sandbox: Sandbox
+) -> None:
+    same = client.post(
+        "/_sandbox/faults",
+        json={"error_before": 0.5},
+        headers={"Origin": "http://sandbox.local"},
+    )
+    assert same.status_code == 200
+    assert sandbox.faults.config.error_before == 0.5
+    # Scripts and test clients send no Origin at all.
+    assert client.post("/_sandbox/reset", json={}).json() == {"status": "success"}
+    with httpx.Client(
+        base_url="http://sandbox.local:8765", transport=SyncASGITransport(sandbox.app)
+    ) as other:
+        ported = other.post(
+            "/_sandbox/reset", json={}, headers={"Origin": "http://sandbox.local:8765"}
+        )
+        assert ported.status_code == 200
+        elsewhere = other.post(
+            "/_sandbox/reset", json={}, headers={"Origin": "http://sandbox.local:9999"}
+        )
+        assert elsewhere.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({"seed": [1]}, "seed must be an integer"),
+        ({"seed": "abc"}, "seed must be an integer"),
+        ({"seed": True}, "seed must be an integer"),
+        ({"error_before": "0.5"}, "error_before must be a number"),
+        ({"latency_seconds": None}, "latency_seconds must be a number"),
+        ({"scope": 1}, "scope must be 'all' or 'send'"),
+        ({"spec": 5}, "spec must be a string"),
+        ({"bogus": 1}, "unknown fault setting 'bogus'"),
+    ],
+)
+def test_fault_settings_of_the_wrong_type_are_400(
+    client: httpx.Client, sandbox: Sandbox, body: dict[str, Any], text: str
+) -> None:
+    response = client.post("/_sandbox/faults", json=body)
+    assert response.status_code == 400, response.text
+    [message] = response.json()["error"]["messages"]
+    assert message.startswith(text)
+    assert sandbox.faults.config == FaultConfig()
+
+
+def test_fault_config_checks_types_in_python_too() -> None:
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        FaultConfig(seed="abc")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="error_after must be a number"):
+        FaultConfig(error_after="0.1")  # type: ignore[arg-type]
+    assert FaultConfig(seed=3, error_before=1).error_before == 1
+
+
+@pytest.mark.parametrize("body", [b'{"full": "yes"}', b'{"full": NaN}', b"[1]", b"{"])
+def test_reset_with_a_bad_body_is_400(client: httpx.Client, body: bytes) -> None:
+    response = client.post(
+        "/_sandbox/reset", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+def test_fault_settings_with_nan_are_400(client: httpx.Client, sandbox: Sandbox) -> None:
+    response = client.post(
+        "/_sandbox/faults",
+        content=b'{"latency_seconds": Infinity}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert client.get("/_sandbox/faults").status_code == 200

@@ -12,27 +12,115 @@ web inbox. Faults never apply here.
   JSON object (missing keys take their defaults) → the new settings; the random sequence
   restarts from the seed.
 - ``GET  /_sandbox/files/{id}/{filename}`` → a file stored by ``POST /file_uploader``.
+
+**Cross-site requests.** The routes are unauthenticated, so a page on another site open in
+the same browser must not be able to drive them. Every admin ``POST`` therefore needs
+``Content-Type: application/json`` (415 otherwise; a cross-site page cannot send that
+without a CORS preflight, which the sandbox never approves) and, when the request carries an
+``Origin`` header (browsers always send one on POST), that origin's host and port must be
+the request's own ``Host`` (403 otherwise). Scripts and test clients send no ``Origin`` and
+are unaffected: ``curl -X POST -H 'Content-Type: application/json' -d '{}' …/_sandbox/reset``.
+Bodies are strict JSON (:mod:`._json`); fault settings of the wrong type are a 400.
+
+**Uploaded files** are whatever a client chose to upload, served on the inbox's origin, so
+they are served inertly: always ``X-Content-Type-Options: nosniff`` and a
+``Content-Security-Policy`` without script; only the media WhatsApp carries and browsers
+display safely (JPEG, PNG, WebP, MP4, 3GPP, any ``audio/*``, PDF, plain text) keep their type
+and ``Content-Disposition: inline``; anything else (HTML, SVG, XML, script…) is
+``application/octet-stream`` with ``Content-Disposition: attachment``.
 """
 
 from __future__ import annotations
 
-import json
+import re
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ._config import FaultConfig
+from ._json import InvalidJson, parse_json
 
 if TYPE_CHECKING:
     from . import Sandbox
 
 __all__ = ["admin_routes"]
 
+#: Uploaded types served as themselves: what WhatsApp headers carry and what a browser shows
+#: without ever interpreting it as a document that runs script.
+_INLINE_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "video/mp4",
+        "video/3gpp",
+        "application/pdf",
+        "text/plain",
+    }
+)
+_AUDIO = re.compile(r"^audio/[a-z0-9][a-z0-9.+-]*$")
+
+#: No script, ever; an image or a video opened in its own tab is a document that loads
+#: itself, hence img-src/media-src. Chromium's PDF viewer works under this policy too
+#: (checked in ``tests/sandbox/test_uploads_browser.py``).
+_FILE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'"
+
+
+def _file_headers(content_type: str, filename: str) -> tuple[str, dict[str, str]]:
+    """The media type and headers to serve one uploaded file with."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    # RFC 5987 form only: the client-chosen name can never end the header value early.
+    name = "filename*=UTF-8''" + quote(filename, safe="")
+    if media in _INLINE_TYPES or _AUDIO.match(media):
+        disposition = f"inline; {name}"
+    else:
+        media, disposition = "application/octet-stream", f"attachment; {name}"
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": _FILE_CSP,
+        "Content-Disposition": disposition,
+    }
+    return media, headers
+
+
+def _error(status: int, text: str) -> JSONResponse:
+    body = {"status": "error", "error": {"code": status, "messages": [text]}}
+    return JSONResponse(body, status)
+
 
 def _bad(text: str) -> JSONResponse:
-    return JSONResponse({"status": "error", "error": {"code": 400, "messages": [text]}}, 400)
+    return _error(400, text)
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit("//" + netloc)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
+def _refuse_cross_site(request: Request) -> Response | None:
+    """403/415 for a POST a page on another site could have sent; None when it is fine."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        # "null" (sandboxed frames, file: pages) has no scheme and never matches.
+        theirs = _host_port(parts.netloc, parts.scheme) if parts.scheme else None
+        ours = _host_port(request.headers.get("host", ""), request.url.scheme)
+        if theirs is None or theirs != ours:
+            return _error(403, "Cross-origin request refused")
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        return _error(415, "Content-Type must be application/json")
+    return None
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
@@ -40,10 +128,24 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = parse_json(raw)
+    except InvalidJson:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _fault_config(body: dict[str, Any]) -> FaultConfig:
+    """Settings from a ``POST /_sandbox/faults`` body; TypeError/ValueError with the reason."""
+    if "spec" in body:
+        spec = body["spec"]
+        if not isinstance(spec, str):
+            raise TypeError(f"spec must be a string, not {spec!r}")
+        return FaultConfig.parse(spec)
+    known = [f.name for f in fields(FaultConfig)]
+    for key in body:
+        if key not in known:
+            raise TypeError(f"unknown fault setting {key!r}; known: {', '.join(known)}")
+    return FaultConfig(**body)
 
 
 def admin_routes(sandbox: Sandbox) -> list[Route]:
@@ -53,10 +155,16 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         return JSONResponse({"data": sandbox.messages()})
 
     async def reset(request: Request) -> Response:
+        refused = _refuse_cross_site(request)
+        if refused is not None:
+            return refused
         body = await _json_object(request)
         if body is None:
             return _bad("Invalid JSON payload")
-        sandbox.reset(full=bool(body.get("full", False)))
+        full = body.get("full", False)
+        if not isinstance(full, bool):
+            return _bad("full must be true or false")
+        sandbox.reset(full=full)
         return JSONResponse({"status": "success"})
 
     def faults_view() -> dict[str, Any]:
@@ -69,12 +177,14 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         return JSONResponse({"data": faults_view()})
 
     async def post_faults(request: Request) -> Response:
+        refused = _refuse_cross_site(request)
+        if refused is not None:
+            return refused
         body = await _json_object(request)
         if body is None:
             return _bad("Invalid JSON payload")
         try:
-            spec = body.get("spec")
-            config = FaultConfig.parse(str(spec)) if spec is not None else FaultConfig(**body)
+            config = _fault_config(body)
         except (TypeError, ValueError) as exc:
             return _bad(str(exc))
         sandbox.set_faults(config)
@@ -84,7 +194,8 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         upload = sandbox.store.get_upload(request.path_params["id"])
         if upload is None:
             return Response("Not Found", status_code=404, media_type="text/plain")
-        return Response(upload.data, media_type=upload.content_type)
+        media, headers = _file_headers(upload.content_type, upload.filename)
+        return Response(upload.data, media_type=media, headers=headers)
 
     return [
         Route("/_sandbox/messages", messages, methods=["GET"]),

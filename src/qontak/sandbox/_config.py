@@ -12,6 +12,7 @@ Extra keys: ``latency_seconds`` (delay added by a latency fault, default 1.0) an
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -68,6 +69,16 @@ class FaultConfig:
     scope: Literal["all", "send"] = "all"
 
     def __post_init__(self) -> None:
+        # Types first: the admin route builds this from client JSON, and a wrong type used
+        # to surface later as a TypeError deep in random.Random or a comparison.
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed must be an integer, not {self.seed!r}")
+        for name in (*_FAULT_FRACTIONS, "latency", "latency_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, not {value!r}")
         for name in (*_FAULT_FRACTIONS, "latency"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
