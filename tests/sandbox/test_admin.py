@@ -405,3 +405,117 @@ def test_fault_settings_with_nan_are_400(client: httpx.Client, sandbox: Sandbox)
     )
     assert response.status_code == 400
     assert client.get("/_sandbox/faults").status_code == 200
+
+
+# -- webhooks keep going whatever happens between two polls ---------------------------------
+
+
+def _webhook_box(clock: FakeClock, **config: Any) -> tuple[Sandbox, httpx.Client]:
+    box = Sandbox(
+        SandboxConfig(clock=clock, faults=FaultConfig(), webhook_url="http://h/in", **config)
+    )
+    http = httpx.Client(
+        transport=SyncASGITransport(box.app), base_url="http://x", auth=HmacAuth(clock)
+    )
+    return box, http
+
+
+def test_webhook_skips_messages_a_reset_removed_mid_poll(clock: FakeClock) -> None:
+    box, http = _webhook_box(clock)
+    http.post(SEND, json=TEXT)
+    http.post(SEND, json={**TEXT, "to_number": "6281234567891"})
+    clock.advance(5)
+    posted: list[str] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content)["status"])
+        box.reset()  # lands while the poll is still working through its list
+        return httpx.Response(200)
+
+    with httpx.Client(transport=httpx.MockTransport(receiver)) as hooks:
+        assert box.webhooks.deliver_due(hooks) == 1
+        assert box.webhooks.deliver_due(hooks) == 0
+    assert posted == ["sent"]
+    http.close()
+    box.close()
+
+
+def test_webhook_poll_reads_the_messages_once(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box, http = _webhook_box(clock)
+    for number in ("6281234567890", "6281234567891", "6281234567892"):
+        http.post(SEND, json={**TEXT, "to_number": number})
+    clock.advance(5)
+    reads = 0
+    real = box.store.messages
+
+    def counting(broadcast_id: str | None = None) -> Any:
+        nonlocal reads
+        reads += 1
+        return real(broadcast_id)
+
+    monkeypatch.setattr(box.store, "messages", counting)
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as hooks:
+        assert box.webhooks.deliver_due(hooks) == 9  # 3 messages × sent, delivered, read
+    assert reads == 1
+    http.close()
+    box.close()
+
+
+def test_webhook_payload_that_cannot_be_encoded_is_logged_and_skipped(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    box, http = _webhook_box(clock)
+    http.post(SEND, json=TEXT)
+    [good] = box.store.messages()
+    # A row from an older database, stored before sends were parsed strictly.
+    poison = replace(good, id="poison", wamid="wamid.poison", rendered={"body": float("nan")})
+    box.store.add_send(broadcast={"id": "b-poison"}, client_id="sandbox-client-id", message=poison)
+    clock.advance(5)
+    ids: list[str] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        ids.append(json.loads(request.content)["id"])
+        return httpx.Response(200)
+
+    with httpx.Client(transport=httpx.MockTransport(receiver)) as hooks:
+        assert box.webhooks.deliver_due(hooks) == 3
+        assert box.webhooks.deliver_due(hooks) == 0  # skipped for good, not retried
+    assert ids == [good.id] * 3
+    assert "poison" in caplog.text
+    http.close()
+    box.close()
+
+
+def test_webhook_thread_survives_an_unexpected_error(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    box, http = _webhook_box(clock, webhook_poll_seconds=0.01)
+    calls = 0
+    third = threading.Event()
+
+    def flaky(client: httpx.Client | None = None) -> int:
+        nonlocal calls
+        calls += 1
+        if calls >= 3:
+            third.set()
+        if calls == 1:
+            raise StopIteration  # what a reset between two store reads used to raise
+        if calls == 2:
+            raise RuntimeError("boom")
+        return 0
+
+    monkeypatch.setattr(box.webhooks, "deliver_due", flaky)
+    box.start_webhooks()
+    try:
+        assert third.wait(5), calls
+    finally:
+        box.stop_webhooks()
+    assert "boom" in caplog.text
+    http.close()
+    box.close()

@@ -239,19 +239,24 @@ class Store:
             return None
         return Upload(row["id"], row["filename"], row["content_type"], bytes(row["data"]))
 
-    def webhook_was_sent(self, message_id: str, status: str) -> bool:
-        """Whether a status change was already posted."""
+    def webhook_due(self, message_id: str, status: str) -> bool:
+        """Whether a status change still needs posting: not posted yet, and the message still
+        exists (a reset may have removed it since the poll read the messages)."""
         row = self._one(
-            "SELECT 1 FROM webhook_sent WHERE message_id = ? AND status = ?", (message_id, status)
+            "SELECT 1 FROM messages WHERE id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM webhook_sent WHERE message_id = ? AND status = ?)",
+            (message_id, message_id, status),
         )
         return row is not None
 
     def mark_webhook_sent(self, message_id: str, status: str) -> bool:
-        """Record that a status was posted; False if it already had been."""
+        """Record that a status was posted; False if it already had been or the message is
+        gone (so a reset during a POST leaves no row behind for a message it removed)."""
         with self._lock:
             cur = self._conn.execute(
-                "INSERT OR IGNORE INTO webhook_sent (message_id, status) VALUES (?, ?)",
-                (message_id, status),
+                "INSERT OR IGNORE INTO webhook_sent (message_id, status) "
+                "SELECT ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?)",
+                (message_id, status, message_id),
             )
             return cur.rowcount == 1
 

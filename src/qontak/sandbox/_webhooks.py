@@ -10,10 +10,17 @@ Payload: Qontak's message-interaction object (spec §5) for an outbound campaign
 "bot"``, ``external_id`` = the wamid, ``status`` = ``sent|delivered|read`` (and ``failed``,
 with an ``error`` object, which Qontak does not document but a client can ignore).
 Delivery is best effort: a failed POST is retried on the next poll.
+
+The polling thread must outlive anything a poll runs into, since nothing would restart it:
+a message removed by a reset while a poll is under way is skipped, a status whose payload
+cannot be encoded as JSON is logged and skipped for good, and any other error is logged and
+the next poll tries again. Each poll reads the messages once.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -21,12 +28,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._delivery import iso
+from ._store import MessageRow
 from ._views import message_state
 
 if TYPE_CHECKING:
     from . import Sandbox
 
 __all__ = ["WebhookDispatcher"]
+
+_log = logging.getLogger(__name__)
 
 
 class WebhookDispatcher:
@@ -37,10 +47,9 @@ class WebhookDispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def payload(self, message_id: str, status: str, at: float) -> dict[str, Any]:
-        """The message-interaction object for one status change."""
+    def payload(self, row: MessageRow, status: str, at: float) -> dict[str, Any]:
+        """The message-interaction object for one status change of ``row``."""
         sandbox = self.sandbox
-        row = next(r for r in sandbox.store.messages() if r.id == message_id)
         state = message_state(row, sandbox.now(), sandbox.config.delivery_delays)
         channel = sandbox.store.get_object("channels", row.channel_integration_id) or {}
         settings = channel.get("settings") or {}
@@ -77,14 +86,14 @@ class WebhookDispatcher:
             body["error"] = state.error.to_dict()
         return body
 
-    def due(self) -> list[tuple[str, str, float]]:
-        """``(message id, status, time)`` reached but not yet posted (``pending`` never is)."""
+    def due(self) -> list[tuple[MessageRow, str, float]]:
+        """``(message, status, time)`` reached so far (``pending`` never is), posted or not."""
         sandbox = self.sandbox
         now = sandbox.now()
-        out: list[tuple[str, str, float]] = []
+        out: list[tuple[MessageRow, str, float]] = []
         for row in sandbox.store.messages():
             state = message_state(row, now, sandbox.config.delivery_delays)
-            out.extend((row.id, status, at) for status, at in state.history if status != "pending")
+            out.extend((row, status, at) for status, at in state.history if status != "pending")
         return out
 
     def deliver_due(self, client: httpx.Client | None = None) -> int:
@@ -92,20 +101,32 @@ class WebhookDispatcher:
         url = self.sandbox.config.webhook_url
         if not url:
             return 0
+        store = self.sandbox.store
         own = client is None
         http = client or httpx.Client(timeout=5.0)
         posted = 0
         try:
-            for message_id, status, at in self.due():
-                if self.sandbox.store.webhook_was_sent(message_id, status):
+            for row, status, at in self.due():
+                if not store.webhook_due(row.id, status):
                     continue
                 try:
-                    response = http.post(url, json=self.payload(message_id, status, at))
+                    # Encoded here, strictly, so a bad payload is this status's problem only.
+                    body = json.dumps(self.payload(row, status, at), allow_nan=False)
+                except (TypeError, ValueError):
+                    _log.exception(
+                        "webhook for message %s (%s) cannot be encoded; skipped", row.id, status
+                    )
+                    store.mark_webhook_sent(row.id, status)
+                    continue
+                try:
+                    response = http.post(
+                        url, content=body, headers={"Content-Type": "application/json"}
+                    )
                 except httpx.HTTPError:
                     break  # receiver down: try again on the next poll, keeping order
                 if response.status_code >= 300:
                     break
-                self.sandbox.store.mark_webhook_sent(message_id, status)
+                store.mark_webhook_sent(row.id, status)
                 posted += 1
         finally:
             if own:
@@ -121,7 +142,10 @@ class WebhookDispatcher:
         def loop() -> None:
             with httpx.Client(timeout=5.0) as client:
                 while not self._stop.wait(self.sandbox.config.webhook_poll_seconds):
-                    self.deliver_due(client)
+                    try:
+                        self.deliver_due(client)
+                    except Exception:  # the thread is never restarted: log and poll again
+                        _log.exception("webhook poll failed; trying again on the next poll")
 
         self._thread = threading.Thread(target=loop, name="qontak-sandbox-webhooks", daemon=True)
         self._thread.start()
