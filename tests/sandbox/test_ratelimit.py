@@ -112,3 +112,14 @@ def test_429_with_headers_through_real_uvicorn(live: httpx.Client) -> None:
     assert responses[-1].json() == TOO_MANY
     assert responses[-1].headers["X-RateLimit-Remaining"] == "0"
     assert responses[-1].headers["Retry-After"] == "1"
+
+
+def test_unauthenticated_responses_carry_no_limit_headers_and_use_no_quota(
+    sandbox: Sandbox, client: httpx.Client, raw_client: httpx.Client
+) -> None:
+    # Deliberate (see the _gateway docstring): limits belong to a verified client.
+    for _ in range(20):
+        refused = raw_client.get(BASE + "/integrations")
+        assert refused.status_code == 401
+        assert not any(h.lower().startswith("x-ratelimit") for h in refused.headers)
+    assert _limits(client.get(BASE + "/integrations")) == (100, 99, 40)

@@ -5,6 +5,17 @@ signed or stale request never reaches a handler (401 ``{"message":"Unauthorized"
 client over its limits gets 429 without the handler running. Authenticated responses carry
 ``X-RateLimit-*`` headers (see :mod:`._ratelimit`). The verified client id is put in
 ``scope["state"]["client_id"]`` for the handlers.
+
+A 401 carries **no** ``X-RateLimit-*`` headers, on purpose (issue 4 says "on every response";
+this is the one exception). The limits are per client, and a request that fails the
+signature check has no verified client: reporting the claimed client's remaining budget
+would tell an unauthenticated caller about someone else's quota, and any other number
+(say, a full overall window) would be invented. It also matches the gateway Mekari appears
+to run: the ``Authorization: hmac username=…, algorithm=…, headers=…, signature=…`` format
+and the ``{"message":"Unauthorized"}`` body are those of Kong's ``hmac-auth`` plugin, and
+Kong runs authentication plugins before ``rate-limiting``, so a refused request never
+reaches the limiter (an inference: Mekari does not document its gateway). An unauthenticated
+request does not count against any limit either.
 """
 
 from __future__ import annotations

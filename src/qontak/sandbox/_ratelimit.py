@@ -5,7 +5,7 @@ so a fake clock gives exact, repeatable counts. A request is counted in every wi
 applies to it (all requests: overall minute + burst second; direct sends also the direct
 minute) and only when it is let through: a 429 does not use up quota.
 
-Headers on every authenticated response:
+Headers on every authenticated response (none on a 401; :mod:`._gateway` says why):
 
 - ``X-RateLimit-Limit``: size of the window reported (the route's per-minute limit: 60 for
   direct sends, 100 otherwise; on a 429 the window that refused the request, e.g. 10 for a
