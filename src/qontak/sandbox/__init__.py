@@ -58,9 +58,10 @@ Sandbox", +6281234500000), also the id used by the Node README examples.
 Where each behaviour is documented: signature check :mod:`._signature`; rate limits and
 the ``X-RateLimit-Reset`` unit (seconds until reset) :mod:`._ratelimit`; pagination
 (``offset`` = 1-based page index) :mod:`._pagination`; send validation and its error texts
-:mod:`._validation`; delivery timing and the **magic recipient numbers** :mod:`._delivery`;
-faults :mod:`._faults` and :class:`FaultConfig`; admin routes :mod:`._admin`; webhooks
-:mod:`._webhooks`.
+:mod:`._validation`; what counts as a JSON body :mod:`._json`; delivery timing and the
+**magic recipient numbers** :mod:`._delivery`; faults :mod:`._faults` and
+:class:`FaultConfig`; admin routes, their cross-site checks and how uploads are served
+:mod:`._admin`; webhooks :mod:`._webhooks`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ the error Qontak would give. Every failure is ``{"status":"error","error":{"code
 =====  ==========================================================================
 code   messages
 =====  ==========================================================================
-400    ``Invalid JSON payload`` (not JSON, or not a JSON object)
+400    ``Invalid JSON payload`` (not JSON, ``NaN``/``Infinity``, nested more than
+       100 levels, or not a JSON object; see :mod:`._json`)
 413    ``Request Entity Too Large`` (body over 1 MiB)
 422    ``<param> is missing`` for each absent required field: ``to_name``,
        ``to_number``, ``message_template_id``, ``channel_integration_id``,
