@@ -3,123 +3,28 @@ verbatim except where the OpenAPI file has ``"string"`` placeholders (filled wit
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 CHANNEL = "56b60c3c-0123-46af-958b-32f3ad12ee37"
 
-OTP = {
-    "to_name": "Test User",
-    "to_number": "6281234567890",
-    "message_template_id": "60cccaa0-ccd9-4efd-bdfb-875859c4b50a",
-    "channel_integration_id": CHANNEL,
-    "language": {"code": "id"},
-    "parameters": {
-        "buttons": [{"index": "0", "type": "url", "value": "123456"}],
-        "body": [{"key": "1", "value_text": "123454321", "value": "otp"}],
-    },
-}
-TEXT = {
-    "to_name": "Test User",
-    "to_number": "6281234567890",
-    "message_template_id": "d3e1083c-66ea-410b-b807-1d84182ffa82",
-    "channel_integration_id": CHANNEL,
-    "language": {"code": "id"},
-    "parameters": {
-        "buttons": [],
-        "body": [
-            {"key": "1", "value_text": "Test User", "value": "name"},
-            {"key": "2", "value_text": "lagu nusantara", "value": "lagu"},
-        ],
-    },
-}
-IMAGE = {
-    "to_name": "Test User",
-    "to_number": "6281234567890",
-    "message_template_id": "34d95207-0b48-4ce0-b589-2b7c1519d457",
-    "channel_integration_id": CHANNEL,
-    "language": {"code": "id"},
-    "parameters": {
-        "header": {
-            "format": "IMAGE",
-            "params": [
-                {
-                    "key": "url",
-                    "value": "https://cdn.qontak.com/uploads/direct/images/"
-                    "d0295a8b-4164-490e-b250-67222f7e6884/Gojo_copy.jpeg",
-                },
-                {"key": "filename", "value": "Gojo_copy.jpeg"},
-            ],
-        },
-        "buttons": [],
-        "body": [],
-    },
-}
-DOCUMENT = {
-    "to_name": "Test User",
-    "to_number": "6281234567890",
-    "message_template_id": "380d1355-0a65-4dc5-be82-308ee7619910",
-    "channel_integration_id": CHANNEL,
-    "language": {"code": "id"},
-    "parameters": {
-        "header": {
-            "format": "DOCUMENT",
-            "params": [
-                {
-                    "key": "url",
-                    "value": "https://cdn.qontak.com/uploads/direct/files/"
-                    "e20c3f02-8b23-4c2f-ae4b-3b7ec4f569d9/"
-                    "akdhasidhasjkdhajsdhakjsdhaskjdhakjsdhakjsdhajkshdkjashdaksjdhakjsdahdsak.pdf",
-                },
-                {"key": "filename", "value": "sample.pdf"},
-            ],
-        },
-        "body": [],
-    },
-}
-VIDEO = {
-    "to_name": "Test User",
-    "to_number": "6281234567890",
-    "message_template_id": "70332b74-e9bd-4829-bb31-c46924e7d3ff",
-    "channel_integration_id": CHANNEL,
-    "language": {"code": "id"},
-    "parameters": {
-        "header": {
-            "format": "VIDEO",
-            "params": [
-                {
-                    "key": "url",
-                    "value": "https://cdn.qontak.com/uploads/direct/videos/"
-                    "60564c86-725e-429a-bffb-8168f3daac77/sample_video.mp4",
-                },
-                {"key": "filename", "value": "sample_video.mp4"},
-            ],
-        },
-        "body": [
-            {"key": "1", "value_text": "Valent", "value": "customer_name"},
-            {"key": "2", "value_text": "Qontak", "value": "company"},
-            {"key": "3", "value_text": "Qontak", "value": "company"},
-        ],
-    },
-}
-CTA_URL = {
-    "to_name": "Test User",
-    "to_number": "6281234567890",
-    "message_template_id": "a36ea83e-1b63-41e9-a91b-bad2390531e9",
-    "channel_integration_id": CHANNEL,
-    "language": {"code": "id"},
-    "parameters": {
-        "buttons": [{"index": "0", "type": "URL", "value": "fitur/personalisasi-report-sales"}],
-        "body": [],
-    },
-}
-CTA_PHONE = {
-    "to_name": "Burhan",
-    "to_number": "628117661000",
-    "message_template_id": "99aa44c1-6573-4a89-b0ca-f272b1b846b4",
-    "channel_integration_id": CHANNEL,
-    "language": {"code": "id"},
-    "parameters": {"buttons": [], "body": []},
-}
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "node_readme"
+
+
+def _readme(name: str) -> dict[str, Any]:
+    """One Node README example, exactly as the README shows it (shared with the SDK tests)."""
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+OTP = _readme("otp")
+TEXT = _readme("text_with_variable")
+IMAGE = _readme("image")
+DOCUMENT = _readme("document")
+VIDEO = _readme("video")
+CTA_URL = _readme("cta_url")
+CTA_PHONE = _readme("cta_phone")
 # OpenAPI "TextWithoutVariable" / "TextWithImageAttachment" / "TextWithDocumentAttachment"
 # use "string" placeholders and language "en": filled with the seeded English templates.
 OAS_TEXT_WITHOUT_VARIABLE = {
