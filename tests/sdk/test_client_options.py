@@ -116,3 +116,26 @@ def test_own_http_client_is_not_closed_by_the_sdk(server) -> None:
         client.channels.list()
     assert not http.is_closed
     http.close()
+
+
+def test_default_timeouts_and_per_call_override_reach_the_transport(make_client, server) -> None:
+    server.default = lambda r: httpx.Response(
+        201 if r.method == "POST" else 200,
+        json={"status": "success", "data": {"id": "b"} if r.method == "POST" else []},
+    )
+    client = make_client()
+    client.channels.list()
+    msg = {
+        "to_name": "A",
+        "to_number": "6281234567890",
+        "message_template_id": "t",
+        "channel_integration_id": "c",
+        "language": {"code": "id"},
+        "parameters": {},
+    }
+    client.broadcasts.send_direct(msg, validate=False, timeout=5)
+    client.with_options(timeout=12).channels.list()
+    default, per_call, copy = (r.extensions["timeout"] for r in server.requests)
+    assert default == {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}
+    assert per_call["read"] == 5.0 and per_call["connect"] == 5.0
+    assert copy["read"] == 12.0 and copy["connect"] == 5.0

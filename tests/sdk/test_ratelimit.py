@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
 
-from qontak import RateLimiter, Rule
+from qontak import RateLimiter, RateLimitError, Rule
 from qontak._ratelimit import DEFAULT_LIMITS, parse_reset, parse_retry_after
 
 
@@ -118,3 +119,49 @@ def test_limiter_can_be_switched_off(make_client, server, clock) -> None:
     for _ in range(30):
         client.channels.list()
     assert clock.sleeps == []
+
+
+@pytest.mark.anyio
+async def test_async_tasks_share_one_budget_and_a_429_pauses_other_callers(server, clock) -> None:
+    import anyio
+
+    from qontak import AsyncQontak
+
+    ok = {"status": "success", "data": []}
+    server.default = lambda r: httpx.Response(200, json=ok)
+    client = AsyncQontak(
+        "id",
+        server.secret,
+        base_url="https://api.mekari.com",
+        http_client=httpx.AsyncClient(transport=server.transport()),
+        env_file=None,
+        clock=clock,
+        sleep=clock.asleep,
+        rate_limits={"all": [Rule(3, 60.0)]},
+    )
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(client.channels.list)
+    # five tasks, three slots a minute: the two late ones waited for the next window
+    signed = [parsedate_to_datetime(r.headers["date"]).timestamp() for r in server.requests]
+    assert len(signed) == 5 and max_in_window(signed, 60.0) == 3
+    assert sorted(signed)[3] - sorted(signed)[0] >= 60.0
+    # a 429 seen by one call pauses the next, separate call as well (not only its own retry)
+    clock.sleeps.clear()
+    client2 = AsyncQontak(
+        "id",
+        server.secret,
+        base_url="https://api.mekari.com",
+        http_client=httpx.AsyncClient(transport=server.transport()),
+        env_file=None,
+        clock=clock,
+        sleep=clock.asleep,
+        max_retries=0,
+    )
+    server.replies = [httpx.Response(429, headers={"Retry-After": "30"})]
+    with pytest.raises(RateLimitError):
+        await client2.channels.list()
+    await client2.channels.list()
+    assert clock.sleeps == pytest.approx([30.0])
+    await client.aclose()
+    await client2.aclose()

@@ -88,3 +88,43 @@ def test_phone_numbers_are_masked_at_info_level(
     make_client().broadcasts.send_direct(MSG, validate=False)
     sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sent")]
     assert sent and "6281******890" in sent[0] and "6281234567890" not in sent[0]
+
+
+@pytest.mark.anyio
+async def test_canary_secret_never_appears_on_async_and_upload_paths(
+    server: RecordingServer, caplog: pytest.LogCaptureFixture, tmp_path
+) -> None:
+    from qontak import AsyncQontak
+
+    setup_logging("debug")
+    caplog.set_level(logging.DEBUG)
+    f = tmp_path / "a.pdf"
+    f.write_bytes(b"%PDF-1.4")
+    server.replies = [
+        httpx.Response(201, json={"status": "success", "data": {"url": "https://cdn/a.pdf"}}),
+        httpx.ReadTimeout("t"),
+        httpx.Response(401, json={"message": "Unauthorized"}),
+    ]
+    texts: list[str] = []
+    async with AsyncQontak(
+        "id",
+        CLIENT_SECRET,
+        base_url="https://api.mekari.com",
+        http_client=httpx.AsyncClient(transport=server.transport()),
+        env_file=None,
+        max_retries=0,
+    ) as client:
+        texts.append(repr(client))
+        texts.append((await client.file_uploader.upload(f)).url)
+        for call in (
+            lambda: client.broadcasts.send_direct(MSG, validate=False),
+            lambda: client.channels.list(),
+        ):
+            try:
+                await call()
+            except QontakError as exc:
+                texts += [str(exc), repr(exc), repr(exc.__dict__)]
+    texts += [r.getMessage() for r in caplog.records]
+    blob = "\n".join(texts)
+    assert len(server.requests) == 3 and "Unauthorized" in blob
+    assert CLIENT_SECRET not in blob

@@ -271,3 +271,11 @@ def test_ids_are_escaped_so_they_cannot_change_the_path(make_client, server) -> 
     assert server.requests[0].url.raw_path == (
         b"/qontak/chat/v1/templates/..%2Fintegrations%3Fx%3D1/whatsapp"
     )
+
+
+def test_request_id_falls_back_to_meta_log_id(make_client, server) -> None:
+    server.replies = [
+        httpx.Response(200, json={"status": "success", "data": TEMPLATE, "meta": {"log_id": "L-7"}})
+    ]
+    template = make_client().templates.get(TEMPLATE["id"])
+    assert template.response is not None and template.response.request_id == "L-7"
