@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -212,6 +213,42 @@ def test_dropped_and_lost_through_real_uvicorn(clock: FakeClock) -> None:
         clock.advance(1)
         assert http.post(SEND, json=TEXT).status_code == 201
     box.close()
+
+
+def _outcomes_over_sockets(faults: FaultConfig, count: int) -> tuple[list[str], int]:
+    """``count`` signed sends to a fresh sandbox served by real uvicorn: each one's status code
+    (or "dropped" when the server closed the connection), and how many messages it stored."""
+    clock = FakeClock()  # a fresh clock per run, so both runs see the same instants too
+    box = _box(clock, faults)
+    outcomes: list[str] = []
+    try:
+        with box.run_in_thread() as url, httpx.Client(base_url=url, auth=HmacAuth(clock)) as http:
+            for _ in range(count):
+                clock.advance(1)  # keep clear of the real rate limits
+                try:
+                    outcomes.append(str(http.post(SEND, json=TEXT).status_code))
+                except httpx.RemoteProtocolError:  # over a socket a drop is the peer closing
+                    outcomes.append("dropped")
+        return outcomes, len(box.messages())
+    finally:
+        box.close()
+
+
+def test_same_seed_gives_the_same_outcomes_through_real_uvicorn() -> None:
+    # The in-process test above cannot see what a socket adds: uvicorn's own handling of a
+    # dropped connection, and the client opening a new connection after one. The seeded
+    # sequence must survive both.
+    spec = FaultConfig(
+        seed=42, error_before=0.15, error_after=0.15, rate_limit=0.15, drop_before=0.15,
+        lost_response=0.15,
+    )  # fmt: skip
+    first = _outcomes_over_sockets(spec, 30)
+    assert _outcomes_over_sockets(spec, 30) == first
+    outcomes, stored = first
+    assert {"201", "503", "500", "429", "dropped"} <= set(outcomes)
+    assert stored >= outcomes.count("201")
+    other, _ = _outcomes_over_sockets(replace(spec, seed=43), 30)
+    assert other != outcomes
 
 
 @pytest.mark.anyio

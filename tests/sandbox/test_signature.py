@@ -156,9 +156,28 @@ def test_window_follows_the_sandbox_clock(
 
 
 def test_signature_checked_through_real_uvicorn(sandbox: Sandbox) -> None:
+    # uvicorn builds the ASGI scope itself (raw_path, query_string as bytes off the wire), so
+    # every check is repeated here rather than trusted from the in-process transport.
     with sandbox.run_in_thread() as url, httpx.Client(base_url=url) as http:
         assert http.get(PATH, headers=auth_headers("GET", PATH, START)).status_code == 200
         wrong = auth_headers("GET", PATH, START, secret="nope")
         _assert_unauthorized(http.get(PATH, headers=wrong))
-        tampered = auth_headers("GET", PATH.replace("10", "20"), START)
-        _assert_unauthorized(http.get(PATH, headers=tampered))
+        tampered_query = auth_headers("GET", PATH.replace("limit=10", "limit=11"), START)
+        _assert_unauthorized(http.get(PATH, headers=tampered_query))
+        unsigned_query = auth_headers("GET", BASE + "/integrations", START)
+        _assert_unauthorized(http.get(PATH, headers=unsigned_query))
+        # The window is measured against the sandbox clock (START), not the machine's.
+        _assert_unauthorized(http.get(PATH, headers=auth_headers("GET", PATH, START - 301)))
+        _assert_unauthorized(http.get(PATH, headers=auth_headers("GET", PATH, START + 301)))
+        assert http.get(PATH, headers=auth_headers("GET", PATH, START - 299)).status_code == 200
+
+
+def test_stale_date_through_real_uvicorn_after_the_clock_moves(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    # A request signed while fresh must fail once the sandbox clock has moved past the window.
+    headers = auth_headers("GET", PATH, START)
+    with sandbox.run_in_thread() as url, httpx.Client(base_url=url) as http:
+        assert http.get(PATH, headers=headers).status_code == 200
+        clock.advance(301)
+        _assert_unauthorized(http.get(PATH, headers=headers))
