@@ -17,7 +17,7 @@ import pytest
 
 from qontak import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template
 from qontak.cli import ExitCode
-from qontak.cli import broadcasts as broadcasts_cli
+from qontak.cli._output import log_table
 from qontak.cli.demo import sample_png
 from qontak.sandbox import FaultConfig, RateLimitConfig, Sandbox
 from tests.cli.conftest import Cli, Served
@@ -437,7 +437,7 @@ def test_log_watch_follows_until_read(clocked: Served, monkeypatch: pytest.Monke
         SimpleNamespace(monotonic=time.monotonic, sleep=clocked.sandbox.advance),
     )
     drawn: list[list[str | None]] = []
-    real_log_table = broadcasts_cli.log_table
+    real_log_table = log_table
 
     def spy(rows: list[BroadcastLogEntry], *args: Any, **kwargs: Any) -> Any:
         drawn.append([r.status for r in rows])

@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 import os
 import pty
+import queue
+import re
 import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from qontak import Channel
@@ -21,6 +25,7 @@ from qontak.cli.demo import KINDS
 from tests.cli.conftest import Served
 
 QONTAK = Path(sys.executable).with_name("qontak")
+OTP_ID_ID = "60cccaa0-ccd9-4efd-bdfb-875859c4b50a"  # login_otp in Indonesian, from the seed
 
 pytestmark = pytest.mark.skipif(not QONTAK.exists(), reason="the qontak script is not installed")
 
@@ -175,3 +180,111 @@ def test_demo_in_a_terminal_finishes_and_shows_every_kind(tmp_path: Path) -> Non
         assert kind.label in screen and kind.template in screen
     assert "7 kinds sent and read" in screen
     assert "read" in screen
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QONTAK_")}
+    env.update({"COLUMNS": "200", **extra})
+    return env
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if it lingers: no server outlives its test, even a failing one."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_demo_serve_prints_the_inbox_and_keeps_serving(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(QONTAK), "demo", "--serve", "--port", str(port), "--delays", "0,0,0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_clean_env(),
+        cwd=tmp_path,
+    )
+    # A thread reads stdout, so the wait below has a deadline even if a line never comes
+    # (a blocking readline would hang the suite), and the pipe never fills up.
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        inbox = None
+        deadline = time.monotonic() + 60
+        while inbox is None:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "no inbox line:\n" + "".join(seen)
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            assert line is not None, "demo exited before serving:\n" + "".join(seen)
+            seen.append(line)
+            match = re.search(r"Open the inbox: (http://\S+)", line)
+            inbox = match.group(1) if match else None
+        assert inbox == f"http://127.0.0.1:{port}/"
+        # The demo is over, yet the same sandbox still answers, holding the demo's messages.
+        page = httpx.get(inbox, timeout=10)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        truth = httpx.get(inbox + "_sandbox/messages", timeout=10).json()["data"]
+        assert sorted(m["template"]["name"] for m in truth) == sorted(k.template for k in KINDS)
+        assert {m["to_number"] for m in truth} == {"6281234567890"}
+        assert {m["status"] for m in truth} == {"read"}
+        assert proc.poll() is None, "demo --serve stopped serving"
+        proc.terminate()  # SIGTERM ends it like Ctrl-C: sandbox closed, exit 0
+        assert proc.wait(timeout=10) == 0, "".join(seen)
+    finally:
+        _stop(proc)
+        reader.join(timeout=10)
+
+
+def test_sandbox_with_lost_responses_makes_send_exit_5(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(QONTAK), "sandbox", "--port", str(port), "--faults", "lost_response=1,scope=send"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_clean_env(),
+        cwd=tmp_path,
+    )
+    send = ["send", "--to", "0812-3456-7890", "-t", "login_otp", "-l", "id", "--var", "1=123456"]
+    client_env: dict[str, str | None] = {
+        "QONTAK_BASE_URL": f"http://127.0.0.1:{port}", "QONTAK_ENV": "sandbox",
+    }  # fmt: skip
+    try:
+        _wait_for_port(port, proc, time.monotonic() + 20)
+        plain = _run(*send, env=client_env)
+        assert plain.returncode == 5, plain.stderr
+        assert plain.stdout == ""
+        assert plain.stderr.strip().count("\n") == 0 and "Reconcile" in plain.stderr
+        scripted = _run(*send, "--json", env=client_env)
+        assert scripted.returncode == 5, scripted.stderr
+        error = json.loads(scripted.stdout)["error"]
+        assert error["type"] == "DeliveryUnknownError" and error["exit_code"] == 5
+        assert error["to_number"] == "6281234567890"
+        assert error["message_template_id"] == OTP_ID_ID
+        # Both sends really got through; only their answers were lost (scope=send left
+        # the template and channel look-ups alone).
+        truth = httpx.get(f"http://127.0.0.1:{port}/_sandbox/messages", timeout=10).json()
+        assert len(truth["data"]) == 2
+    finally:
+        _stop(proc)
+        out, _ = proc.communicate()
+    faults = next(line for line in out.splitlines() if "Faults" in line)
+    assert "lost_response=1.0,scope=send (from --faults)" in faults, out
+    assert out.index("Faults") < out.index("Serving; press Ctrl-C")

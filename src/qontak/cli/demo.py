@@ -17,6 +17,7 @@ JSON shape::
 from __future__ import annotations
 
 import contextlib
+import signal
 import struct
 import threading
 import time
@@ -262,6 +263,25 @@ def _summary(results: list[dict[str, Any]]) -> Table:
     return fit_table("Demo summary", cols)
 
 
+def _serve_until_stopped() -> None:
+    """Block until Ctrl-C or SIGTERM.
+
+    The sandbox runs in a thread (uvicorn there installs no signal handlers), so without
+    this a SIGTERM (``kill``, ``docker stop``, a process manager) would end the process
+    without stopping the server and closing the sandbox; ``qontak sandbox`` gets the same
+    from uvicorn itself. SIGTERM is turned into the KeyboardInterrupt that Ctrl-C raises.
+    """
+    # Only the main thread may set handlers (the app invoked from a worker thread skips it).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # how serving is meant to end
+            threading.Event().wait()
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``demo`` to ``app``."""
 
@@ -333,8 +353,7 @@ def register(app: typer.Typer) -> None:
                         out.print(info_panel(info, "Sandbox still running"))
                         out.print(f"Open the inbox: {info['inbox']}  (Ctrl-C to stop)",
                                   highlight=False)  # fmt: skip
-                    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it ends
-                        threading.Event().wait()
+                    _serve_until_stopped()
                 elif not st.json:
                     out.print(
                         "Run [bold]qontak demo --serve[/bold] to see these messages in the web "
