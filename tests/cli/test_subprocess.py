@@ -288,3 +288,63 @@ def test_sandbox_with_lost_responses_makes_send_exit_5(tmp_path: Path) -> None:
     faults = next(line for line in out.splitlines() if "Faults" in line)
     assert "lost_response=1.0,scope=send (from --faults)" in faults, out
     assert out.index("Faults") < out.index("Serving; press Ctrl-C")
+
+
+def _run_stderr_on_a_terminal(*args: str, env: dict[str, str | None]) -> tuple[int, str, str]:
+    """Run ``qontak ARGS`` with stdout on a pipe and stderr on a pseudo-terminal, as in
+    ``qontak templates > file`` typed at a prompt: (exit code, stdout, what the terminal got)."""
+    master, slave = pty.openpty()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("QONTAK_")}
+    full.update({k: v for k, v in env.items() if v is not None})
+    full.update({"TERM": "xterm-256color"})
+    proc = subprocess.Popen(
+        [str(QONTAK), *args], stdout=subprocess.PIPE, stderr=slave, text=True, env=full
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    try:
+        # stdout is read after the terminal closes: a table this small fits the pipe buffer.
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return proc.returncode, out, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("listing", ["templates", "broadcasts"])
+def test_paging_status_only_on_a_terminal_stderr(served: Served, listing: str) -> None:
+    code, out, terminal = _run_stderr_on_a_terminal(listing, env=served.env())
+    assert code == 0, terminal
+    assert f"Fetching {listing}…" in terminal
+    assert terminal.endswith("\x1b[2K")  # erased again before the table is printed
+    assert "Fetching" not in out and "\x1b" not in out
+    # Piped stderr gets nothing, even with FORCE_COLOR (which makes rich treat a pipe as a
+    # terminal): a log file must not fill with spinner frames.
+    piped = _run(listing, env=served.env(FORCE_COLOR="1"))
+    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout
+
+
+@pytest.mark.parametrize("listing", ["templates", "broadcasts"])
+def test_json_listing_is_clean_with_a_terminal_stderr(served: Served, listing: str) -> None:
+    sent = _run("send", "--to", "0812-3456-7890", "-t", "order_update", "-l", "id",
+                "--var", "1=Budi", "--var", "2=Sepatu", env=served.env())  # fmt: skip
+    assert sent.returncode == 0, sent.stderr  # so `broadcasts --json` has a row to print
+    code, out, terminal = _run_stderr_on_a_terminal(listing, "--json", env=served.env())
+    assert code == 0, terminal
+    assert terminal == ""  # --json: no status even when a person is watching stderr
+    parsed = json.loads(out)
+    assert parsed and parsed == json.loads(_run(listing, "--json", env=served.env()).stdout)

@@ -7,11 +7,12 @@ secret in them (every line passes through :func:`qontak._logging.redact`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -39,6 +40,7 @@ __all__ = [
     "error_line",
     "fit_table",
     "log_table",
+    "paging_status",
     "print_json",
     "start_output",
     "status_text",
@@ -68,6 +70,24 @@ def console(*, stderr: bool = False) -> Console:
     if not (hasattr(stream, "isatty") and stream.isatty()) and not os.environ.get("COLUMNS"):
         width = 160
     return Console(stderr=stderr, width=width, highlight=False)
+
+
+@contextlib.contextmanager
+def paging_status(what: str, *, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A spinner on stderr while pages of ``what`` are fetched; yields ``tick(count)`` to
+    report how many have arrived.
+
+    Shown only when stderr is a terminal and ``quiet`` (``--json``) is off: a pipe or a log
+    file gets no spinner frames, and stdout is never touched. ``isatty`` is asked directly
+    rather than rich's ``is_terminal``, which ``FORCE_COLOR``/``TTY_COMPATIBLE`` can force on.
+    The status is transient: it is erased before the command prints its table.
+    """
+    if quiet or not sys.stderr.isatty():
+        yield lambda _count: None
+        return
+    label = f"Fetching {what}…"
+    with console(stderr=True).status(label) as status:
+        yield lambda count: status.update(f"{label} {count} so far")
 
 
 #: Whether this command already wrote its JSON document to stdout (see :func:`error_json`).

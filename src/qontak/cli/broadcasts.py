@@ -16,7 +16,7 @@ import typer
 from rich.live import Live
 
 from ..models import BroadcastLogEntry
-from ._output import broadcasts_table, console, log_table, print_json
+from ._output import broadcasts_table, console, log_table, paging_status, print_json
 from ._state import command, fail, state
 from .exit_codes import ExitCode
 
@@ -115,9 +115,10 @@ def register(app: typer.Typer) -> None:
         start = parse_when(since, "--since") if since else None
         end = parse_when(until, "--until") if until else None
         items = []
-        with st.client() as client:
+        with st.client() as client, paging_status("broadcasts", quiet=st.json) as tick:
             for b in client.broadcasts.iter(start_date=start, end_date=end):
                 items.append(b)
+                tick(len(items))
                 if len(items) >= limit:
                     break
         if st.json:

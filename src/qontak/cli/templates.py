@@ -15,7 +15,7 @@ from ..errors import NotFoundError, ValidationError
 from ..models import Template
 from ..resources.templates import pick_template
 from ._app import QontakSubGroup
-from ._output import console, print_json, template_panel, templates_table
+from ._output import console, paging_status, print_json, template_panel, templates_table
 from ._state import command, state
 
 __all__ = ["register", "resolve_template"]
@@ -89,9 +89,13 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         st = state()
-        with st.client() as client:
+        items: list[Template] = []
+        with st.client() as client, paging_status("templates", quiet=st.json) as tick:
             found = client.templates.iter(query=search, status=status, category=category)
-            items = [t for t in found if _matches(t, status, category, language)]
+            for n, t in enumerate(found, 1):
+                tick(n)  # every template fetched counts, matching or not: it shows progress
+                if _matches(t, status, category, language):
+                    items.append(t)
         if search:
             items = [t for t in items if search.lower() in t.name.lower()]
         if st.json:
