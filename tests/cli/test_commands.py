@@ -90,6 +90,24 @@ def test_templates_show_and_list_take_dash_l_like_send(cli: Cli) -> None:
     assert listed and all(t.language == "en" for t in listed)
 
 
+def test_templates_show_says_the_otp_code_also_fills_the_copy_code_button(
+    cli: Cli, served: Served
+) -> None:
+    result = cli("templates", "show", "login_otp", "-l", "id")
+    assert result.exit_code == 0
+    [hint] = [line for line in result.stdout.splitlines() if line.startswith("to fill:")]
+    assert hint == "to fill: body {{1}} (--var 1=CODE; also fills the copy-code button)"
+    # The hint is what send really does: --var 1 alone fills body and button with the code.
+    sent = cli("send", "--to", "0812-3456-7890", "-t", "login_otp", "-l", "id", "--var", "1=482913")
+    assert sent.exit_code == 0, sent.stderr
+    [message] = served.sandbox.messages()
+    assert message["parameters"]["buttons"] == [{"index": "0", "type": "url", "value": "482913"}]
+    assert [b["value_text"] for b in message["parameters"]["body"]] == ["482913"]
+    # A template whose dynamic button really needs --button still asks for it.
+    cta = cli("templates", "show", "cta_url", "-l", "en")
+    assert "to fill: button 0 (--button 0=VALUE)" in cta.stdout
+
+
 def test_templates_show_ambiguous_name_asks_for_language(cli: Cli) -> None:
     result = cli("templates", "show", "login_otp")
     assert result.exit_code == ExitCode.USAGE

@@ -14,11 +14,12 @@ from .._client import Qontak
 from ..errors import NotFoundError, ValidationError
 from ..models import Template
 from ..resources.templates import pick_template
+from ..validation import is_auth_button
 from ._app import QontakSubGroup
 from ._output import console, paging_status, print_json, template_panel, templates_table
 from ._state import command, state
 
-__all__ = ["register", "resolve_template"]
+__all__ = ["fill_hints", "register", "resolve_template"]
 
 
 def resolve_template(client: Qontak, ref: str, language: str | None) -> Template:
@@ -44,6 +45,42 @@ def resolve_template(client: Qontak, ref: str, language: str | None) -> Template
         return client.templates.get(ref)
     except NotFoundError:
         raise ValidationError("template", f"no template with name or id {ref!r}") from None
+
+
+def _otp_button(template: Template) -> int | None:
+    """The button ``qontak send`` fills with the code of ``template``, when it is an
+    authentication template with a single body variable (the case ``send`` builds with
+    ``messages.otp``); else None. The same choice ``messages.otp`` makes: the first dynamic or
+    code button, else 0."""
+    if (template.category or "").upper() != "AUTHENTICATION":
+        return None
+    if len(template.body_placeholders) != 1:
+        return None
+    for i, button in enumerate(template.buttons):
+        if button.is_dynamic or is_auth_button(template, button):
+            return i
+    return 0
+
+
+def fill_hints(template: Template) -> list[str]:
+    """What ``templates show`` lists under "to fill", with the ``send`` flag for each slot.
+
+    For an authentication template the code goes in ``--var 1`` only: ``send`` copies it into
+    the copy-code button itself, so that button is not listed (asking for ``--button 0``
+    would make ``send`` build a plain template message instead of the OTP one).
+    """
+    otp_button = _otp_button(template)
+    if otp_button is not None:
+        [key] = template.body_placeholders
+        slots = [f"body {{{{{key}}}}} (--var {key}=CODE; also fills the copy-code button)"]
+    else:
+        slots = [f"body {{{{{p}}}}}" for p in template.body_placeholders]
+    if template.header_format in ("IMAGE", "VIDEO", "DOCUMENT"):
+        flag = f"--header-{template.header_format.lower()}"
+        slots.insert(0, f"header {template.header_format} ({flag} URL|FILE)")
+    slots += [f"button {i} (--button {i}=VALUE)" for i, b in enumerate(template.buttons)
+              if b.is_dynamic and i != otp_button]  # fmt: skip
+    return slots
 
 
 def _matches(t: Template, status: str | None, category: str | None, language: str | None) -> bool:
@@ -129,10 +166,5 @@ def register(app: typer.Typer) -> None:
         out = console()
         out.print(template_panel(tpl))
         out.print(f"id: {tpl.id}", highlight=False)
-        slots = [f"body {{{{{p}}}}}" for p in tpl.body_placeholders]
-        if tpl.header_format in ("IMAGE", "VIDEO", "DOCUMENT"):
-            flag = f"--header-{tpl.header_format.lower()}"
-            slots.insert(0, f"header {tpl.header_format} ({flag} URL|FILE)")
-        slots += [f"button {i} (--button {i}=VALUE)" for i, b in enumerate(tpl.buttons)
-                  if b.is_dynamic]  # fmt: skip
+        slots = fill_hints(tpl)
         out.print("to fill: " + (", ".join(slots) if slots else "nothing"), highlight=False)
