@@ -8,6 +8,7 @@ then a ``.env`` file.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import threading
 import time
@@ -128,7 +129,7 @@ class _Common:
         )
         policy = retry or DEFAULT_RETRY
         if max_retries is not None:
-            policy = RetryPolicy(**{**policy.__dict__, "max_retries": max_retries})
+            policy = dataclasses.replace(policy, max_retries=max_retries)
         self._pipeline = Pipeline(
             settings=settings,
             retry=policy,
@@ -164,15 +165,19 @@ class _Common:
     def _now(self) -> float:
         return self._pipeline.clock()
 
+    def _known_template(self, message: DirectMessage) -> Template | None:
+        """The message's template if it is at hand (built with it, or fetched recently)."""
+        if message.template is not None:
+            return message.template
+        return self._templates_cache.get(message.message_template_id, self._now())
+
     def _copy_with(self, timeout: httpx.Timeout | float | None, max_retries: int | None) -> Any:
         clone = copy.copy(self)
         changes: dict[str, Any] = {}
         if timeout is not None:
             changes["timeout"] = _timeout(timeout)
         if max_retries is not None:
-            changes["retry"] = RetryPolicy(
-                **{**self._pipeline.retry.__dict__, "max_retries": max_retries}
-            )
+            changes["retry"] = dataclasses.replace(self._pipeline.retry, max_retries=max_retries)
         clone._pipeline = self._pipeline.with_options(**changes)
         clone._owns_http = False
         clone._bind_resources()
@@ -256,13 +261,11 @@ class Qontak(_Common):
         self._sleep_fn(seconds)
 
     def _template_for(self, message: DirectMessage) -> Template:
-        if message.template is not None:
-            return message.template
-        cached = self._templates_cache.get(message.message_template_id, self._now())
-        if cached is None:
-            cached = self.templates.get(message.message_template_id)
-            self._templates_cache.put(cached, self._now())
-        return cached
+        template = self._known_template(message)
+        if template is None:
+            template = self.templates.get(message.message_template_id)
+            self._templates_cache.put(template, self._now())
+        return template
 
     def preview(self, message: DirectMessage | Mapping[str, Any]) -> str:
         """What the recipient will see, as text; no message is sent (the template may be
@@ -352,13 +355,11 @@ class AsyncQontak(_Common):
         await self._sleep_fn(seconds)
 
     async def _template_for(self, message: DirectMessage) -> Template:
-        if message.template is not None:
-            return message.template
-        cached = self._templates_cache.get(message.message_template_id, self._now())
-        if cached is None:
-            cached = await self.templates.get(message.message_template_id)
-            self._templates_cache.put(cached, self._now())
-        return cached
+        template = self._known_template(message)
+        if template is None:
+            template = await self.templates.get(message.message_template_id)
+            self._templates_cache.put(template, self._now())
+        return template
 
     async def preview(self, message: DirectMessage | Mapping[str, Any]) -> str:
         """See :meth:`Qontak.preview`."""

@@ -364,7 +364,6 @@ class Pipeline:
     ) -> ApiResponse:
         """Send ``req`` with a blocking client, retrying as the policy says."""
         attempt = 0
-        sent_at = self.clock()
         while True:
             wait = self.limiter_wait(req)
             if wait > 0:
@@ -394,7 +393,6 @@ class Pipeline:
     ) -> ApiResponse:
         """Send ``req`` with an async client, retrying as the policy says."""
         attempt = 0
-        sent_at = self.clock()
         while True:
             wait = self.limiter_wait(req)
             if wait > 0:

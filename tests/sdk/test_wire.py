@@ -279,3 +279,22 @@ def test_request_id_falls_back_to_meta_log_id(make_client, server) -> None:
     ]
     template = make_client().templates.get(TEMPLATE["id"])
     assert template.response is not None and template.response.request_id == "L-7"
+
+
+def test_template_fetched_for_validation_is_reused_not_fetched_per_send(
+    make_client, server, clock
+) -> None:
+    server.default = lambda r: httpx.Response(
+        201 if r.method == "POST" else 200,
+        json=envelope({"id": "bc"} if r.method == "POST" else TEMPLATE),
+    )
+    client = make_client()
+    msg = messages.text(
+        "0812-3456-7890", ["Budi", "INV-1"], template=TEMPLATE["id"], channel="ch", language="id"
+    )
+    client.broadcasts.send_direct(msg)
+    client.broadcasts.send_direct(msg)
+    assert [r.method for r in server.requests] == ["GET", "POST", "POST"]
+    clock.now += 301  # the cache trusts a template for five minutes
+    client.broadcasts.send_direct(msg)
+    assert [r.method for r in server.requests][3:] == ["GET", "POST"]
