@@ -16,6 +16,7 @@ from ._retry import RetryPolicy
 from .compat import QontakClient
 from .errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "ENVIRONMENTS",
     "APIConnectionError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncQontak",

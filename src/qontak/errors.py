@@ -9,6 +9,7 @@ Errors are grouped by what the caller can do about them::
     │   └── APITimeoutError       the connection could not be made in time
     ├── DeliveryUnknownError      a send may or may not have been accepted: never retried
     │                             automatically; carries what is needed to reconcile
+    ├── APIResponseValidationError  a 2xx whose body is not what the API documents
     └── APIStatusError            the server answered with an error status
         ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
         ├── NotFoundError 404, RequestTooLargeError 413, UnprocessableEntityError 422,
@@ -22,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "APIConnectionError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
@@ -46,19 +48,32 @@ class QontakError(Exception):
 
 
 class ConfigurationError(QontakError):
-    """A setting is missing or invalid. The message names the setting, never its value."""
+    """A setting is missing or invalid. The message names the setting, never its value.
+
+    ``setting`` names the argument or environment variable (``client_secret``,
+    ``QONTAK_BASE_URL``, ``timeout``) so callers (the CLI included) never parse the text.
+    ``reason`` is the rule it broke, without the value.
+    """
+
+    def __init__(self, message: str, *, setting: str = "", reason: str = "") -> None:
+        self.setting = setting
+        self.reason = reason or message
+        super().__init__(message)
 
 
 class ValidationError(QontakError, ValueError):
     """Input was rejected before any request was sent.
 
     ``field`` is the dotted path of the offending value (``to_number``,
-    ``parameters.body.2``) and ``reason`` says which rule it broke.
+    ``parameters.body.2``), ``reason`` says which rule it broke and ``code`` is a
+    stable machine-readable name for that rule (``invalid_type``, ``too_long``,
+    ``missing``, ``invalid_phone``…) so callers can branch without parsing text.
     """
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, *, code: str = "invalid") -> None:
         self.field = field
         self.reason = reason
+        self.code = code
         super().__init__(f"{field}: {reason}")
 
 
@@ -161,6 +176,36 @@ class APIStatusError(QontakError):
         where = f" on {method} {path}" if method else ""
         rid = f" (request_id={request_id})" if request_id else ""
         super().__init__(f"HTTP {status_code}{where}: {text}{rid}")
+
+
+class APIResponseValidationError(QontakError):
+    """The server answered 2xx, but the body is not what the API documents.
+
+    Carries ``status_code``, the parsed ``body`` (or text), ``headers``, ``request_id``,
+    ``method`` and ``path``. (For a *send*, an unreadable 2xx is raised as
+    :class:`DeliveryUnknownError` instead: the message may have been accepted.)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.headers: dict[str, str] = dict(headers or {})
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        where = f" on {method} {path}" if method else ""
+        rid = f" (request_id={request_id})" if request_id else ""
+        super().__init__(f"unexpected response (HTTP {status_code}){where}: {message}{rid}")
 
 
 class BadRequestError(APIStatusError):
