@@ -13,6 +13,7 @@ from ._client import AsyncQontak, Qontak
 from ._config import ENVIRONMENTS, Secret
 from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule
 from ._retry import RetryPolicy
+from ._version import __version__ as __version__
 from .compat import QontakClient
 from .errors import (
     APIConnectionError,
@@ -55,8 +56,6 @@ from .models import (
 )
 from .render import preview
 from .validation import check_message, normalize_phone, validate_message
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -24,6 +24,7 @@ from ._config import Settings
 from ._logging import log_kv, register_secret
 from ._ratelimit import SCOPE_ALL, SCOPE_SEND, RateLimiter, parse_reset, parse_retry_after
 from ._retry import Outcome, RetryPolicy, classify_status
+from ._version import __version__
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -43,7 +44,7 @@ __all__ = [
 
 #: Connect within 5 s, and give up on a whole read/write after 30 s.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-USER_AGENT = "qontak-python/0.1.0"
+USER_AGENT = f"qontak-python/{__version__}"
 
 Params = Mapping[str, Any]
 
