@@ -143,3 +143,18 @@ def _reset_qontak_logger() -> Iterator[None]:
     for handler in [h for h in logger.handlers if getattr(h, "_qontak", False)]:
         logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server for this test session (see ``tests/postgres.py``)."""
+    import os
+
+    from tests.postgres import find_bindir, throwaway_cluster
+
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries missing: `make test` should have installed them")
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    with throwaway_cluster() as cluster:
+        yield cluster
