@@ -154,7 +154,7 @@ def postgres() -> Iterator[Any]:
 
     if find_bindir() is None:
         if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries missing: `make test` should have installed them")
+            pytest.fail("PostgreSQL server binaries missing: `make test` installs them")
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
     with throwaway_cluster() as cluster:
         yield cluster

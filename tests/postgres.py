@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL cluster for the tests: Debian's server binaries, started and stopped here.
+"""A throw-away PostgreSQL cluster for the tests: Debian's server binaries, started and stopped.
 
 No Docker and no shared server: ``initdb`` into a fresh temp directory, ``pg_ctl start`` on a Unix
 socket in that directory (no TCP port, so nothing clashes with TIME_WAIT ports after load tests),
@@ -26,10 +26,12 @@ __all__ = ["PostgresCluster", "find_bindir", "throwaway_cluster"]
 
 def find_bindir() -> Path | None:
     """The newest ``/usr/lib/postgresql/<version>/bin`` that has ``initdb`` and ``pg_ctl``."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
-    )
+
+    def version(initdb: str) -> int:
+        name = Path(initdb).parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version)
     for initdb in reversed(candidates):
         bindir = Path(initdb).parent
         if (bindir / "pg_ctl").exists():
@@ -96,16 +98,38 @@ def throwaway_cluster() -> Iterator[PostgresCluster]:
     user = "qontak"
     try:
         _as_owner(
-            [str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8"]
-            + ["--no-sync", "--no-instructions"]
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                user,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ]
         )
         options = (
             f"-c listen_addresses='' -k {root} -c fsync=off -c synchronous_commit=off "
             "-c full_page_writes=off -c max_connections=200"
         )
         _as_owner(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options]
-            + ["-w", "-t", "60", "start"]
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         )
         try:
             cluster = PostgresCluster(socket_dir=root, user=user, dbname="postgres")
