@@ -33,10 +33,12 @@ from .resources import (
     AsyncChannels,
     AsyncFileUploader,
     AsyncTemplates,
+    AsyncWebhooks,
     Broadcasts,
     Channels,
     FileUploader,
     Templates,
+    Webhooks,
 )
 from .resources.broadcasts import coerce_message
 from .validation import DEFAULT_REGION
@@ -253,6 +255,7 @@ class Qontak(_Common):
         self.templates = Templates(self)
         self.broadcasts = Broadcasts(self)
         self.file_uploader = FileUploader(self)
+        self.webhooks = Webhooks(self)
 
     def _request(self, req: ApiRequest) -> ApiResponse:
         return self._pipeline.run_sync(self._http, req, self._sleep_fn)
@@ -347,6 +350,7 @@ class AsyncQontak(_Common):
         self.templates = AsyncTemplates(self)
         self.broadcasts = AsyncBroadcasts(self)
         self.file_uploader = AsyncFileUploader(self)
+        self.webhooks = AsyncWebhooks(self)
 
     async def _request(self, req: ApiRequest) -> ApiResponse:
         return await self._pipeline.run_async(self._http, req, self._sleep_fn)
