@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qontak import messages
-from qontak.errors import ValidationError
+from qontak.errors import QontakWarning, ValidationError
 from qontak.models import (
     ButtonParameter,
     DirectMessage,
@@ -25,6 +25,7 @@ from qontak.validation import (
     MAX_HYDRATED_BODY_CHARS,
     MAX_URL_CHARS,
     check_message,
+    check_notes,
     normalize_phone,
     validate_message,
 )
@@ -449,11 +450,24 @@ def otp_msg(body_code: str, button_code: str | None) -> DirectMessage:
     return msg(buttons=buttons, body=[{"key": "1", "value_text": body_code, "value": "otp"}])
 
 
-def test_otp_code_must_match_between_body_and_button() -> None:
-    assert check_message(otp_msg("123456", "123456"), auth_tpl()) == []
-    errors = check_message(otp_msg("123456", "654321"), auth_tpl())
-    assert [e.field for e in errors] == ["parameters.buttons[0].value"]
-    assert "'123456'" in errors[0].reason
+def test_different_otp_codes_are_a_warning_not_an_error() -> None:
+    """Qontak accepts a body code and a button code that differ (the Node README's own example
+    does): it is sent, with a QontakWarning and a note, never refused."""
+    assert check_notes(otp_msg("123456", "123456"), auth_tpl()) == []
+    mismatched = otp_msg("123456", "654321")
+    assert check_message(mismatched, auth_tpl()) == []
+    [note] = check_notes(mismatched, auth_tpl())
+    assert (note.field, note.code) == ("parameters.buttons[0].value", "mismatch")
+    assert "'123456'" in note.reason and "'654321'" in note.reason
+    with pytest.warns(QontakWarning, match="differs from the code in the body") as caught:
+        validate_message(mismatched, auth_tpl())
+    assert caught[0].message is not note and caught[0].message.code == "mismatch"  # type: ignore[union-attr]
+
+
+def test_notes_are_only_for_authentication_templates() -> None:
+    template = tpl(body="Hi {{1}}", buttons=[TemplateButton(type="URL", url="https://x.co/{{1}}")])
+    m = msg(body=body("a"), buttons=[{"index": "0", "type": "url", "value": "b"}])
+    assert check_message(m, template) == [] and check_notes(m, template) == []
 
 
 def test_otp_code_is_at_most_15_chars() -> None:
@@ -514,10 +528,11 @@ def test_readme_examples_pass_against_matching_templates(name: str) -> None:
     validate_message(load(name), README_TEMPLATES[name])
 
 
-def test_readme_otp_doc_slip_is_caught() -> None:
+def test_readme_otp_doc_slip_is_a_note_not_an_error() -> None:
     # The README's second OTP example sends 123454321 in the body but 123456 in the button.
-    errors = check_message(load("otp"), auth_tpl(id="60cccaa0-ccd9-4efd-bdfb-875859c4b50a"))
-    assert [e.field for e in errors] == ["parameters.buttons[0].value"]
+    template = auth_tpl(id="60cccaa0-ccd9-4efd-bdfb-875859c4b50a")
+    assert check_message(load("otp"), template) == []
+    assert [n.field for n in check_notes(load("otp"), template)] == ["parameters.buttons[0].value"]
 
 
 def test_validate_raises_the_first_problem_only() -> None:
