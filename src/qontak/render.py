@@ -290,7 +290,7 @@ def _buttons(
         param = given.get(str(i))
         if param is not None:
             used.add(str(i))
-        if i == code_index:
+        if i == code_index or button.copies_code:
             out.append(_copy_code(button, param))
             if param is None:
                 missing.append(f"button {i} code")
@@ -339,6 +339,4 @@ def _button(
         return RenderedButton(
             kind=ButtonType.PHONE_NUMBER, text=text, phone_number=button.phone_number
         )
-    if button.copies_code:
-        return _copy_code(button, param)
     return RenderedButton(kind=kind, text=text)
