@@ -15,6 +15,7 @@ from qontak.models import (
     CopyCodeButton,
     HeaderFormat,
     OTPButton,
+    OTPType,
     PhoneNumberButton,
     QuickReplyButton,
     Template,
@@ -259,3 +260,11 @@ def test_sandbox_view_reads_templates_with_the_same_rules() -> None:
     }
     assert out["buttons"] == [{"type": "URL", "text": "Go", "url": "https://x.co/abc"}]
     assert out["body"] == "Hi Budi"
+
+
+def test_otp_type_is_an_enum_too() -> None:
+    one_tap = tpl(buttons=[{"type": "OTP", "otp_type": "one_tap"}]).buttons[0]
+    assert isinstance(one_tap, OTPButton) and one_tap.otp_type is OTPType.ONE_TAP
+    assert one_tap.autofill
+    assert not OTPButton(otp_type="COPY_CODE").autofill
+    assert OTPButton(otp_type="SOMETHING_LATER").otp_type == "SOMETHING_LATER"

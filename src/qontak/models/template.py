@@ -40,6 +40,7 @@ __all__ = [
     "CopyCodeButton",
     "HeaderFormat",
     "OTPButton",
+    "OTPType",
     "PhoneNumberButton",
     "QuickReplyButton",
     "Template",
@@ -158,6 +159,14 @@ class ButtonType(_WireEnum):
     CATALOG = "CATALOG"
     MPM = "MPM"
     VOICE_CALL = "VOICE_CALL"
+
+
+class OTPType(_WireEnum):
+    """How an authentication code button works (``otp_type``, §1.4)."""
+
+    COPY_CODE = "COPY_CODE"
+    ONE_TAP = "ONE_TAP"
+    ZERO_TAP = "ZERO_TAP"
 
 
 #: Header formats whose media a send must supply (Qontak's ``parameters.header``).
@@ -291,7 +300,7 @@ class OTPButton(TemplateButton):
     """
 
     type: ButtonType | str = _enum_field(ButtonType.OTP)
-    otp_type: str | None = None
+    otp_type: OTPType | str | None = _enum_field()
     url: str | None = None
     example: str | list[str] | None = None
 
@@ -308,7 +317,7 @@ class OTPButton(TemplateButton):
     @property
     def autofill(self) -> bool:
         """Whether WhatsApp shows "Autofill" (one-tap / zero-tap) instead of "Copy code"."""
-        return (self.otp_type or "").strip().upper() in ("ONE_TAP", "ZERO_TAP")
+        return self.otp_type in (OTPType.ONE_TAP, OTPType.ZERO_TAP)
 
 
 _BUTTON_CLASSES: dict[ButtonType, type[TemplateButton]] = {
