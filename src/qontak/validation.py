@@ -44,7 +44,9 @@ code                    meaning
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import unicodedata
 import warnings
 from collections.abc import Iterator, Mapping
@@ -296,7 +298,21 @@ def validate_message(message: DirectMessage, template: Template | None = None) -
     for problem in _problems(message, template):
         raise problem
     for note in check_notes(message, template):
-        warnings.warn(note, stacklevel=2)
+        _warn(note)
+
+
+def _warn(note: QontakWarning) -> None:
+    """Warn at the caller's own line: the first frame outside this package (a send reaches
+    here through the client and the resource, which would otherwise be blamed)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(0)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package + os.sep
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(note, stacklevel=level)
 
 
 def check_message(

@@ -68,6 +68,7 @@ def test_readme_payload_is_sent_unchanged_through_compat(name: str, api_and_sand
         [note] = notes
         assert note.message.code == "mismatch"  # type: ignore[union-attr]
         assert note.message.field == "parameters.buttons[0].value"  # type: ignore[union-attr]
+        assert note.filename == __file__  # blamed on the caller's line, not on qontak's
     else:
         assert notes == []
 
