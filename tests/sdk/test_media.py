@@ -4,6 +4,7 @@ upload (SDK and CLI)."""
 from __future__ import annotations
 
 import io
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,3 +302,25 @@ def test_cli_send_refuses_a_local_header_file_of_the_wrong_type(
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert "--header-image" in result.stderr and "PDF" in result.stderr
     assert sandbox.messages() == []
+
+
+def test_a_huge_local_file_is_refused_without_being_read(
+    client_and_requests, tmp_path: Path
+) -> None:
+    """The size comes from the file system and the type from the first bytes: a 150 MB file is
+    refused before it is read into memory."""
+    client, seen = client_and_requests
+    huge = tmp_path / "archive.pdf"
+    with huge.open("wb") as f:
+        f.write(PDF)
+        f.truncate(150 * MIB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationError) as err:
+            client.file_uploader.upload(huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.code == "too_large"
+    assert peak < 10 * MIB
+    assert seen == []
