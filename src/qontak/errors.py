@@ -34,6 +34,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "QontakError",
+    "QontakWarning",
     "RateLimitError",
     "RequestTooLargeError",
     "UnprocessableEntityError",
@@ -45,6 +46,25 @@ __all__ = [
 
 class QontakError(Exception):
     """Base class of every error this library raises."""
+
+
+class QontakWarning(UserWarning):
+    """Something looks wrong but Qontak and WhatsApp accept it, so it is sent anyway.
+
+    Emitted with :func:`warnings.warn` (filter it like any warning) and listed by
+    :func:`qontak.validation.check_notes` and in previews. Like :class:`ValidationError` it
+    carries ``field``, ``reason`` and a stable ``code`` (``mismatch``…).
+    """
+
+    def __init__(self, field: str, reason: str, *, code: str = "suspicious") -> None:
+        self.field = field
+        self.reason = reason
+        self.code = code
+        super().__init__(f"{field}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields (the default would pass only the message back).
+        return (self.__class__, (self.field, self.reason), {"code": self.code})
 
 
 class ConfigurationError(QontakError):

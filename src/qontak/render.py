@@ -19,20 +19,25 @@ _Powered by Qontak_
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .models import (
-    MEDIA_FORMATS,
     ButtonParameter,
+    ButtonType,
+    Category,
     DirectMessage,
+    HeaderFormat,
     HeaderParameter,
+    OTPButton,
+    PhoneNumberButton,
     Template,
     TemplateButton,
+    URLButton,
     placeholders,
 )
-from .validation import is_auth_button
+from .models.template import PLACEHOLDER
+from .validation import check_notes
 
 __all__ = [
     "RenderedButton",
@@ -43,7 +48,6 @@ __all__ = [
     "render_template",
 ]
 
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 #: WhatsApp shows at most this many buttons before collapsing them into "See all options" (§6).
 MAX_VISIBLE_BUTTONS = 3
 
@@ -63,7 +67,7 @@ class RenderedButton:
     """A button as shown: ``kind`` is URL, PHONE_NUMBER, QUICK_REPLY, COPY_CODE or the template's
     own type; ``url`` is the final address (base + suffix), ``value`` a copied code."""
 
-    kind: str
+    kind: ButtonType | str
     text: str
     url: str | None = None
     phone_number: str | None = None
@@ -76,6 +80,8 @@ class RenderedMessage:
 
     ``missing`` and ``extra`` name unfilled and unused parameters (``"body {{2}}"``,
     ``"header IMAGE"``, ``"button 0 {{1}}"``); both empty means the parameters fit the template.
+    ``notes`` are what looks wrong but is accepted and sent (see
+    :func:`qontak.validation.check_notes`), e.g. an OTP whose body and button codes differ.
     """
 
     header: RenderedMedia | str | None
@@ -84,7 +90,8 @@ class RenderedMessage:
     buttons: tuple[RenderedButton, ...] = ()
     missing: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()
-    category: str | None = field(default=None, repr=False)
+    category: Category | str | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -104,7 +111,7 @@ class RenderedMessage:
     @property
     def quick_replies(self) -> list[str]:
         """The labels of the quick-reply buttons (sent back as the user's answer)."""
-        return [b.text for b in self.buttons if b.kind == "QUICK_REPLY"]
+        return [b.text for b in self.buttons if b.kind == ButtonType.QUICK_REPLY]
 
     def to_text(self) -> str:
         """The plain-text preview of §6, e.g.::
@@ -116,7 +123,7 @@ class RenderedMessage:
             [ Hubungi kami ☎ ] → +6281234567890
             [ Ya ] [ Tidak ]
 
-        Problems follow as ``⚠ missing: …`` / ``⚠ extra: …`` lines.
+        Problems follow as ``⚠ missing: …`` / ``⚠ extra: …`` lines, notes as ``⚠ note: …``.
         """
         lines: list[str] = []
         if isinstance(self.header, RenderedMedia):
@@ -134,6 +141,7 @@ class RenderedMessage:
             lines.append("⚠ missing: " + ", ".join(self.missing))
         if self.extra:
             lines.append("⚠ extra: " + ", ".join(self.extra))
+        lines.extend(f"⚠ note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -142,18 +150,18 @@ def _button_lines(buttons: tuple[RenderedButton, ...]) -> list[str]:
     lines: list[str] = []
     replies: list[str] = []
     for button in buttons:
-        if button.kind == "QUICK_REPLY":
+        if button.kind == ButtonType.QUICK_REPLY:
             replies.append(f"[ {button.text} ]")
             continue
         if replies:
             lines.append(" ".join(replies))
             replies = []
-        if button.kind == "URL":
+        if button.kind == ButtonType.URL:
             lines.append(f"[ {button.text} ↗ ] → {button.url}")
-        elif button.kind == "PHONE_NUMBER":
+        elif button.kind == ButtonType.PHONE_NUMBER:
             target = f" → {button.phone_number}" if button.phone_number else ""
             lines.append(f"[ {button.text} ☎ ]{target}")
-        elif button.kind == "COPY_CODE":
+        elif button.kind == ButtonType.COPY_CODE:
             target = f" → {button.value}" if button.value else ""
             lines.append(f"[ {button.text} ⧉ ]{target}")
         else:
@@ -214,7 +222,7 @@ def _render(
     header = _header(template, params.header if params else None, mark, missing, extra)
 
     values = message.body_values if message is not None else {}
-    wanted = placeholders(template.body)
+    wanted = template.placeholders
     missing += [f"body {{{{{n}}}}}" for n in wanted if not values.get(n)]
     extra += [f"body {{{{{k}}}}}" for k in values if k not in wanted]
     body = _fill(template.body, values, mark)
@@ -230,11 +238,12 @@ def _render(
         missing=tuple(missing),
         extra=tuple(extra),
         category=template.category,
+        notes=tuple(str(n) for n in check_notes(message, template)) if message else (),
     )
 
 
 def _fill(text: str, values: dict[str, str], mark: Callable[[str], str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1)) or mark(m.group(1)), text)
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1)) or mark(m.group(1)), text)
 
 
 def _header(
@@ -245,18 +254,19 @@ def _header(
     extra: list[str],
 ) -> RenderedMedia | str | None:
     fmt = template.header_format
-    if fmt in MEDIA_FORMATS:
+    given_fmt = HeaderFormat.of(given.format) if given is not None else None
+    if template.has_media_header:
         if given is None:
             missing.append(f"header {fmt}")
-            return RenderedMedia(format=fmt)
-        if given.format.upper() != fmt:
+            return RenderedMedia(format=str(fmt))
+        if given_fmt != fmt:
             missing.append(f"header {fmt}")
-            extra.append(f"header {given.format.upper()}")
-            return RenderedMedia(format=fmt)
-        return RenderedMedia(format=fmt, url=given.get("url"), filename=given.get("filename"))
-    if given is not None and given.format.upper() != "TEXT":
-        extra.append(f"header {given.format.upper()}")
-    if fmt == "TEXT" and template.header is not None:
+            extra.append(f"header {given_fmt}")
+            return RenderedMedia(format=str(fmt))
+        return RenderedMedia(format=str(fmt), url=given.get("url"), filename=given.get("filename"))
+    if given is not None and given_fmt != HeaderFormat.TEXT:
+        extra.append(f"header {given_fmt}")
+    if fmt == HeaderFormat.TEXT and template.header is not None:
         text = template.header.text or template.header.example or ""
         # Qontak documents no wire format for text-header variables; take params by key.
         values = {p.key: p.value for p in given.params} if given is not None else {}
@@ -275,21 +285,20 @@ def _buttons(
 ) -> list[RenderedButton]:
     out: list[RenderedButton] = []
     used: set[str] = set()
-    auth = (template.category or "").upper() == "AUTHENTICATION"
+    code_index = template.code_button_index
     for i, button in enumerate(template.buttons):
         param = given.get(str(i))
         if param is not None:
             used.add(str(i))
-        if auth and is_auth_button(template, button):
+        if i == code_index or button.copies_code:
             out.append(_copy_code(button, param))
             if param is None:
                 missing.append(f"button {i} code")
             continue
         out.append(_button(button, i, param, mark, missing))
-        takes_value = button.is_dynamic or button.type.upper() in ("COPY_CODE", "OTP")
-        if param is not None and not takes_value:
+        if param is not None and not template.button_takes_value(i):
             used.discard(str(i))  # a static button given a value: the value is extra
-    if auth and not template.buttons and "0" in given:
+    if template.is_authentication and not template.buttons and "0" in given:
         # Qontak's template list may leave out the code button; the message still carries it.
         used.add("0")
         out.append(_copy_code(None, given["0"]))
@@ -298,10 +307,16 @@ def _buttons(
 
 
 def _copy_code(button: TemplateButton | None, param: ButtonParameter | None) -> RenderedButton:
-    """An authentication template's code button: "Copy code" (or "Autofill" for one-tap)."""
-    otp_type = (button.otp_type or "").upper() if button is not None else ""
-    label = "Autofill" if otp_type in ("ONE_TAP", "ZERO_TAP") else "Copy code"
-    return RenderedButton(kind="COPY_CODE", text=label, value=param.value if param else None)
+    """A code button (authentication code or coupon) with the template's own label: "Copy
+    code" when the template gives none, "Autofill" for a one-tap button without a label."""
+    if isinstance(button, OTPButton) and button.autofill:
+        extras = button.model_extra or {}
+        label = str(extras.get("autofill_text") or button.text or "Autofill")
+    else:
+        label = (button.text if button is not None else None) or "Copy code"
+    return RenderedButton(
+        kind=ButtonType.COPY_CODE, text=label, value=param.value if param else None
+    )
 
 
 def _button(
@@ -311,17 +326,17 @@ def _button(
     mark: Callable[[str], str],
     missing: list[str],
 ) -> RenderedButton:
-    kind = button.type.upper()
-    text = button.text or kind.replace("_", " ").title()
-    if kind == "URL":
+    kind = button.type
+    text = button.text or str(kind).replace("_", " ").title()
+    if isinstance(button, URLButton):
         url = button.url or ""
         names = placeholders(url)
         if names and param is None:
             missing += [f"button {i} {{{{{n}}}}}" for n in names]
         values = {n: param.value for n in names} if param is not None else {}
-        return RenderedButton(kind=kind, text=text, url=_fill(url, values, mark))
-    if kind == "PHONE_NUMBER":
-        return RenderedButton(kind=kind, text=text, phone_number=button.phone_number)
-    if kind in ("COPY_CODE", "OTP"):
-        return _copy_code(button, param)
+        return RenderedButton(kind=ButtonType.URL, text=text, url=_fill(url, values, mark))
+    if isinstance(button, PhoneNumberButton):
+        return RenderedButton(
+            kind=ButtonType.PHONE_NUMBER, text=text, phone_number=button.phone_number
+        )
     return RenderedButton(kind=kind, text=text)

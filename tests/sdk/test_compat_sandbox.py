@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qontak import QontakClient, ValidationError
+from qontak import QontakClient
 from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SyncASGITransport
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "node_readme"
@@ -47,15 +47,3 @@ def test_node_readme_dict_is_sent_unchanged_and_read(fixture: str, api_and_sandb
     sandbox.advance(10)
     log = api.broadcast.get_broadcast_log(envelope["data"]["id"])
     assert [row["status"] for row in log["data"]] == ["read"]
-
-
-def test_node_readme_otp_with_two_different_codes_is_refused_before_sending(
-    api_and_sandbox,
-) -> None:
-    """The README's OTP example puts 123454321 in the body and 123456 in the button; WhatsApp
-    needs one code in both, so this is stopped locally with the field named."""
-    api, sandbox = api_and_sandbox
-    data = json.loads((FIXTURES / "otp.json").read_text())
-    with pytest.raises(ValidationError, match=r"parameters\.buttons"):
-        api.broadcast.create_broadcast_direct(data)
-    assert sandbox.messages() == []

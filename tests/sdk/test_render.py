@@ -158,21 +158,45 @@ def test_more_than_three_buttons_notes_the_collapse() -> None:
     assert "See all options" in text
 
 
-def test_authentication_template_renders_copy_code() -> None:
+def test_authentication_template_renders_copy_code_with_its_own_label() -> None:
     template = tpl(
         body="*{{1}}* is your verification code. For your security, do not share this code.",
         footer="This code expires in 10 minutes.",
         category="AUTHENTICATION",
-        buttons=[TemplateButton(type="URL", text="Copy", url="https://www.whatsapp.com/otp/{{1}}")],
+        buttons=[
+            TemplateButton(type="URL", text="Salin kode", url="https://www.whatsapp.com/otp/{{1}}")
+        ],
     )
     out = render(template, messages.otp(TO, "123456", template=template, channel="c"))
     assert out.ok
-    assert out.buttons[0].text == "Copy code"
+    assert out.buttons[0].text == "Salin kode"  # the template's label, not a fixed "Copy code"
     assert out.to_text() == (
         "*123456* is your verification code. For your security, do not share this code.\n"
         "_This code expires in 10 minutes._\n"
-        "[ Copy code ⧉ ] → 123456"
+        "[ Salin kode ⧉ ] → 123456"
     )
+
+
+def test_code_button_without_a_label_says_copy_code() -> None:
+    template = tpl(body="{{1}}", category="AUTHENTICATION", buttons=[TemplateButton(type="OTP")])
+    out = render(template, messages.otp(TO, "42", template=template, channel="c"))
+    assert [b.text for b in out.buttons] == ["Copy code"]
+
+
+def test_mismatched_otp_codes_show_a_note_in_the_preview() -> None:
+    template = tpl(body="*{{1}}* is your code.", category="AUTHENTICATION")
+    msg = messages.template_message(
+        TO,
+        template=template,
+        channel="c",
+        variables=[("otp", "123454321")],
+        buttons=[(0, "123456")],
+    )
+    out = render(template, msg)
+    assert out.ok  # nothing missing or extra: it is sent
+    assert len(out.notes) == 1 and "'123456'" in out.notes[0]
+    assert out.to_text().splitlines()[-1].startswith("⚠ note: parameters.buttons[0].value: ")
+    assert preview(template, msg).endswith(out.notes[0])
 
 
 def test_authentication_template_without_listed_button_still_shows_it() -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qontak import messages
-from qontak.errors import ValidationError
+from qontak.errors import QontakWarning, ValidationError
 from qontak.models import (
     ButtonParameter,
     DirectMessage,
@@ -17,15 +19,21 @@ from qontak.models import (
     TemplateButton,
     TemplateHeader,
 )
+from qontak.render import render
 from qontak.validation import (
     DEFAULT_REGION,
+    ERROR_CODES,
     MAX_BODY_PARAM_CHARS,
     MAX_BODY_PARAM_CHARS_BODY_ONLY,
     MAX_HEADER_PARAM_CHARS,
     MAX_HYDRATED_BODY_CHARS,
+    MAX_NAME_CHARS,
+    MAX_REQUEST_BYTES,
     MAX_URL_CHARS,
     check_message,
+    check_notes,
     normalize_phone,
+    request_size,
     validate_message,
 )
 
@@ -449,11 +457,24 @@ def otp_msg(body_code: str, button_code: str | None) -> DirectMessage:
     return msg(buttons=buttons, body=[{"key": "1", "value_text": body_code, "value": "otp"}])
 
 
-def test_otp_code_must_match_between_body_and_button() -> None:
-    assert check_message(otp_msg("123456", "123456"), auth_tpl()) == []
-    errors = check_message(otp_msg("123456", "654321"), auth_tpl())
-    assert [e.field for e in errors] == ["parameters.buttons[0].value"]
-    assert "'123456'" in errors[0].reason
+def test_different_otp_codes_are_a_warning_not_an_error() -> None:
+    """Qontak accepts a body code and a button code that differ (the Node README's own example
+    does): it is sent, with a QontakWarning and a note, never refused."""
+    assert check_notes(otp_msg("123456", "123456"), auth_tpl()) == []
+    mismatched = otp_msg("123456", "654321")
+    assert check_message(mismatched, auth_tpl()) == []
+    [note] = check_notes(mismatched, auth_tpl())
+    assert (note.field, note.code) == ("parameters.buttons[0].value", "mismatch")
+    assert "'123456'" in note.reason and "'654321'" in note.reason
+    with pytest.warns(QontakWarning, match="differs from the code in the body") as caught:
+        validate_message(mismatched, auth_tpl())
+    assert caught[0].message is not note and caught[0].message.code == "mismatch"  # type: ignore[union-attr]
+
+
+def test_notes_are_only_for_authentication_templates() -> None:
+    template = tpl(body="Hi {{1}}", buttons=[TemplateButton(type="URL", url="https://x.co/{{1}}")])
+    m = msg(body=body("a"), buttons=[{"index": "0", "type": "url", "value": "b"}])
+    assert check_message(m, template) == [] and check_notes(m, template) == []
 
 
 def test_otp_code_is_at_most_15_chars() -> None:
@@ -514,10 +535,11 @@ def test_readme_examples_pass_against_matching_templates(name: str) -> None:
     validate_message(load(name), README_TEMPLATES[name])
 
 
-def test_readme_otp_doc_slip_is_caught() -> None:
+def test_readme_otp_doc_slip_is_a_note_not_an_error() -> None:
     # The README's second OTP example sends 123454321 in the body but 123456 in the button.
-    errors = check_message(load("otp"), auth_tpl(id="60cccaa0-ccd9-4efd-bdfb-875859c4b50a"))
-    assert [e.field for e in errors] == ["parameters.buttons[0].value"]
+    template = auth_tpl(id="60cccaa0-ccd9-4efd-bdfb-875859c4b50a")
+    assert check_message(load("otp"), template) == []
+    assert [n.field for n in check_notes(load("otp"), template)] == ["parameters.buttons[0].value"]
 
 
 def test_validate_raises_the_first_problem_only() -> None:
@@ -533,3 +555,136 @@ def test_models_built_by_hand_and_by_builders_validate_alike() -> None:
     built = messages.cta_url(TO, "abc", template=template, channel="c")
     assert built.parameters.buttons == [ButtonParameter(index="1", type="URL", value="abc")]
     validate_message(built)
+
+
+# --- to_name ---------------------------------------------------------------------------------
+
+
+def test_to_name_has_a_length_limit() -> None:
+    ok = msg(body=body("x")).model_copy(update={"to_name": "B" * MAX_NAME_CHARS})
+    assert check_message(ok, tpl()) == []
+    long = ok.model_copy(update={"to_name": "B" * 100_000})
+    [error] = check_message(long, tpl())
+    assert (error.field, error.code) == ("to_name", "too_long")
+    assert f"at most {MAX_NAME_CHARS}" in error.reason
+
+
+@pytest.mark.parametrize(
+    "name", ["Budi\nSantoso", "Budi\r", "Bu\tdi", "Bu\x00di", "\x1b[31mBudi", "B\ud800"]
+)
+def test_to_name_refuses_new_lines_and_control_characters(name: str) -> None:
+    [error] = check_message(msg(body=body("x")).model_copy(update={"to_name": name}), tpl())
+    assert (error.field, error.code) == ("to_name", "invalid_character")
+
+
+@pytest.mark.parametrize(
+    "name", ["Budi Santoso", "Nguyễn Văn A", "山田 太郎", "👩‍💻 Dev", "O'Brien-Smith"]
+)
+def test_real_names_pass(name: str) -> None:
+    assert check_message(msg(body=body("x")).model_copy(update={"to_name": name}), tpl()) == []
+
+
+# --- request size ----------------------------------------------------------------------------
+
+
+def test_request_body_size_is_checked() -> None:
+    # The label ("value") has no length rule of its own: only the body size stops it.
+    label = "x" * MAX_REQUEST_BYTES
+    m = msg(body=[{"key": "1", "value_text": "Budi", "value": label}])
+    assert request_size(m) > MAX_REQUEST_BYTES
+    [error] = check_message(m, tpl())
+    assert (error.field, error.code) == ("message", "too_large")
+    small = msg(body=body("Budi"))
+    compact = json.dumps(small.to_wire(), separators=(",", ":"), ensure_ascii=False)
+    assert request_size(small) == len(compact.encode())
+
+
+def test_an_oversized_send_never_reaches_the_server(make_client, server) -> None:
+    template = tpl()
+    huge = messages.text(TO, ["Budi"], template=template, channel="c", name="B" * 50_000_000)
+    with pytest.raises(ValidationError) as err:
+        make_client().broadcasts.send_direct(huge)
+    assert err.value.code == "too_long" and err.value.field == "to_name"
+    assert server.requests == []
+
+
+# --- codes -----------------------------------------------------------------------------------
+
+BAD_MESSAGES: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({}, {"to_number": "+62812"}),
+    ({}, {"to_number": "0812345678"}),
+    ({"status": "PAUSED", "language": "en", "id": "other"}, {}),
+    ({"header": TemplateHeader(format="IMAGE")}, {}),
+    ({}, {"parameters": {"header": image_header()}}),
+    ({"header": TemplateHeader(format="IMAGE")}, {"parameters": {"header": image_header("ftp://x")}}),
+    ({"header": TemplateHeader(format="IMAGE")},
+     {"parameters": {"header": image_header("https://x.co/a.gif")}}),
+    ({}, {"parameters": {"header": {"format": "AUDIO", "params": []}}}),
+    ({}, {"parameters": {"body": [*body("a\tb", ""),
+                                  {"key": "1", "value_text": "x", "value": ""}]}}),
+    ({}, {"parameters": {"body": body("a", "b")}}),
+    ({}, {"parameters": {"buttons": [{"index": "x", "type": "", "value": " "}]}}),
+    ({**URL_TPL}, {"parameters": {"buttons": [{"index": "0", "type": "url", "value": "a b"}]}}),
+    ({"body": "Hi", "category": "MARKETING", "buttons": [TemplateButton(type="COPY_CODE")]},
+     {"parameters": {"buttons": [{"index": "0", "type": "copy_code", "value": "NOT-OK"}]}}),
+    ({}, {"to_name": "a\nb" * 100}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("template_kw", "message_kw"), BAD_MESSAGES)
+def test_every_problem_has_a_documented_code(
+    template_kw: dict[str, Any], message_kw: dict[str, Any]
+) -> None:
+    base = msg(body=body("x")).model_dump()
+    base.update(message_kw)
+    errors = check_message(DirectMessage.model_validate(base), tpl(**template_kw))
+    assert errors
+    for error in errors:
+        assert error.code in ERROR_CODES, (error.code, str(error))
+        assert error.code != "invalid"  # the class default: every rule names its own
+
+
+def test_phone_errors_have_the_invalid_phone_code() -> None:
+    for bad in ("hello", "0812", "0812345678901234567", "+62+812"):
+        with pytest.raises(ValidationError) as err:
+            normalize_phone(bad)
+        assert err.value.code == "invalid_phone"
+
+
+# --- never anything but our errors -----------------------------------------------------------
+
+_text = st.text(max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=_text,
+    number=st.text(alphabet="0123456789+ ", max_size=18),
+    values=st.lists(_text, max_size=4),
+    button=st.tuples(st.text(max_size=3), _text),
+    category=st.sampled_from(["AUTHENTICATION", "MARKETING", "utility", "NEW_THING"]),
+)
+def test_validator_and_renderer_only_report(
+    name: str, number: str, values: list[str], button: tuple[str, str], category: str
+) -> None:
+    template = tpl(body="Hi {{1}} {{2}}", category=category, buttons=URL_TPL["buttons"])
+    m = DirectMessage.model_validate(
+        {
+            "to_name": name,
+            "to_number": number,
+            "message_template_id": "t",
+            "channel_integration_id": "c",
+            "language": {"code": "id"},
+            "parameters": {
+                "body": [
+                    {"key": str(i), "value_text": v, "value": "v"} for i, v in enumerate(values, 1)
+                ],
+                "buttons": [{"index": button[0], "type": "url", "value": button[1]}],
+            },
+        }
+    )
+    for error in check_message(m, template):
+        assert isinstance(error, ValidationError) and error.code in ERROR_CODES
+    for note in check_notes(m, template):
+        assert note.code in ERROR_CODES
+    render(template, m).to_text()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .._logging import redact
-from ..models import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template
+from ..models import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template, TemplateStatus
+from ..models.template import PLACEHOLDER as _PLACEHOLDER
 from ..render import RenderedButton, RenderedMedia, render
 
 __all__ = [
@@ -48,8 +48,6 @@ __all__ = [
     "templates_table",
     "warn_line",
 ]
-
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 #: Colour of each delivery status (WhatsApp's ticks: grey, grey, blue-ish, blue; red failure).
 STATUS_STYLES = {
@@ -270,9 +268,10 @@ def templates_table(templates: Iterable[Template], *, width: int | None = None) 
     ]
     for t in templates:
         status = t.status or ""
-        style = "green" if t.is_approved else ("red" if status.upper() == "REJECTED" else "yellow")
+        rejected = status == TemplateStatus.REJECTED
+        style = "green" if t.is_approved else ("red" if rejected else "yellow")
         variables = " ".join(f"{{{{{p}}}}}" for p in t.body_placeholders)
-        buttons = ", ".join(b.type.upper() for b in t.buttons)
+        buttons = ", ".join(str(b.type) for b in t.buttons)
         row: list[str | Text] = [t.name, t.language, t.category or "", Text(status, style=style),
                                  t.header_format or "", variables, buttons, t.id]  # fmt: skip
         for col, value in zip(cols, row, strict=True):
@@ -439,6 +438,7 @@ def bubble(template: Template, message: DirectMessage | None, *, title: str | No
             parts.append(Text("⚠ missing: " + ", ".join(rendered.missing), style="bold red"))
         if rendered.extra:
             parts.append(Text("⚠ extra: " + ", ".join(rendered.extra), style="bold red"))
+        parts.extend(Text(f"⚠ note: {note}", style="bold yellow") for note in rendered.notes)
     subtitle = f"{template.name} · {template.language}"
     if template.category:
         subtitle += f" · {template.category}"

@@ -33,6 +33,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .. import messages
 from .._client import Qontak
+from .._media import check_media_file
 from ..errors import ValidationError
 from ..models import (
     MEDIA_FORMATS,
@@ -206,6 +207,7 @@ def build_message(client: Qontak, args: MessageArgs) -> Built:
             local = Path(source)
             if not local.is_file():
                 fail(f"--header-{kind.lower()}: not a URL and no such file: {source}")
+            check_media_file(local, kind=kind, field=f"--header-{kind.lower()}")
             url = local.resolve().as_uri()
     common: dict[str, Any] = {
         "template": template,
@@ -225,7 +227,7 @@ def upload_local_media(client: Qontak, built: Built) -> None:
     header = built.message.parameters.header
     if built.upload is None or header is None:
         return
-    uploaded = client.file_uploader.upload(built.upload)
+    uploaded = client.file_uploader.upload(built.upload, kind=header.format)
     for param in header.params:
         if param.key == "url":
             param.value = uploaded.url
@@ -242,7 +244,7 @@ def _by_kind(
     common: dict[str, Any],
 ) -> DirectMessage:
     button_params = [ButtonParameter(index=i, type="url", value=v) for i, v in buttons]
-    if (template.category or "").upper() == "AUTHENTICATION" and len(body) == 1 and not buttons:
+    if template.is_authentication and len(body) == 1 and not buttons:
         return messages.otp(to, body[0].value_text, **common)
     if media is not None:
         kind = media[0]

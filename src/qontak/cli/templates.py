@@ -12,9 +12,8 @@ import typer
 
 from .._client import Qontak
 from ..errors import NotFoundError, ValidationError
-from ..models import Template
+from ..models import Category, Template, TemplateStatus
 from ..resources.templates import pick_template
-from ..validation import is_auth_button
 from ._app import QontakSubGroup
 from ._output import console, paging_status, print_json, template_panel, templates_table
 from ._state import command, state
@@ -52,14 +51,10 @@ def _otp_button(template: Template) -> int | None:
     authentication template with a single body variable (the case ``send`` builds with
     ``messages.otp``); else None. The same choice ``messages.otp`` makes: the first dynamic or
     code button, else 0."""
-    if (template.category or "").upper() != "AUTHENTICATION":
+    if not template.is_authentication or len(template.placeholders) != 1:
         return None
-    if len(template.body_placeholders) != 1:
-        return None
-    for i, button in enumerate(template.buttons):
-        if button.is_dynamic or is_auth_button(template, button):
-            return i
-    return 0
+    index = template.code_button_index
+    return 0 if index is None else index
 
 
 def fill_hints(template: Template) -> list[str]:
@@ -84,9 +79,9 @@ def fill_hints(template: Template) -> list[str]:
 
 
 def _matches(t: Template, status: str | None, category: str | None, language: str | None) -> bool:
-    if status and (t.status or "").upper() != status.upper():
+    if status and t.status != TemplateStatus.of(status):
         return False
-    if category and (t.category or "").upper() != category.upper():
+    if category and t.category != Category.of(category):
         return False
     return not (language and t.language.lower() != language.lower())
 

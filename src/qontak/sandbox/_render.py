@@ -2,32 +2,31 @@
 
 Pure functions over the template object and already-validated values; the result is the
 ``rendered`` field of the ground truth (and what the web inbox draws).
+
+The template facts (the placeholder pattern, header formats, button types) are the SDK models'
+own (:mod:`qontak.models.template`), so the sandbox and the client read a template alike; the
+server's *checks* stay written separately in :mod:`._validation`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..models.template import (
+    MEDIA_FORMATS,
+    PLACEHOLDER,
+    ButtonType,
+    HeaderFormat,
+    placeholders,
+)
+
 __all__ = ["MEDIA_FORMATS", "placeholders", "render", "substitute"]
-
-MEDIA_FORMATS = ("IMAGE", "VIDEO", "DOCUMENT")
-
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-
-
-def placeholders(text: str | None) -> list[str]:
-    """Distinct placeholder names in ``text``, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for match in _PLACEHOLDER.finditer(text or ""):
-        seen.setdefault(match.group(1), None)
-    return list(seen)
 
 
 def substitute(text: str, values: dict[str, str]) -> str:
     """Replace each ``{{name}}`` with its value; unknown names stay as they are."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 def _filename_from(url: str) -> str:
@@ -50,30 +49,30 @@ def render(
     header = template.get("header")
     rendered_header: dict[str, Any] | None = None
     if isinstance(header, dict):
-        fmt = str(header.get("format", "")).upper()
+        fmt = HeaderFormat.of(str(header.get("format", "")))
         if fmt in MEDIA_FORMATS:
             url = header_values.get("url", "")
             rendered_header = {
-                "format": fmt,
+                "format": str(fmt),
                 "url": url,
                 "filename": header_values.get("filename") or _filename_from(url),
             }
-        elif fmt == "TEXT":
+        elif fmt == HeaderFormat.TEXT:
             rendered_header = {
                 "format": "TEXT",
                 "text": substitute(str(header.get("text") or ""), header_values),
             }
     buttons: list[dict[str, Any]] = []
     for index, button in enumerate(template.get("buttons") or []):
-        kind = str(button.get("type", "")).upper()
-        item: dict[str, Any] = {"type": kind, "text": button.get("text")}
-        if kind == "URL":
+        kind = ButtonType.of(str(button.get("type", "")))
+        item: dict[str, Any] = {"type": str(kind), "text": button.get("text")}
+        if kind == ButtonType.URL:
             url = str(button.get("url") or "")
             suffix = button_values.get(index)
             if suffix is not None:
                 url = substitute(url, {name: suffix for name in placeholders(url)})
             item["url"] = url
-        elif kind == "PHONE_NUMBER":
+        elif kind == ButtonType.PHONE_NUMBER:
             item["phone_number"] = button.get("phone_number")
         buttons.append(item)
     return {

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..models.template import MEDIA_FORMATS, HeaderFormat, placeholders
 from ._delivery import MAGIC_ERRORS, STATUSES, WhatsAppError, iso, status_history
-from ._render import placeholders
 from ._store import MessageRow
 
 __all__ = ["broadcast_view", "ground_truth", "log_row", "message_state"]
@@ -73,8 +73,9 @@ def _wire_messages(row: MessageRow) -> dict[str, Any]:
     ]
     header_params: list[dict[str, Any]] = []
     header = row.rendered.get("header")
-    if isinstance(header, dict) and header.get("format") in ("IMAGE", "VIDEO", "DOCUMENT"):
-        kind = str(header["format"]).lower()
+    fmt = HeaderFormat.of(str(header.get("format"))) if isinstance(header, dict) else None
+    if isinstance(header, dict) and fmt in MEDIA_FORMATS:
+        kind = str(fmt).lower()
         media: dict[str, Any] = {"link": header.get("url")}
         if kind == "document":
             media["filename"] = header.get("filename")
