@@ -111,9 +111,11 @@ __all__ = [
     "ServerLimits",
     "SyncASGITransport",
     "WhatsAppError",
+    "binds_loopback_only",
     "compute_signature",
     "remote_config",
     "serve",
+    "uvicorn_config",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -146,8 +148,8 @@ def serve(
     sandbox then gets fresh random credentials and an admin token (printed once), or, for
     a ``sandbox`` you built, must already have them (:func:`remote_config`).
     """
-    remote = not binds_loopback_only(host)
-    if remote and not allow_remote:
+    remote = allow_remote
+    if not allow_remote and not binds_loopback_only(host):
         raise ValueError(f"{host!r} is not a loopback address; pass allow_remote=True")
     if sandbox is None:
         config = SandboxConfig(
