@@ -30,7 +30,7 @@ from qontak.sandbox import (
 )
 from qontak.testing import sandbox_client
 
-from .conftest import BASE, FakeClock, HmacAuth, auth_headers
+from .conftest import BASE, FakeClock, HmacAuth
 from .examples import TEXT
 
 SEND = BASE + "/broadcasts/whatsapp/direct"
@@ -90,7 +90,7 @@ class Stream:
 
 def _multipart_parts(filename: str = "big.bin") -> tuple[bytes, bytes]:
     head = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
         f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
     ).encode()
     return head, f"\r\n--{BOUNDARY}--\r\n".encode()
@@ -505,7 +505,9 @@ def test_accept_late_through_real_uvicorn(clock: FakeClock) -> None:
         box.close()
 
 
-def test_accept_late_raises_a_read_timeout_in_process(client: httpx.Client, sandbox: Sandbox) -> None:
+def test_accept_late_raises_a_read_timeout_in_process(
+    client: httpx.Client, sandbox: Sandbox
+) -> None:
     sandbox.set_faults("accept_late=1,accept_late_seconds=60")
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout) as caught:

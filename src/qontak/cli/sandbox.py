@@ -203,12 +203,14 @@ def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port``, bound here (not by uvicorn) so that a port in
-    use is known before the banner says the sandbox is serving, and reported as one line
-    with exit 1 rather than uvicorn's exit 3 (which ``qontak`` uses for rejected credentials)."""
-    from ..sandbox import ServerLimits
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, here (not by uvicorn) so that a port in use is known
+    before the banner says the sandbox is serving, and reported as one line with exit 1
+    rather than uvicorn's exit 3 (which ``qontak`` uses for rejected credentials).
 
+    It listens only once the banner is out (:func:`_serve`): whoever waits for the port to
+    accept connections can count on the banner being printed by then.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -220,7 +222,6 @@ def _listen(host: str, port: int) -> socket.socket:
         # TIME_WAIT (a port someone still listens on stays refused).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(ServerLimits().backlog)
     except OSError as exc:
         sock.close()
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.API_ERROR)
@@ -228,7 +229,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _serve(sandbox: Sandbox, sock: socket.socket, *, debug: bool) -> None:
-    """Serve ``sandbox`` with uvicorn on the already listening ``sock`` until Ctrl-C."""
+    """Listen on the bound ``sock`` and serve ``sandbox`` with uvicorn until Ctrl-C."""
     import uvicorn
 
     from ..sandbox import uvicorn_config
@@ -236,6 +237,10 @@ def _serve(sandbox: Sandbox, sock: socket.socket, *, debug: bool) -> None:
 
     # With the sandbox's limits: a header timeout and a connection cap shed slow clients.
     config = uvicorn_config(sandbox.app, log_level="debug" if debug else "warning")
+    try:
+        sock.listen(config.backlog)
+    except OSError as exc:
+        fail(f"cannot listen: {exc.strerror or exc}", ExitCode.API_ERROR)
     server = uvicorn.Server(config)
     quiet_dropped_connections()
     try:
@@ -266,7 +271,9 @@ def register(app: typer.Typer) -> None:
                 help="Fault spec, e.g. seed=1,rate_limit=0.1,lost_response=0.05 "
                 "(default: QONTAK_SANDBOX_FAULTS). Faults hit every API request, template and "
                 "channel look-ups included; add scope=send to hit only sends, e.g. "
-                "'lost_response=1,scope=send' makes every qontak send end in exit 5.",
+                "'lost_response=1,scope=send' makes every qontak send end in exit 5; "
+                "accept_late=1 stores each request, then answers after accept_late_seconds "
+                "(default 35, past the client's 30 s timeout).",
             ),
         ] = None,
         delays: Annotated[
@@ -329,7 +336,7 @@ def register(app: typer.Typer) -> None:
         # socket. The banner is only printed once the sandbox can really serve.
         sb = _build_sandbox(config)
         try:
-            with _listen(host, port) as sock:
+            with _bind(host, port) as sock:
                 address, bound = sock.getsockname()[:2]
                 # The address really bound (0.0.0.0 included), never a friendlier name.
                 shown = _url_host(host if binds_loopback_only(host) else str(address))
