@@ -253,11 +253,15 @@ def test_dns_rebinding_page_cannot_switch_faults(sandbox: Sandbox, clock: FakeCl
     assert not sandbox.faults.config.enabled
 
 
-def test_configured_host_name_is_accepted(clock: FakeClock, make: Any) -> None:
-    box = make(allowed_hosts=("devbox.internal",))
+def test_configured_host_names_are_accepted(clock: FakeClock, make: Any) -> None:
+    box = make(allowed_hosts=("DevBox.internal.",), public_url="http://tunnel.example:9000")
     with _sync(box, clock, host="devbox.internal") as http:
         assert http.get("/_sandbox/faults").status_code == 200
+        tunnel = {"Host": "tunnel.example:9000"}
+        assert http.get("/_sandbox/faults", headers=tunnel).status_code == 200
         assert http.get("/_sandbox/faults", headers={"Host": "other.internal"}).status_code == 403
+        box.allow_host("other.internal")  # what serving on --host other.internal does
+        assert http.get("/_sandbox/faults", headers={"Host": "other.internal"}).status_code == 200
 
 
 def test_remote_sandbox_needs_the_admin_token(clock: FakeClock, make: Any) -> None:

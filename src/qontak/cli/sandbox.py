@@ -335,6 +335,7 @@ def register(app: typer.Typer) -> None:
         # Everything that can fail does so before the banner: database and seeds, then the
         # socket. The banner is only printed once the sandbox can really serve.
         sb = _build_sandbox(config)
+        sb.check_bind(host)  # _access refused what it would refuse; this notes the name
         try:
             with _bind(host, port) as sock:
                 address, bound = sock.getsockname()[:2]

@@ -5,8 +5,9 @@ These routes exist for tests and the web inbox; faults never apply here. Who may
 
 - **On loopback** (the default) they need no credentials, but the request's ``Host`` must be
   a loopback name or address (``localhost``, ``*.localhost``, ``127.0.0.0/8``, ``::1``), the
-  name the in-process transports use (``sandbox.local``) or a configured name
-  (:attr:`SandboxConfig.allowed_hosts`, e.g. ``--host``); anything else is a 403. A page
+  name the in-process transports use (``sandbox.local``), a configured name
+  (:attr:`SandboxConfig.allowed_hosts`, the host of ``public_url``) or the host the sandbox
+  was told to serve on (``--host``, ``run_in_thread(host=…)``); anything else is a 403. A page
   using DNS rebinding reaches the sandbox under its own name, so it is refused here (the
   ``Origin`` check below compares with ``Host``, which that page controls).
 - **Beyond loopback** (:attr:`SandboxConfig.admin_token` set, ``qontak sandbox
@@ -48,7 +49,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from collections.abc import Iterable
 from dataclasses import fields
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -67,7 +67,14 @@ from ._json import BodyTooLarge, InvalidJson, parse_json, read_body
 if TYPE_CHECKING:
     from . import Sandbox
 
-__all__ = ["ADMIN_BODY_LIMIT", "ADMIN_COOKIE", "AdminGuard", "admin_routes", "host_is_local"]
+__all__ = [
+    "ADMIN_BODY_LIMIT",
+    "ADMIN_COOKIE",
+    "AdminGuard",
+    "admin_routes",
+    "host_is_local",
+    "host_name",
+]
 
 #: Largest body an admin route reads (its settings fit in a few hundred bytes).
 ADMIN_BODY_LIMIT = 64 * 1024
@@ -93,7 +100,8 @@ def host_is_local(name: str) -> bool:
     return address.is_loopback
 
 
-def _hostname(host_header: str) -> str | None:
+def host_name(host_header: str) -> str | None:
+    """The name in a ``Host`` value or URL authority (no port, lower case, no final dot)."""
     try:
         name = urlsplit("//" + host_header).hostname
     except ValueError:
@@ -104,16 +112,18 @@ def _hostname(host_header: str) -> str | None:
 class AdminGuard:
     """ASGI layer: only local ``Host`` names on admin routes, or the admin token when set."""
 
-    def __init__(
-        self, app: ASGIApp, *, token: str | None, allowed_hosts: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, token: str | None, allowed_hosts: set[str]) -> None:
         self.app = app
         self.token = token
-        self.allowed = {IN_PROCESS_HOST, *(h.rstrip(".").lower() for h in allowed_hosts)}
+        # The sandbox's own set (names in lower case, no trailing dot): serving on another
+        # host later adds to it.
+        self.allowed = allowed_hosts
 
     def _host_allowed(self, host_header: str | None) -> bool:
-        name = _hostname(host_header or "")
-        return name is not None and (name in self.allowed or host_is_local(name))
+        name = host_name(host_header or "")
+        if name is None:
+            return False
+        return name == IN_PROCESS_HOST or name in self.allowed or host_is_local(name)
 
     def _token_matches(self, value: str | None) -> bool:
         assert self.token is not None

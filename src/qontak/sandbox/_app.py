@@ -99,7 +99,7 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
         return limits.overall_per_minute
 
     guarded = AdminGuard(
-        app, token=sandbox.config.admin_token, allowed_hosts=sandbox.config.allowed_hosts
+        app, token=sandbox.config.admin_token, allowed_hosts=sandbox.admin_hosts
     )
     gateway = GatewayLayer(
         guarded, secret_for=sandbox.store.secret_for, limiter=sandbox.limiter, clock=sandbox.now

@@ -13,12 +13,14 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from ._admin import host_name
 from ._api import broadcast_record, new_message
 from ._app import build_app
 from ._config import (
@@ -117,6 +119,12 @@ class Sandbox:
         self.config = config
         self._offset = 0.0
         self._lock = threading.Lock()
+        self.admin_hosts: set[str] = set()
+        """Names besides loopback ones the admin routes answer to (see :mod:`._admin`)."""
+        for name in config.allowed_hosts:
+            self.allow_host(name)
+        if config.public_url:
+            self.allow_host(urlsplit(config.public_url).netloc)
         self.store = Store(config.db)
         self.uploads = UploadStorage(
             self.store,
@@ -335,15 +343,26 @@ class Sandbox:
         self.webhooks.stop()
 
     # -- serving --------------------------------------------------------------------------
+    def allow_host(self, host: str) -> None:
+        """Let the admin routes answer requests whose ``Host`` names ``host``."""
+        if host.count(":") > 1 and not host.startswith("["):
+            host = f"[{host}]"  # a bare IPv6 address, as a Host header would carry it
+        name = host_name(host)
+        if name:
+            self.admin_hosts.add(name)
+
     def check_bind(self, host: str) -> None:
         """ValueError unless serving on ``host`` is safe: loopback only, or this sandbox has
-        an admin token and its own credentials (see :func:`remote_config`)."""
+        an admin token and its own credentials (see :func:`remote_config`). A loopback
+        ``host`` given by name (``myhost`` resolving to 127.0.1.1) becomes an admin name."""
         if not self.remote and not binds_loopback_only(host):
             raise ValueError(
                 f"{host!r} is not a loopback address: the sandbox's admin routes have no "
                 "authentication and its credentials are public; serve beyond loopback only "
                 "with remote_config() (qontak sandbox --allow-remote)"
             )
+        if not self.remote:
+            self.allow_host(host)
 
     @contextlib.contextmanager
     def run_in_thread(
