@@ -98,9 +98,7 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
             return limits.direct_per_minute
         return limits.overall_per_minute
 
-    guarded = AdminGuard(
-        app, token=sandbox.config.admin_token, allowed_hosts=sandbox.admin_hosts
-    )
+    guarded = AdminGuard(app, token=sandbox.config.admin_token, allowed_hosts=sandbox.admin_hosts)
     gateway = GatewayLayer(
         guarded, secret_for=sandbox.store.secret_for, limiter=sandbox.limiter, clock=sandbox.now
     )
