@@ -301,6 +301,17 @@ def test_remote_settings_refuse_the_default_credentials(clock: FakeClock) -> Non
         remote_config(SandboxConfig(), (SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET))
 
 
+def test_remote_sandbox_on_an_old_database_refuses_the_default_pair(
+    tmp_path: Path, clock: FakeClock, make: Any
+) -> None:
+    db = tmp_path / "kept.db"
+    make(db=db).close()  # a run on loopback stored the well-known pair in the file
+    config = remote_config(SandboxConfig(clock=clock, faults=FaultConfig(), db=db))
+    box = make(**{k: getattr(config, k) for k in ("db", "credentials", "admin_token")})
+    with _sync(box, clock) as default:
+        assert default.get(BASE + "/integrations").status_code == 401
+
+
 def test_non_loopback_bind_is_refused_before_anything_listens(clock: FakeClock) -> None:
     box = _box(clock)
     try:

@@ -342,15 +342,14 @@ def register(app: typer.Typer) -> None:
                 # The address really bound (0.0.0.0 included), never a friendlier name.
                 shown = _url_host(host if binds_loopback_only(host) else str(address))
                 effective = sb.faults.config  # what the sandbox will really do
-                pair = config.credentials
-                given_secret = client_secret is not None  # the user's own: never printed
+                pair: tuple[str, str | None] | None = config.credentials
+                if pair is not None and client_secret is not None:
+                    pair = (pair[0], None)  # a secret the user gave is never printed
                 info = sandbox_info(
                     f"http://{shown}:{bound}",
                     effective.describe() if effective.enabled else None,
                     db,
-                    credentials=None
-                    if pair is None
-                    else (pair[0], None if given_secret else pair[1]),
+                    credentials=pair,
                     admin_token=config.admin_token,
                 )
                 info["faults_from"] = fault_source

@@ -100,7 +100,7 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
 
     guarded = AdminGuard(app, token=sandbox.config.admin_token, allowed_hosts=sandbox.admin_hosts)
     gateway = GatewayLayer(
-        guarded, secret_for=sandbox.store.secret_for, limiter=sandbox.limiter, clock=sandbox.now
+        guarded, secret_for=sandbox.secret_for, limiter=sandbox.limiter, clock=sandbox.now
     )
     stack: Any = QuietDisconnects(FaultLayer(gateway, sandbox.faults, advertised_limit))
     return app, stack

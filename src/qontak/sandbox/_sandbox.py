@@ -167,6 +167,17 @@ class Sandbox:
         """Whether this sandbox may serve beyond loopback (it has an admin token)."""
         return self.config.admin_token is not None
 
+    def secret_for(self, client_id: str) -> str | None:
+        """The secret the gateway checks a client's signature with (None: unknown client).
+
+        Serving beyond loopback, a pair with the well-known default secret is unknown, even
+        one a ``--db`` file kept from an earlier run on loopback.
+        """
+        secret = self.store.secret_for(client_id)
+        if self.remote and secret == SANDBOX_CLIENT_SECRET:
+            return None
+        return secret
+
     def _load_configured_seeds(self) -> None:
         own = self.config.credentials
         if own is None:
