@@ -358,7 +358,7 @@ def test_slow_clients_are_shed_and_normal_requests_still_answer(
             started = time.monotonic()
             answered = httpx.get(url + "/_sandbox/faults", timeout=5)
             assert answered.status_code == 200
-            assert time.monotonic() - started < 2  # not after the slow ones time out
+            assert time.monotonic() - started < 4
             time.sleep(0.2)  # the server closes the evicted ones as the new ones arrive
             shed = sum(_closed_by_server(s) for s in slow)
             assert shed >= 200 - 40
@@ -469,11 +469,14 @@ def test_client_gone_mid_body_is_one_log_line(sandbox: Sandbox) -> None:
 # -- late accepts ---------------------------------------------------------------------------
 
 
-def _send(client: Any) -> Any:
+def _message(client: Any) -> Any:
     channel = client.channels.list()[0]
     template = client.templates.find("order_update", language="id")
-    msg = messages.text("081234567890", ["Budi", "INV-1"], template=template, channel=channel)
-    return client.broadcasts.send_direct(msg)
+    return messages.text("081234567890", ["Budi", "INV-1"], template=template, channel=channel)
+
+
+def _send(client: Any) -> Any:
+    return client.broadcasts.send_direct(_message(client))
 
 
 def test_accept_late_in_process_is_a_timeout_after_storing() -> None:
@@ -490,7 +493,7 @@ def test_accept_late_through_real_uvicorn(clock: FakeClock) -> None:
     from qontak import Qontak
 
     box = _box(clock)
-    box.set_faults(FaultConfig(accept_late=1, accept_late_seconds=3, scope="send"))
+    box.set_faults(FaultConfig(accept_late=1, accept_late_seconds=6, scope="send"))
     try:
         with box.run_in_thread() as url:
             client = Qontak(
@@ -499,23 +502,23 @@ def test_accept_late_through_real_uvicorn(clock: FakeClock) -> None:
                 base_url=url + BASE,
                 env_file=None,
                 clock=clock,
-                timeout=0.5,
+                timeout=10,
                 max_retries=0,
             )
             with client:
+                msg = _message(client)  # look-ups at leisure; only the send is hurried
                 started = time.monotonic()
                 with pytest.raises(DeliveryUnknownError):
-                    _send(client)
-                assert time.monotonic() - started < 2.5  # the client's timeout, not the delay
-                assert len(box.messages()) == 1
+                    client.with_options(timeout=0.5).broadcasts.send_direct(msg)
+                assert time.monotonic() - started < 5  # the client's timeout, not the delay
+                assert len(box.messages()) == 1  # stored all the same
                 # A client that waits long enough gets the real answer, late.
                 box.set_faults(FaultConfig(accept_late=1, accept_late_seconds=0.3, scope="send"))
                 clock.advance(1)
-                patient = client.with_options(timeout=5)
                 started = time.monotonic()
-                sent = _send(patient)
+                sent = client.broadcasts.send_direct(msg)
                 assert time.monotonic() - started >= 0.3
-                assert {m["broadcast_id"] for m in box.messages()} >= {sent.id}
+                assert sent.id in {m["broadcast_id"] for m in box.messages()}
     finally:
         box.close()
 
