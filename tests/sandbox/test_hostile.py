@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qontak import DeliveryUnknownError, messages
 from qontak.sandbox import (
@@ -21,6 +23,7 @@ from qontak.sandbox import (
     SANDBOX_CLIENT_SECRET,
     FaultConfig,
     LateAnswer,
+    RateLimitConfig,
     Sandbox,
     SandboxConfig,
     ServerLimits,
@@ -31,7 +34,7 @@ from qontak.sandbox import (
 from qontak.testing import sandbox_client
 
 from .conftest import BASE, FakeClock, HmacAuth
-from .examples import TEXT
+from .examples import EXAMPLES, TEXT
 
 SEND = BASE + "/broadcasts/whatsapp/direct"
 UPLOAD = BASE + "/file_uploader"
@@ -422,6 +425,61 @@ def test_a_surrogate_pair_escape_is_a_character(client: httpx.Client, sandbox: S
     assert "\\ud83d\\ude00" in body
     assert client.post(SEND, content=body, headers=JSON).status_code == 201
     assert sandbox.messages()[0]["to_name"] == "Budi \U0001f600"
+
+
+#: Text with what breaks servers: lone surrogates (JSON escapes), NUL, controls, long runs.
+_HOSTILE_TEXT = st.text(
+    st.characters(codec=None, categories=["Cs", "Cc", "Lu", "Ll", "Nd", "Zs", "So"]),
+    max_size=40,
+) | st.sampled_from(["\ud800", "a\x00b", "\udfff\ud800", "x" * 5000])
+_HOSTILE_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _HOSTILE_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_HOSTILE_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    example=st.sampled_from(sorted(EXAMPLES)),
+    path=st.lists(st.sampled_from(["to_name", "parameters", "body", "0", "value", "language"])),
+    value=_HOSTILE_VALUE,
+)
+def test_hostile_values_anywhere_in_a_send_are_never_a_500(
+    example: str, path: list[str], value: Any
+) -> None:
+    import json as jsonlib
+
+    payload: Any = jsonlib.loads(jsonlib.dumps(EXAMPLES[example]))
+    target = payload
+    for key in path[:-1]:  # walk as deep as the example goes, then put the value there
+        nxt = target.get(key) if isinstance(target, dict) else None
+        if not isinstance(nxt, dict):
+            break
+        target = nxt
+    target[path[-1] if path else "to_name"] = value
+    body = jsonlib.dumps(payload)  # ensure_ascii: lone surrogates go as \udXXX escapes
+    clock = FakeClock()
+    box = Sandbox(
+        SandboxConfig(clock=clock, faults=FaultConfig(), rate_limits=RateLimitConfig(False))
+    )
+    try:
+        with _sync(box, clock) as http:
+            response = http.post(SEND, content=body, headers=JSON)
+            assert response.status_code < 500, response.text
+            response.json()  # always Qontak's JSON envelope
+            assert http.get("/_sandbox/messages").status_code == 200  # and still readable
+    finally:
+        box.close()
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"\\ud800": 1}', b'{"spec": "\\udfff"}', b'{"scope": "\\ud800"}']
+)
+def test_admin_body_with_a_lone_surrogate_is_a_400(client: httpx.Client, body: bytes) -> None:
+    response = client.post("/_sandbox/faults", content=body, headers=JSON)
+    assert response.status_code == 400
+    assert response.json()["error"]["messages"] == ["Invalid JSON payload"]
 
 
 @pytest.mark.parametrize("path", ["inbox%00.js", "inbox.js%00", "%00", "x" * 5000 + ".js"])
