@@ -391,6 +391,14 @@ def test_a_request_head_must_arrive_within_the_header_timeout(sandbox: Sandbox) 
             assert http.get("/_sandbox/faults").status_code == 200
 
 
+def test_an_oversized_request_head_is_refused(sandbox: Sandbox) -> None:
+    with sandbox.run_in_thread(limits=ServerLimits(max_header_bytes=8 * 1024)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 12_000)
+            assert sock.recv(64).startswith(b"HTTP/1.1 400")
+
+
 # -- odd input is a 4xx, not a 500 with a traceback ---------------------------------------
 
 
