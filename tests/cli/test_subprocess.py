@@ -290,6 +290,56 @@ def test_sandbox_with_lost_responses_makes_send_exit_5(tmp_path: Path) -> None:
     assert out.index("Faults") < out.index("Serving; press Ctrl-C")
 
 
+def test_sandbox_refuses_a_non_loopback_host_without_allow_remote(tmp_path: Path) -> None:
+    # Refused before anything is bound: nothing listens on 0.0.0.0, even for a moment.
+    proc = _run("sandbox", "--host", "0.0.0.0", "--port", "0", env={})
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0
+    assert "not a loopback address" in proc.stderr and "--allow-remote" in proc.stderr
+
+
+def test_sandbox_allow_remote_takes_fresh_credentials_and_an_admin_token(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(QONTAK), "sandbox", "--port", str(port), "--allow-remote", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_clean_env(),
+        cwd=tmp_path,
+    )
+    try:
+        # The port accepts connections only once the banner is out.
+        _wait_for_port(port, proc, time.monotonic() + 20)
+        assert proc.stdout is not None
+        lines = []
+        while not lines or lines[-1] != "}":
+            lines.append(proc.stdout.readline().rstrip("\n"))
+        info = json.loads("\n".join(lines))
+        assert info["remote"] is True
+        assert info["url"] == f"http://127.0.0.1:{port}"
+        assert info["client_id"] != "sandbox-client-id"
+        assert info["client_secret"] not in ("sandbox-client-secret", None)
+        token = info["admin_token"]
+        assert len(token) >= 32 and info["inbox"].endswith(f"/?token={token}")
+        base = {"QONTAK_BASE_URL": info["url"]}
+        default = _run("templates", "--json", env={**base, "QONTAK_ENV": "sandbox"})
+        assert default.returncode == 3  # the well-known pair is refused
+        fresh = {
+            "QONTAK_CLIENT_ID": info["client_id"],
+            "QONTAK_CLIENT_SECRET": info["client_secret"],
+        }
+        assert _run("templates", "--json", env={**base, **fresh}).returncode == 0
+        messages = info["url"] + "/_sandbox/messages"
+        assert httpx.get(messages, timeout=10).status_code == 401
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(messages, headers=bearer, timeout=10).status_code == 200
+    finally:
+        _stop(proc)
+        proc.communicate()
+
+
 def _run_stderr_on_a_terminal(*args: str, env: dict[str, str | None]) -> tuple[int, str, str]:
     """Run ``qontak ARGS`` with stdout on a pipe and stderr on a pseudo-terminal, as in
     ``qontak templates > file`` typed at a prompt: (exit code, stdout, what the terminal got)."""

@@ -107,6 +107,33 @@ def test_same_seed_gives_the_same_outcomes(make: Any, clock: FakeClock) -> None:
     assert [_outcome(other, clock) for _ in range(40)] != outcomes
 
 
+def test_accept_late_is_seeded_and_leaves_older_seeds_alone(make: Any, clock: FakeClock) -> None:
+    spec = "seed=11,error_before=0.3,accept_late=0.3,accept_late_seconds=2,scope=send"
+    config = FaultConfig.parse(spec)
+    assert (config.accept_late, config.accept_late_seconds) == (0.3, 2.0)
+    assert FaultConfig.parse(config.describe()) == config
+
+    def outcome(http: httpx.Client) -> str:
+        try:
+            return _outcome(http, clock)
+        except httpx.ReadTimeout:  # in process, a late answer is the client's timeout
+            return "late"
+
+    runs = []
+    for _ in range(2):
+        box, http = make(config)
+        outcomes = [outcome(http) for _ in range(30)]
+        runs.append((outcomes, len(box.messages())))
+    assert runs[0] == runs[1]
+    outcomes, stored = runs[0]
+    assert {"201", "503", "late"} <= set(outcomes)
+    assert stored == outcomes.count("201") + outcomes.count("late")  # late ones are stored
+    # The new outcome sits after the old ones: a spec without it draws exactly as before.
+    _, plain = make(FaultConfig(seed=11, error_before=0.3, scope="send"))
+    old = [outcome(plain) for _ in range(30)]
+    assert [o if o != "late" else "201" for o in outcomes] == old
+
+
 def test_reset_replays_the_fault_sequence(make: Any, clock: FakeClock) -> None:
     box, http = make(FaultConfig(seed=5, error_before=0.5))
     first = [_outcome(http, clock) for _ in range(12)]

@@ -22,6 +22,13 @@ wraps both around a configured ``Qontak`` / ``AsyncQontak``.
 Credentials: ``sandbox-client-id`` / ``sandbox-client-secret`` (:data:`SANDBOX_CLIENT_ID`,
 :data:`SANDBOX_CLIENT_SECRET`). Base URL for clients: ``<url>/qontak/chat/v1``.
 
+**Loopback only, unless asked.** Those credentials are public and the admin routes have no
+authentication, so serving on a non-loopback address (``0.0.0.0``, a LAN address) is refused
+unless the sandbox has an admin token and credentials of its own: :func:`remote_config`
+(``serve(..., allow_remote=True)``, ``qontak sandbox --allow-remote``) makes both, fresh and
+random. The server sheds slow clients (:class:`ServerLimits`, :mod:`._server`), and every
+request body is read with a cap (uploads go to disk with a quota, :mod:`._uploads`).
+
 **Seed** (``seed.json`` beside this file; ids are fixed). The ``id`` templates reuse the ids
 of the Node client's README examples, so those examples run unchanged:
 
@@ -81,8 +88,9 @@ from ._config import (
     SandboxConfig,
 )
 from ._delivery import MAGIC_ERRORS, WhatsAppError
-from ._faults import API_PREFIX, DroppedConnection, quiet_dropped_connections
-from ._sandbox import DEFAULT_ORGANIZATION_ID, Sandbox
+from ._faults import API_PREFIX, DroppedConnection, LateAnswer, quiet_dropped_connections
+from ._sandbox import DEFAULT_ORGANIZATION_ID, Sandbox, remote_config
+from ._server import ServerLimits, binds_loopback_only, uvicorn_config
 from ._signature import compute_signature
 from ._transport import SyncASGITransport
 
@@ -96,13 +104,18 @@ __all__ = [
     "Clock",
     "DroppedConnection",
     "FaultConfig",
+    "LateAnswer",
     "RateLimitConfig",
     "Sandbox",
     "SandboxConfig",
+    "ServerLimits",
     "SyncASGITransport",
     "WhatsAppError",
+    "binds_loopback_only",
     "compute_signature",
+    "remote_config",
     "serve",
+    "uvicorn_config",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -122,13 +135,22 @@ def serve(
     public_url: str | None = None,
     log_level: str = "info",
     sandbox: Sandbox | None = None,
+    allow_remote: bool = False,
+    limits: ServerLimits | None = None,
 ) -> None:
     """Run the sandbox with uvicorn until interrupted (blocking).
 
     ``faults`` takes a :class:`FaultConfig` or its text form; None reads
     ``QONTAK_SANDBOX_FAULTS`` (no faults when unset). Pass ``sandbox`` to serve one you
     built yourself (the other settings are then ignored).
+
+    A ``host`` that is not loopback raises ValueError, unless ``allow_remote`` is true: the
+    sandbox then gets fresh random credentials and an admin token (printed once), or, for
+    a ``sandbox`` you built, must already have them (:func:`remote_config`).
     """
+    remote = allow_remote
+    if not allow_remote and not binds_loopback_only(host):
+        raise ValueError(f"{host!r} is not a loopback address; pass allow_remote=True")
     if sandbox is None:
         config = SandboxConfig(
             db=db,
@@ -140,6 +162,17 @@ def serve(
         )
         if delivery_delays is not None:
             config = replace(config, delivery_delays=delivery_delays)
+        if remote:
+            config = remote_config(config)
         sandbox = Sandbox(config)
+        if remote:
+            assert config.credentials is not None
+            print(  # the only place these fresh secrets are ever shown
+                f"Remote sandbox on {host}:{port}: client id {config.credentials[0]}, "
+                f"client secret {config.credentials[1]}, admin token {config.admin_token}",
+                flush=True,
+            )
+    sandbox.check_bind(host)
     quiet_dropped_connections()
-    uvicorn.run(sandbox.app, host=host, port=port, log_level=log_level, lifespan="on")
+    server_config = uvicorn_config(sandbox.app, limits, log_level=log_level, host=host, port=port)
+    uvicorn.Server(server_config).run()

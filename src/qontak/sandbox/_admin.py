@@ -1,7 +1,19 @@
 """Admin routes under ``/_sandbox``: ground truth, reset, faults, uploaded files.
 
-No authentication: the sandbox binds to loopback and these routes exist for tests and the
-web inbox. Faults never apply here.
+These routes exist for tests and the web inbox; faults never apply here. Who may call them
+(:class:`AdminGuard`, in front of every ``/_sandbox`` route but the inbox's static files):
+
+- **On loopback** (the default) they need no credentials, but the request's ``Host`` must be
+  a loopback name or address (``localhost``, ``*.localhost``, ``127.0.0.0/8``, ``::1``), the
+  name the in-process transports use (``sandbox.local``), a configured name
+  (:attr:`SandboxConfig.allowed_hosts`, the host of ``public_url``) or the host the sandbox
+  was told to serve on (``--host``, ``run_in_thread(host=…)``); anything else is a 403. A page
+  using DNS rebinding reaches the sandbox under its own name, so it is refused here (the
+  ``Origin`` check below compares with ``Host``, which that page controls).
+- **Beyond loopback** (:attr:`SandboxConfig.admin_token` set, ``qontak sandbox
+  --allow-remote``) every admin route and the inbox page need the token, as
+  ``Authorization: Bearer <token>`` or as the cookie the inbox link (``/?token=<token>``)
+  sets; 401 otherwise. ``Host`` is not checked then: the token is what guards the routes.
 
 - ``GET  /_sandbox/messages`` → ``{"data": [MESSAGE, …]}``, every accepted message, oldest first.
 - ``POST /_sandbox/reset`` → forget traffic (broadcasts, messages, uploads, limits, fault
@@ -20,34 +32,146 @@ without a CORS preflight, which the sandbox never approves) and, when the reques
 ``Origin`` header (browsers always send one on POST), that origin's host and port must be
 the request's own ``Host`` (403 otherwise). Scripts and test clients send no ``Origin`` and
 are unaffected: ``curl -X POST -H 'Content-Type: application/json' -d '{}' …/_sandbox/reset``.
-Bodies are strict JSON (:mod:`._json`); fault settings of the wrong type are a 400.
+Bodies are strict JSON (:mod:`._json`) of at most :data:`ADMIN_BODY_LIMIT` bytes (413 as soon
+as a body passes it, chunked or not); fault settings of the wrong type are a 400.
 
 **Uploaded files** are whatever a client chose to upload, served on the inbox's origin, so
 they are served inertly: always ``X-Content-Type-Options: nosniff`` and a
 ``Content-Security-Policy`` without script; only the media WhatsApp carries and browsers
 display safely (JPEG, PNG, WebP, MP4, 3GPP, any ``audio/*``, PDF, plain text) keep their type
 and ``Content-Disposition: inline``; anything else (HTML, SVG, XML, script…) is
-``application/octet-stream`` with ``Content-Disposition: attachment``.
+``application/octet-stream`` with ``Content-Disposition: attachment``. They are read from
+the upload folder on disk (:mod:`._uploads`), never held in memory.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import re
 from dataclasses import fields
+from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._config import FaultConfig
-from ._json import InvalidJson, parse_json
+from ._inbox import STATIC_PREFIX
+from ._json import BodyTooLarge, InvalidJson, parse_json, read_body
 
 if TYPE_CHECKING:
     from . import Sandbox
 
-__all__ = ["admin_routes"]
+__all__ = [
+    "ADMIN_BODY_LIMIT",
+    "ADMIN_COOKIE",
+    "AdminGuard",
+    "admin_routes",
+    "host_is_local",
+    "host_name",
+]
+
+#: Largest body an admin route reads (its settings fit in a few hundred bytes).
+ADMIN_BODY_LIMIT = 64 * 1024
+
+#: Cookie holding the admin token for the inbox page (set by the ``/?token=`` link).
+ADMIN_COOKIE = "qontak_sandbox_admin"
+
+#: The host name of in-process clients (:mod:`qontak.testing`): no socket, nothing to rebind.
+IN_PROCESS_HOST = "sandbox.local"
+
+
+def host_is_local(name: str) -> bool:
+    """Whether a host name or address always means this machine (loopback)."""
+    name = name.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True  # RFC 6761: resolvers and browsers keep these on loopback
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def host_name(host_header: str) -> str | None:
+    """The name in a ``Host`` value or URL authority (no port, lower case, no final dot)."""
+    try:
+        name = urlsplit("//" + host_header).hostname
+    except ValueError:
+        return None
+    return name.rstrip(".").lower() if name else None
+
+
+class AdminGuard:
+    """ASGI layer: only local ``Host`` names on admin routes, or the admin token when set."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, allowed_hosts: set[str]) -> None:
+        self.app = app
+        self.token = token
+        # The sandbox's own set (names in lower case, no trailing dot): serving on another
+        # host later adds to it.
+        self.allowed = allowed_hosts
+
+    def _host_allowed(self, host_header: str | None) -> bool:
+        name = host_name(host_header or "")
+        if name is None:
+            return False
+        return name == IN_PROCESS_HOST or name in self.allowed or host_is_local(name)
+
+    def _token_matches(self, value: str | None) -> bool:
+        assert self.token is not None
+        return value is not None and hmac.compare_digest(value.encode(), self.token.encode())
+
+    def _has_token(self, headers: Headers) -> bool:
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and self._token_matches(value.strip()):
+            return True
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # a malformed cookie header is just no token
+            return False
+        morsel = cookie.get(ADMIN_COOKIE)
+        return self._token_matches(morsel.value if morsel else None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse an admin request that is not allowed; pass everything else through."""
+        path = scope["path"] if scope["type"] == "http" else ""
+        admin = path.startswith("/_sandbox/") and not path.startswith(STATIC_PREFIX + "/")
+        if not admin and not (path == "/" and self.token):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refused: Response | None = None
+        if self.token is not None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = query.get("token", [None])[0]
+            if path == "/" and given is not None and self._token_matches(given):
+                # The printed inbox link: keep the token in a cookie the page's own requests
+                # carry (never a cross-site one), and take it out of the address bar.
+                refused = Response(status_code=303, headers={"Location": "/"})
+                refused.set_cookie(ADMIN_COOKIE, self.token, httponly=True, samesite="strict")
+            elif not self._has_token(headers):
+                if path == "/":
+                    text = "Open the inbox with the link qontak sandbox printed (it has the token)."
+                    refused = PlainTextResponse(text, 401)
+                else:
+                    refused = _error(401, "Admin token required")
+                refused.headers["WWW-Authenticate"] = "Bearer"
+        elif not self._host_allowed(headers.get("host")):
+            refused = _error(403, "Host not allowed: admin routes answer on loopback names only")
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
 
 #: Uploaded types served as themselves: what WhatsApp headers carry and what a browser shows
 #: without ever interpreting it as a document that runs script.
@@ -124,7 +248,8 @@ def _refuse_cross_site(request: Request) -> Response | None:
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
-    raw = await request.body()
+    """The body as a JSON object; None when it is not one; BodyTooLarge past the limit."""
+    raw = await read_body(request, ADMIN_BODY_LIMIT)
     if not raw.strip():
         return {}
     try:
@@ -158,7 +283,10 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         refused = _refuse_cross_site(request)
         if refused is not None:
             return refused
-        body = await _json_object(request)
+        try:
+            body = await _json_object(request)
+        except BodyTooLarge:
+            return _error(413, "Request Entity Too Large")
         if body is None:
             return _bad("Invalid JSON payload")
         full = body.get("full", False)
@@ -180,7 +308,10 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         refused = _refuse_cross_site(request)
         if refused is not None:
             return refused
-        body = await _json_object(request)
+        try:
+            body = await _json_object(request)
+        except BodyTooLarge:
+            return _error(413, "Request Entity Too Large")
         if body is None:
             return _bad("Invalid JSON payload")
         try:
@@ -192,10 +323,11 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
 
     async def file(request: Request) -> Response:
         upload = sandbox.store.get_upload(request.path_params["id"])
-        if upload is None:
+        path = None if upload is None else sandbox.uploads.path(upload)
+        if upload is None or path is None:
             return Response("Not Found", status_code=404, media_type="text/plain")
         media, headers = _file_headers(upload.content_type, upload.filename)
-        return Response(upload.data, media_type=media, headers=headers)
+        return FileResponse(path, media_type=media, headers=headers)
 
     return [
         Route("/_sandbox/messages", messages, methods=["GET"]),

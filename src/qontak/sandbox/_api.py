@@ -27,9 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,7 +37,8 @@ from ._delivery import error_for_number, iso, new_wamid
 from ._faults import API_PREFIX
 from ._json import InvalidJson, parse_json
 from ._pagination import PaginationError, paginate
-from ._store import MessageRow, Upload
+from ._store import MessageRow
+from ._uploads import receive_upload
 from ._validation import SendRejected, ValidSend, check_send
 from ._views import log_row
 
@@ -274,30 +273,7 @@ class _Api:
     # -- uploads --------------------------------------------------------------------------
     async def upload(self, request: Request) -> Response:
         """``POST /file_uploader``: keep the file, answer with a URL the sandbox serves."""
-        limit = self.sandbox.config.max_upload_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-            return error_response(413, ["Request Entity Too Large"])
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception:  # malformed multipart of any kind is the client's fault
-            return error_response(400, ["Invalid multipart payload"])
-        try:
-            item = form.get("file")
-            if not isinstance(item, UploadFile):
-                return error_response(422, ["file is missing"])
-            data = await item.read()
-            if len(data) > limit:
-                return error_response(413, ["Request Entity Too Large"])
-            filename = (item.filename or "file").replace("\\", "/").rsplit("/", 1)[-1] or "file"
-            content_type = item.content_type or "application/octet-stream"
-        finally:
-            await form.close()
-        upload = Upload(str(uuid.uuid4()), filename, content_type, data)
-        self.store.add_upload(upload, self.sandbox.now())
-        base = self.sandbox.config.public_url or str(request.base_url)
-        url = f"{base.rstrip('/')}/_sandbox/files/{upload.id}/{quote(filename)}"
-        return success({"filename": filename, "url": url}, status=201)
+        return await receive_upload(request, self.sandbox)
 
 
 def api_routes(sandbox: Sandbox) -> list[Route]:

@@ -1,26 +1,29 @@
-"""Assembling the ASGI app: routes, then the gateway (auth, limits), then faults outermost.
+"""Assembling the ASGI app: routes, the admin guard, the gateway (auth, limits), then faults.
 
 Layer order matters: faults sit outside everything so an injected failure looks like the
 network or the gateway failed; the gateway sits outside the routes so no handler ever runs
-for an unauthenticated or over-limit request.
+for an unauthenticated or over-limit request; the admin guard (:class:`~._admin.AdminGuard`)
+does the same for the ``/_sandbox`` routes. Outermost, a client that hangs up while its body
+is being read is logged as one line instead of a ``ClientDisconnect`` traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._admin import admin_routes
+from ._admin import AdminGuard, admin_routes
 from ._api import api_routes, error_response
-from ._faults import API_PREFIX, SEND_PATH, FaultLayer
+from ._faults import API_PREFIX, SEND_PATH, SERVED, FaultLayer
 from ._gateway import GatewayLayer
 
 if TYPE_CHECKING:
@@ -47,15 +50,37 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Not Found" if status == 404 else "Method Not Allowed", status)
 
 
+class QuietDisconnects:
+    """ASGI layer: a client gone before its request was read is one log line, not a 500
+    traceback (nothing can be answered to it anyway)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger("uvicorn.error")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; log a client disconnect in one line."""
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            self.log.info(
+                "client disconnected before its request was read: %s %s",
+                scope.get("method", ""),
+                scope.get("path", ""),
+            )
+
+
 def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
     """The Starlette app (routes only) and the full ASGI stack to serve."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         # Webhooks need a running server; in-process transports never start a lifespan.
         sandbox.start_webhooks()
         try:
-            yield
+            # Copied into every request's scope["state"]: a real server with a real clock
+            # runs this app (late answers really wait, see _faults).
+            yield {SERVED: True}
         finally:
             sandbox.stop_webhooks()
 
@@ -73,8 +98,9 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
             return limits.direct_per_minute
         return limits.overall_per_minute
 
+    guarded = AdminGuard(app, token=sandbox.config.admin_token, allowed_hosts=sandbox.admin_hosts)
     gateway = GatewayLayer(
-        app, secret_for=sandbox.store.secret_for, limiter=sandbox.limiter, clock=sandbox.now
+        guarded, secret_for=sandbox.secret_for, limiter=sandbox.limiter, clock=sandbox.now
     )
-    stack: Any = FaultLayer(gateway, sandbox.faults, advertised_limit)
+    stack: Any = QuietDisconnects(FaultLayer(gateway, sandbox.faults, advertised_limit))
     return app, stack

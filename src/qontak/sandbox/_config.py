@@ -5,9 +5,10 @@ Fault settings also have a one-line text form (for ``QONTAK_SANDBOX_FAULTS`` and
 
     seed=1,error_before=0.1,error_after=0.05,rate_limit=0.1,latency=0.2,drop_before=0.05,lost_response=0.05
 
-Extra keys: ``latency_seconds`` (delay added by a latency fault, default 1.0) and
-``scope`` (``all``: every ``/qontak/chat/v1`` request, the default; ``send``: only
-``POST /broadcasts/whatsapp/direct``).
+Extra keys: ``latency_seconds`` (delay added by a latency fault, default 1.0),
+``accept_late_seconds`` (how late an ``accept_late`` answer comes, default 35.0: past the
+SDK's 30-second read timeout) and ``scope`` (``all``: every ``/qontak/chat/v1`` request,
+the default; ``send``: only ``POST /broadcasts/whatsapp/direct``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ ENV_FAULTS = "QONTAK_SANDBOX_FAULTS"
 #: A clock returns the current time as epoch seconds. Injected so tests never sleep.
 Clock = Callable[[], float]
 
-_FAULT_FRACTIONS = ("error_before", "drop_before", "rate_limit", "error_after", "lost_response")
+_FAULT_FRACTIONS = (
+    "error_before",
+    "drop_before",
+    "rate_limit",
+    "error_after",
+    "lost_response",
+    "accept_late",
+)
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,17 @@ class FaultConfig:
     lost_response: float = 0.0
     """Act (a send is stored), then drop the connection: the client never sees the answer."""
     scope: Literal["all", "send"] = "all"
+    accept_late: float = 0.0
+    """Act (a send is stored), then hold the real answer back for ``accept_late_seconds``:
+    a client with a shorter timeout gives up on a message that was accepted."""
+    accept_late_seconds: float = 35.0
 
     def __post_init__(self) -> None:
         # Types first: the admin route builds this from client JSON, and a wrong type used
         # to surface later as a TypeError deep in random.Random or a comparison.
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"seed must be an integer, not {self.seed!r}")
-        for name in (*_FAULT_FRACTIONS, "latency", "latency_seconds"):
+        for name in (*_FAULT_FRACTIONS, "latency", "latency_seconds", "accept_late_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a number, not {value!r}")
@@ -88,6 +100,8 @@ class FaultConfig:
             raise ValueError(f"fault fractions add up to {total:.3f}, more than 1")
         if self.latency_seconds < 0:
             raise ValueError("latency_seconds must not be negative")
+        if self.accept_late_seconds < 0:
+            raise ValueError("accept_late_seconds must not be negative")
         if self.scope not in ("all", "send"):
             raise ValueError("scope must be 'all' or 'send'")
 
@@ -182,6 +196,17 @@ class SandboxConfig:
     webhook_url: str | None = None
     """Where to POST message status changes; None disables webhooks."""
     webhook_poll_seconds: float = 0.25
+    upload_dir: str | Path | None = None
+    """Folder for uploaded files; None: ``<db>.uploads`` beside the ``db`` file, or (in
+    memory) a temporary folder removed when the sandbox closes."""
+    max_upload_total_bytes: int = 1024 * 1024 * 1024
+    """All stored uploads together; beyond it ``POST /file_uploader`` gets 413 until a reset."""
+    credentials: tuple[str, str] | None = None
+    """The client id and secret to accept instead of the well-known default pair."""
+    admin_token: str | None = None
+    """Required by the ``/_sandbox`` admin routes when set (serving beyond loopback)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names accepted as ``Host`` on admin routes besides loopback ones (``--host``)."""
 
     def __post_init__(self) -> None:
         delays = self.delivery_delays

@@ -10,6 +10,11 @@ inbox. Outcomes (see :class:`~qontak.sandbox.FaultConfig`):
 - ``error_after``   → the request is handled (a send is stored and delivered), then 500
   ``{"status":"error","error":{"code":500,"messages":["Internal Server Error"]}}``.
 - ``lost_response`` → the request is handled (a send is stored), then the connection drops.
+- ``accept_late``   → the request is handled (a send is stored), then the real answer is held
+  back for ``accept_late_seconds`` (default 35: past the SDK's 30-second read timeout). A
+  client that gives up first never learns that its message was accepted: the *late accept*
+  that reconcile windows exist for. ``latency`` cannot produce it, since it delays the
+  request before it is handled, so a client timing out there means "not stored".
 - ``latency``       → ``latency_seconds`` of delay before any of the above.
 
 Dropping a connection: the layer sends ``http.response.start`` and then raises
@@ -17,6 +22,12 @@ Dropping a connection: the layer sends ``http.response.start`` and then raises
 exception after the response started by closing the socket mid-response (the client sees an
 incomplete message), and ``httpx.ASGITransport`` / Starlette's ``TestClient`` re-raise it in
 process, so both paths look to a client like a dropped connection.
+
+A late answer needs a clock the client's timeout runs on. Served by uvicorn (the sandbox's
+lifespan marks each request's ``scope["state"]``), the layer really waits, stopping early if
+the client hangs up. In process there is no socket and an ASGI transport never times out,
+so after storing the layer raises :class:`LateAnswer`, an ``httpx.ReadTimeout``, which the
+transport re-raises: the client sees the timeout it would have seen, without a real wait.
 """
 
 from __future__ import annotations
@@ -36,10 +47,12 @@ from ._config import FaultConfig
 
 __all__ = [
     "API_PREFIX",
+    "SERVED",
     "DroppedConnection",
     "FaultEvent",
     "FaultInjector",
     "FaultLayer",
+    "LateAnswer",
     "quiet_dropped_connections",
 ]
 
@@ -47,7 +60,19 @@ __all__ = [
 API_PREFIX = "/qontak/chat/v1"
 SEND_PATH = API_PREFIX + "/broadcasts/whatsapp/direct"
 
-_OUTCOMES = ("error_before", "drop_before", "rate_limit", "error_after", "lost_response")
+# Appended in this order only: the position of an outcome decides which draws hit it, so a
+# new outcome at the end leaves every existing seed's sequence as it was.
+_OUTCOMES = (
+    "error_before",
+    "drop_before",
+    "rate_limit",
+    "error_after",
+    "lost_response",
+    "accept_late",
+)
+
+#: Key the lifespan puts in ``scope["state"]`` when a real server runs the app.
+SERVED = "qontak_sandbox_served"
 
 
 class DroppedConnection(httpx.RemoteProtocolError):
@@ -57,12 +82,20 @@ class DroppedConnection(httpx.RemoteProtocolError):
         super().__init__(f"sandbox fault: connection dropped ({when})")
 
 
+class LateAnswer(httpx.ReadTimeout):
+    """Raised in process by an ``accept_late`` fault: the request was handled (a send is
+    stored), and its answer comes after the client's timeout."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"sandbox fault: answer held back {delay:g}s after handling")
+
+
 class _QuietDrops(logging.Filter):
     """Turn uvicorn's traceback for an injected drop into one line: it is not a bug."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, DroppedConnection):
+        if isinstance(exc, (DroppedConnection, LateAnswer)):
             record.msg, record.args, record.exc_info = str(exc), None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
@@ -181,6 +214,23 @@ async def _drain(receive: Receive) -> None:
             return
 
 
+async def _answer_late(
+    scope: Scope, receive: Receive, send: Send, answer: list[Message], delay: float
+) -> None:
+    """Send the captured ``answer`` after ``delay`` seconds, unless the client left first."""
+    if not scope.get("state", {}).get(SERVED):
+        raise LateAnswer(delay)
+    with anyio.move_on_after(delay):
+        while True:
+            # The handler read the body, so this waits for the client to hang up (uvicorn
+            # answers http.disconnect then) or discards what is left of an unread body.
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # it gave up; the message stays stored all the same
+    for message in answer:
+        await send(message)
+
+
 async def _drop(send: Send, when: str) -> None:
     # Promise a body that never comes, then fail: the server closes the socket mid-response.
     await send(
@@ -243,5 +293,8 @@ class FaultLayer:
             if fault == "error_after":
                 for message in _error(500, "Internal Server Error"):
                     await send(message)
+            elif fault == "accept_late":
+                delay = self.injector.config.accept_late_seconds
+                await _answer_late(scope, receive, send, captured, delay)
             else:
                 await _drop(send, "after handling")

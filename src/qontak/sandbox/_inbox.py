@@ -60,14 +60,18 @@ def _static_file(name: str) -> Path | None:
     """Return the file ``name`` inside :data:`STATIC_DIR`, or None if it is not one of ours.
 
     Only regular files directly under the folder or below it are served; ``..``, absolute
-    paths and unknown extensions give None (so the caller answers 404).
+    paths, unknown extensions and names no file can have (a NUL byte, too long for the file
+    system) give None, so the caller answers 404 rather than 500.
     """
-    if not name or name.startswith(("/", "\\")) or "\\" in name:
+    if not name or name.startswith(("/", "\\")) or "\\" in name or "\x00" in name:
         return None
-    candidate = (STATIC_DIR / name).resolve()
-    if STATIC_DIR not in candidate.parents or candidate.suffix not in _MEDIA_TYPES:
+    try:
+        candidate = (STATIC_DIR / name).resolve()
+        if STATIC_DIR not in candidate.parents or candidate.suffix not in _MEDIA_TYPES:
+            return None
+        return candidate if candidate.is_file() else None
+    except (OSError, ValueError):
         return None
-    return candidate if candidate.is_file() else None
 
 
 def _serve(path: Path) -> Response:

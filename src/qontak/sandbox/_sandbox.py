@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -12,12 +13,14 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from ._admin import host_name
 from ._api import broadcast_record, new_message
 from ._app import build_app
 from ._config import (
@@ -30,12 +33,14 @@ from ._config import (
 from ._delivery import iso
 from ._faults import FaultInjector, quiet_dropped_connections
 from ._ratelimit import RateLimiter
+from ._server import ServerLimits, binds_loopback_only, uvicorn_config
 from ._store import Store
+from ._uploads import UploadStorage
 from ._validation import ValidSend
 from ._views import broadcast_view, ground_truth
 from ._webhooks import WebhookDispatcher
 
-__all__ = ["DEFAULT_ORGANIZATION_ID", "Sandbox"]
+__all__ = ["DEFAULT_ORGANIZATION_ID", "Sandbox", "remote_config"]
 
 #: Organization of the built-in seed (every object the sandbox serves belongs to it).
 DEFAULT_ORGANIZATION_ID = "7c1f6d0e-5a1b-4c53-9a1e-5a4db0c0ffee"
@@ -76,6 +81,20 @@ def _read_seed(source: str | Path) -> dict[str, Any]:
     return data
 
 
+def remote_config(
+    config: SandboxConfig, credentials: tuple[str, str] | None = None
+) -> SandboxConfig:
+    """``config`` made fit to serve beyond loopback: a fresh random admin token, and fresh
+    random credentials unless ``credentials`` gives the caller's own (never the default
+    pair, which everyone knows). Print the result's secrets once: nothing else shows them.
+    """
+    if credentials is None:
+        credentials = (f"sandbox-{secrets.token_hex(4)}", secrets.token_urlsafe(32))
+    elif credentials[1] == SANDBOX_CLIENT_SECRET or not all(credentials):
+        raise ValueError("serving beyond loopback needs a client secret of your own")
+    return replace(config, credentials=credentials, admin_token=secrets.token_urlsafe(32))
+
+
 class Sandbox:
     """A local Qontak API server: state, clock and the ASGI app (:attr:`app`).
 
@@ -92,10 +111,28 @@ class Sandbox:
         config = config or SandboxConfig()
         if changes:
             config = replace(config, **changes)
+        if config.admin_token is not None:
+            if len(config.admin_token) < 16:
+                raise ValueError("admin_token must be at least 16 characters")
+            if config.credentials is None or config.credentials[1] == SANDBOX_CLIENT_SECRET:
+                raise ValueError("with an admin token, credentials must not be the default pair")
         self.config = config
         self._offset = 0.0
         self._lock = threading.Lock()
+        self.admin_hosts: set[str] = set()
+        """Names besides loopback ones the admin routes answer to (see :mod:`._admin`)."""
+        for name in config.allowed_hosts:
+            self.allow_host(name)
+        if config.public_url:
+            self.allow_host(urlsplit(config.public_url).netloc)
         self.store = Store(config.db)
+        self.uploads = UploadStorage(
+            self.store,
+            folder=config.upload_dir,
+            db=config.db,
+            quota=config.max_upload_total_bytes,
+        )
+        """Where uploaded files are kept (see :mod:`._uploads`)."""
         self.limiter = RateLimiter(config.rate_limits)
         faults = config.faults if config.faults is not None else FaultConfig.from_env()
         self.faults = FaultInjector(faults)
@@ -125,12 +162,35 @@ class Sandbox:
         """The organization every served object belongs to."""
         return self.store.get_meta("organization_id") or DEFAULT_ORGANIZATION_ID
 
+    @property
+    def remote(self) -> bool:
+        """Whether this sandbox may serve beyond loopback (it has an admin token)."""
+        return self.config.admin_token is not None
+
+    def secret_for(self, client_id: str) -> str | None:
+        """The secret the gateway checks a client's signature with (None: unknown client).
+
+        Serving beyond loopback, a pair with the well-known default secret is unknown, even
+        one a ``--db`` file kept from an earlier run on loopback.
+        """
+        secret = self.store.secret_for(client_id)
+        if self.remote and secret == SANDBOX_CLIENT_SECRET:
+            return None
+        return secret
+
     def _load_configured_seeds(self) -> None:
-        # The default pair always works, so `qontak sandbox` needs no setup at all.
-        self.add_credentials(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, name="Sandbox API")
+        own = self.config.credentials
+        if own is None:
+            # The default pair always works, so `qontak sandbox` needs no setup at all.
+            self.add_credentials(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, name="Sandbox API")
+        else:
+            self.add_credentials(own[0], own[1], name="Sandbox API")
         if self.config.seed:
             seed = resources.files("qontak.sandbox").joinpath("seed.json").read_text("utf-8")
-            self.load_seed(json.loads(seed))
+            data = json.loads(seed)
+            if own is not None:
+                data.pop("credentials", None)  # the seed's pair is the well-known default
+            self.load_seed(data)
         for path in self.config.seed_files:
             self.load_seed(path)
 
@@ -164,7 +224,12 @@ class Sandbox:
         name: str | None = None,
         email: str | None = None,
     ) -> None:
-        """Accept another HMAC credential pair (replaces the secret of a known id)."""
+        """Accept another HMAC credential pair (replaces the secret of a known id).
+
+        A sandbox serving beyond loopback refuses the well-known default secret.
+        """
+        if self.remote and client_secret == SANDBOX_CLIENT_SECRET:
+            raise ValueError("serving beyond loopback, the default client secret is refused")
         self.store.put_credentials(
             client_id, client_secret, name or client_id, email or f"{client_id}@sandbox.local"
         )
@@ -272,6 +337,7 @@ class Sandbox:
         seed). ``full=True`` also drops added credentials/channels/templates and reloads the
         configured seed."""
         self.store.clear_traffic()
+        self.uploads.clear(keep=self.store.upload_ids())
         self.limiter.reset()
         self.faults.reset()
         if full:
@@ -288,13 +354,38 @@ class Sandbox:
         self.webhooks.stop()
 
     # -- serving --------------------------------------------------------------------------
+    def allow_host(self, host: str) -> None:
+        """Let the admin routes answer requests whose ``Host`` names ``host``."""
+        if host.count(":") > 1 and not host.startswith("["):
+            host = f"[{host}]"  # a bare IPv6 address, as a Host header would carry it
+        name = host_name(host)
+        if name:
+            self.admin_hosts.add(name)
+
+    def check_bind(self, host: str) -> None:
+        """ValueError unless serving on ``host`` is safe: loopback only, or this sandbox has
+        an admin token and its own credentials (see :func:`remote_config`). A loopback
+        ``host`` given by name (``myhost`` resolving to 127.0.1.1) becomes an admin name."""
+        if not self.remote and not binds_loopback_only(host):
+            raise ValueError(
+                f"{host!r} is not a loopback address: the sandbox's admin routes have no "
+                "authentication and its credentials are public; serve beyond loopback only "
+                "with remote_config() (qontak sandbox --allow-remote)"
+            )
+        if not self.remote:
+            self.allow_host(host)
+
     @contextlib.contextmanager
-    def run_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    def run_in_thread(
+        self, host: str = "127.0.0.1", port: int = 0, *, limits: ServerLimits | None = None
+    ) -> Iterator[str]:
         """Serve with uvicorn in a background thread; yields the base URL
-        (``http://127.0.0.1:<port>``, a free port by default) and stops on exit."""
-        config = uvicorn.Config(
-            self.app, host=host, port=port, log_level="warning", lifespan="on", loop="asyncio"
-        )
+        (``http://127.0.0.1:<port>``, a free port by default) and stops on exit.
+
+        ``limits`` sets the server's connection limits (:class:`ServerLimits`).
+        """
+        self.check_bind(host)
+        config = uvicorn_config(self.app, limits, host=host, port=port)
         server = uvicorn.Server(config)
         quiet_dropped_connections()
         thread = threading.Thread(target=server.run, name="qontak-sandbox", daemon=True)
@@ -312,6 +403,7 @@ class Sandbox:
             thread.join(timeout=10)
 
     def close(self) -> None:
-        """Stop webhooks and close the database."""
+        """Stop webhooks, close the database, remove a temporary upload folder."""
         self.stop_webhooks()
         self.store.close()
+        self.uploads.close()

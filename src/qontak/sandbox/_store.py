@@ -34,9 +34,9 @@ CREATE TABLE IF NOT EXISTS messages (
     channel_integration_id TEXT NOT NULL, wamid TEXT NOT NULL, error_code TEXT,
     template TEXT NOT NULL, parameters TEXT NOT NULL, rendered TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_by_broadcast ON messages (broadcast_id, seq);
-CREATE TABLE IF NOT EXISTS uploads (
+CREATE TABLE IF NOT EXISTS upload_files (
     id TEXT PRIMARY KEY, filename TEXT NOT NULL, content_type TEXT NOT NULL,
-    data BLOB NOT NULL, created_at REAL NOT NULL);
+    size INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS webhook_sent (
     message_id TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (message_id, status));
 """
@@ -61,12 +61,12 @@ class MessageRow:
 
 @dataclass(frozen=True)
 class Upload:
-    """A file stored by ``POST /file_uploader``."""
+    """A file stored by ``POST /file_uploader`` (its bytes are on disk, see :mod:`._uploads`)."""
 
     id: str
     filename: str
     content_type: str
-    data: bytes
+    size: int
 
 
 def _message(row: sqlite3.Row) -> MessageRow:
@@ -226,18 +226,28 @@ class Store:
         return [_message(r) for r in rows]
 
     def add_upload(self, upload: Upload, created_at: float) -> None:
-        """Keep an uploaded file."""
+        """Record an uploaded file (already written to disk)."""
         self._run(
-            "INSERT INTO uploads (id, filename, content_type, data, created_at) VALUES (?,?,?,?,?)",
-            (upload.id, upload.filename, upload.content_type, upload.data, created_at),
+            "INSERT INTO upload_files (id, filename, content_type, size, created_at) "
+            "VALUES (?,?,?,?,?)",
+            (upload.id, upload.filename, upload.content_type, upload.size, created_at),
         )
 
     def get_upload(self, upload_id: str) -> Upload | None:
-        """An uploaded file by id."""
-        row = self._one("SELECT * FROM uploads WHERE id = ?", (upload_id,))
+        """An uploaded file's record by id."""
+        row = self._one("SELECT * FROM upload_files WHERE id = ?", (upload_id,))
         if row is None:
             return None
-        return Upload(row["id"], row["filename"], row["content_type"], bytes(row["data"]))
+        return Upload(row["id"], row["filename"], row["content_type"], int(row["size"]))
+
+    def upload_ids(self) -> set[str]:
+        """Ids of every recorded upload (the files a reset has not removed)."""
+        return {str(r["id"]) for r in self._all("SELECT id FROM upload_files")}
+
+    def upload_bytes(self) -> int:
+        """Size of all recorded uploads together (what counts against the quota)."""
+        row = self._one("SELECT COALESCE(SUM(size), 0) AS total FROM upload_files")
+        return 0 if row is None else int(row["total"])
 
     def webhook_due(self, message_id: str, status: str) -> bool:
         """Whether a status change still needs posting: not posted yet, and the message still
@@ -263,7 +273,7 @@ class Store:
     def clear_traffic(self) -> None:
         """Forget broadcasts, messages, uploads and webhook bookkeeping; keep configuration."""
         with self._lock:
-            for table in ("broadcasts", "messages", "uploads", "webhook_sent"):
+            for table in ("broadcasts", "messages", "upload_files", "webhook_sent"):
                 self._conn.execute(f"DELETE FROM {table}")
 
     def clear_all(self) -> None:
