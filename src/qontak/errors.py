@@ -168,7 +168,36 @@ def error_messages(body: Any) -> list[str]:
     return []
 
 
-class APIStatusError(QontakError):
+class _ResponseError(QontakError):
+    """An answer came back: its status, body, headers, request id, and where it was sent."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        status_code: int,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        request_id: str | None,
+        method: str,
+        path: str,
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.headers: dict[str, str] = dict(headers or {})
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        where = f" on {method} {path}" if method else ""
+        rid = f" (request_id={request_id})" if request_id else ""
+        # Subclasses set what _detail() reads before calling this.
+        super().__init__(f"{summary}{where}: {self._detail()}{rid}")
+
+    def _detail(self) -> str:
+        return ""
+
+
+class APIStatusError(_ResponseError):
     """The server answered with an HTTP error status.
 
     ``status_code``, the parsed ``body``, response ``headers``, the ``request_id``
@@ -185,20 +214,22 @@ class APIStatusError(QontakError):
         method: str = "",
         path: str = "",
     ) -> None:
-        self.status_code = status_code
-        self.body = body
-        self.headers: dict[str, str] = dict(headers or {})
-        self.request_id = request_id
-        self.method = method
-        self.path = path
         self.messages = error_messages(body)
-        text = "; ".join(self.messages) or "no error message"
-        where = f" on {method} {path}" if method else ""
-        rid = f" (request_id={request_id})" if request_id else ""
-        super().__init__(f"HTTP {status_code}{where}: {text}{rid}")
+        super().__init__(
+            f"HTTP {status_code}",
+            status_code=status_code,
+            body=body,
+            headers=headers,
+            request_id=request_id,
+            method=method,
+            path=path,
+        )
+
+    def _detail(self) -> str:
+        return "; ".join(self.messages) or "no error message"
 
 
-class APIResponseValidationError(QontakError):
+class APIResponseValidationError(_ResponseError):
     """The server answered 2xx, but the body is not what the API documents.
 
     Carries ``status_code``, the parsed ``body`` (or text), ``headers``, ``request_id``,
@@ -217,15 +248,19 @@ class APIResponseValidationError(QontakError):
         method: str = "",
         path: str = "",
     ) -> None:
-        self.status_code = status_code
-        self.body = body
-        self.headers: dict[str, str] = dict(headers or {})
-        self.request_id = request_id
-        self.method = method
-        self.path = path
-        where = f" on {method} {path}" if method else ""
-        rid = f" (request_id={request_id})" if request_id else ""
-        super().__init__(f"unexpected response (HTTP {status_code}){where}: {message}{rid}")
+        self.reason = message
+        super().__init__(
+            f"unexpected response (HTTP {status_code})",
+            status_code=status_code,
+            body=body,
+            headers=headers,
+            request_id=request_id,
+            method=method,
+            path=path,
+        )
+
+    def _detail(self) -> str:
+        return self.reason
 
 
 class BadRequestError(APIStatusError):

@@ -64,9 +64,11 @@ def _check_url(url: object) -> str:
     return url
 
 
-def _register_request(url: object, flags: Mapping[str, bool]) -> ApiRequest:
-    body = {**{k: bool(v) for k, v in flags.items()}, "url": _check_url(url)}
-    return ApiRequest("PUT", REGISTRATION_PATH, json=body)
+def _register_request(url: object, **flags: object) -> ApiRequest:
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ValidationError(name, "must be True or False", code="invalid_type")
+    return ApiRequest("PUT", REGISTRATION_PATH, json={**flags, "url": _check_url(url)})
 
 
 def _settings(resp: ApiResponse) -> WebhookSettings:
@@ -100,12 +102,13 @@ class Webhooks:
 
         >>> client.webhooks.register("https://shop.example/qontak/" + TOKEN)  # doctest: +SKIP
         """
-        flags = {
-            "receive_message_from_agent": receive_message_from_agent,
-            "receive_message_from_customer": receive_message_from_customer,
-            "status_message": status_message,
-        }
-        return _settings(self._client._request(_register_request(url, flags)))
+        req = _register_request(
+            url,
+            receive_message_from_agent=receive_message_from_agent,
+            receive_message_from_customer=receive_message_from_customer,
+            status_message=status_message,
+        )
+        return _settings(self._client._request(req))
 
     def get(self) -> WebhookSettings:
         """The current webhook settings."""
@@ -127,12 +130,13 @@ class AsyncWebhooks:
         receive_message_from_customer: bool = False,
     ) -> WebhookSettings:
         """See :meth:`Webhooks.register`."""
-        flags = {
-            "receive_message_from_agent": receive_message_from_agent,
-            "receive_message_from_customer": receive_message_from_customer,
-            "status_message": status_message,
-        }
-        return _settings(await self._client._request(_register_request(url, flags)))
+        req = _register_request(
+            url,
+            receive_message_from_agent=receive_message_from_agent,
+            receive_message_from_customer=receive_message_from_customer,
+            status_message=status_message,
+        )
+        return _settings(await self._client._request(req))
 
     async def get(self) -> WebhookSettings:
         """See :meth:`Webhooks.get`."""
