@@ -23,7 +23,7 @@ from . import _auth
 from ._config import Settings
 from ._logging import log_kv, register_secret
 from ._ratelimit import SCOPE_ALL, SCOPE_SEND, RateLimiter, parse_reset, parse_retry_after
-from ._retry import Outcome, RetryPolicy, classify_status
+from ._retry import Outcome, RetryPolicy, classify_exception, classify_status, is_transport_error
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -220,17 +220,7 @@ class Pipeline:
         Only failures that provably happened before the request left count as "not sent";
         anything else (timeouts, resets, an unreadable answer…) may have reached the server.
         """
-        not_sent = (
-            httpx.ConnectError,
-            httpx.ConnectTimeout,
-            httpx.PoolTimeout,
-            httpx.ProxyError,
-            httpx.UnsupportedProtocol,
-            httpx.LocalProtocolError,
-        )
-        if isinstance(exc, not_sent):
-            return _Attempt(Outcome.NOT_SENT, error=exc)
-        return _Attempt(Outcome.NO_ANSWER, error=exc)
+        return _Attempt(classify_exception(exc), error=exc)
 
     def on_response(self, req: ApiRequest, response: httpx.Response) -> _Attempt:
         """Classify a response and feed rate-limit headers back to the limiter."""
@@ -373,7 +363,9 @@ class Pipeline:
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
             try:
                 result = self.on_response(req, client.send(request))
-            except httpx.HTTPError as exc:
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
                 result = self.on_exception(exc)
             if result.outcome is Outcome.OK:
                 return self.finish(req, result, attempt + 1, sent_at)
@@ -402,7 +394,9 @@ class Pipeline:
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
             try:
                 result = self.on_response(req, await client.send(request))
-            except httpx.HTTPError as exc:
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
                 result = self.on_exception(exc)
             if result.outcome is Outcome.OK:
                 return self.finish(req, result, attempt + 1, sent_at)
