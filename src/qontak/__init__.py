@@ -54,6 +54,7 @@ from .models import (
     UploadedFile,
 )
 from .render import preview
+from .resources.broadcasts import SentQuery, SentSearch
 from .validation import check_message, normalize_phone, validate_message
 
 __version__ = "0.1.0"
@@ -96,6 +97,8 @@ __all__ = [
     "RetryPolicy",
     "Rule",
     "Secret",
+    "SentQuery",
+    "SentSearch",
     "Template",
     "TemplateButton",
     "TemplateCategory",
