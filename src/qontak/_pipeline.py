@@ -208,12 +208,6 @@ class Pipeline:
         return request
 
     # -- classifying -----------------------------------------------------------------
-    def limiter_wait(self, req: ApiRequest) -> float:
-        """Seconds to wait before this attempt may go out."""
-        if self.limiter is None:
-            return 0.0
-        return self.limiter.reserve(req.scope, now=self.monotonic())
-
     def on_exception(self, exc: Exception) -> _Attempt:
         """Classify a transport exception.
 
@@ -355,9 +349,8 @@ class Pipeline:
         """Send ``req`` with a blocking client, retrying as the policy says."""
         attempt = 0
         while True:
-            wait = self.limiter_wait(req)
-            if wait > 0:
-                sleep(wait)
+            if self.limiter is not None:  # waits, then takes the slot as the request goes
+                self.limiter.acquire(req.scope, clock=self.monotonic, sleep=sleep)
             request = self.prepare(req)
             sent_at = self.clock()
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
@@ -386,9 +379,8 @@ class Pipeline:
         """Send ``req`` with an async client, retrying as the policy says."""
         attempt = 0
         while True:
-            wait = self.limiter_wait(req)
-            if wait > 0:
-                await sleep(wait)
+            if self.limiter is not None:  # waits, then takes the slot as the request goes
+                await self.limiter.acquire_async(req.scope, clock=self.monotonic, sleep=sleep)
             request = self.prepare(req)
             sent_at = self.clock()
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
