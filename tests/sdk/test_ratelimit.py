@@ -8,13 +8,20 @@ import sys
 import threading
 import time
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
-from qontak import RateLimiter, RateLimitError, Rule
-from qontak._ratelimit import DEFAULT_LIMITS, SAFETY_MARGIN, parse_reset, parse_retry_after
+from qontak import ConfigurationError, Qontak, RateLimiter, RateLimitError, Rule
+from qontak._ratelimit import (
+    DEFAULT_LIMITS,
+    SAFETY_MARGIN,
+    parse_rate_limits,
+    parse_reset,
+    parse_retry_after,
+)
 
 MARGIN = 1.0 + SAFETY_MARGIN  # every window is this much longer than the server's
 
@@ -332,3 +339,94 @@ async def test_async_tasks_share_one_budget_and_a_429_pauses_other_callers(serve
     assert clock.sleeps == pytest.approx([30.0])
     await client.aclose()
     await client2.aclose()
+
+
+# -- limits as text -------------------------------------------------------------------------
+
+
+def test_rate_limits_text_gives_the_limiter_rules() -> None:
+    assert parse_rate_limits("send=600/min,all=1000/min,burst=20/s") == {
+        "send": (Rule(600, 60.0),),
+        "all": (Rule(1000, 60.0), Rule(20, 1.0)),
+    }
+    # a limit not named keeps its documented default; spaces, case and units are forgiving
+    assert parse_rate_limits(" Send = 120 / minute ") == {
+        "send": (Rule(120, 60.0),),
+        "all": (Rule(100, 60.0), Rule(10, 1.0)),
+    }
+    assert parse_rate_limits("burst=5/2s,all=3000/h")["all"] == (Rule(3000, 3600.0), Rule(5, 2.0))
+    for off in ("off", "OFF", " none ", "0", "false"):
+        assert parse_rate_limits(off) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "empty"),
+        ("send", "not key=N/unit"),
+        ("sned=60/min", "unknown limit 'sned'"),
+        ("send=60/min,send=30/min", "given twice"),
+        ("send=sixty/min", "not N/unit"),
+        ("send=60/fortnight", "not N/unit"),
+        ("send=0/min", "at least 1"),
+        ("send=-1/min", "not N/unit"),
+        ("send=60/0s", "at least 1 request per period > 0"),
+        ("send=60/min,", "not key=N/unit"),
+    ],
+)
+def test_bad_rate_limits_text_is_one_clear_line(text: str, words: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_rate_limits(text)
+    err = info.value
+    assert err.setting == "rate_limits" and words in str(err), str(err)
+    assert "\n" not in str(err) and str(err).startswith("rate_limits: ")
+
+
+def test_client_takes_rate_limits_as_text_and_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def rules(**kw: object) -> dict[str, tuple[Rule, ...]] | None:
+        client = Qontak("id", "secret", env_file=kw.pop("env_file", None), **kw)  # type: ignore[arg-type]
+        return None if client.rate_limiter is None else client.rate_limiter.rules
+
+    monkeypatch.delenv("QONTAK_RATE_LIMITS", raising=False)
+    assert rules() == dict(DEFAULT_LIMITS)
+    assert rules(rate_limits="send=5/min")["send"] == (Rule(5, 60.0),)  # type: ignore[index]
+    assert rules(rate_limits="off") is None
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("QONTAK_RATE_LIMITS=send=7/min\n")
+    assert rules(env_file=dotenv)["send"] == (Rule(7, 60.0),)  # type: ignore[index]
+    monkeypatch.setenv("QONTAK_RATE_LIMITS", "send=600/min,all=1000/min,burst=20/s")
+    assert rules(env_file=dotenv)["all"] == (Rule(1000, 60.0), Rule(20, 1.0))  # env beats .env
+    assert rules(rate_limits="send=9/min")["send"] == (Rule(9, 60.0),)  # argument beats env
+    assert rules(rate_limits=False) is None
+    monkeypatch.setenv("QONTAK_RATE_LIMITS", "off")
+    assert rules() is None
+    monkeypatch.setenv("QONTAK_RATE_LIMITS", "send=lots")
+    with pytest.raises(ConfigurationError) as info:
+        rules()
+    assert info.value.setting == "QONTAK_RATE_LIMITS"
+    assert str(info.value).startswith("QONTAK_RATE_LIMITS: send=lots is not N/unit")
+    with pytest.raises(ConfigurationError) as info:
+        rules(rate_limits="burst=1/s,x=1/s")
+    assert info.value.setting == "rate_limits"
+
+
+def test_cli_rate_limits_option_reaches_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from qontak.cli import app
+    from qontak.cli._state import State
+
+    monkeypatch.delenv("QONTAK_RATE_LIMITS", raising=False)
+    bad = CliRunner().invoke(app, ["--rate-limits", "send=fast", "--env", "sandbox", "channels"])
+    assert bad.exit_code == 2
+    assert "--rate-limits: send=fast is not N/unit" in bad.output
+    assert bad.output.strip().count("\n") == 0
+    client = State(env="sandbox", rate_limits="send=600/min,burst=20/s").client()
+    assert client.rate_limiter is not None
+    assert client.rate_limiter.rules["send"] == (Rule(600, 60.0),)
+    assert State(env="sandbox", rate_limits="off").client().rate_limiter is None
+    monkeypatch.setenv("QONTAK_RATE_LIMITS", "send=3/min")
+    limiter = State(env="sandbox").client().rate_limiter
+    assert limiter is not None and limiter.rules["send"] == (Rule(3, 60.0),)
