@@ -8,6 +8,7 @@ back-off under faults costs no real time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -333,3 +334,43 @@ def test_a_broadcast_counts_only_for_an_attempt_whose_own_window_holds_it(
     search = client.broadcasts.find_sent_many(queries)
     assert {k: [b.id for b in v] for k, v in search.found.items()} == {"y": [y_id]}
     assert search.absent == ["x"]
+
+
+def test_a_server_that_ignores_the_date_filter_is_not_walked_to_the_beginning(
+    make_client: Any, server: Any, clock: Any
+) -> None:
+    # Qontak's own filter precision is not documented (a day? an instant?). Should it answer
+    # with everything, newest first, the walk stops at the first broadcast older than the
+    # window instead of paging through the whole history.
+    def iso(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+
+    sent_at = clock.now - 600
+    times = [clock.now - 10 * i for i in range(200)]  # every 10 s, newest first
+    broadcasts = [
+        {"id": f"b{i}", "created_at": iso(t), "message_template": {"id": ORDER}}
+        for i, t in enumerate(times)
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/whatsapp/log"):
+            bid = request.url.path.split("/")[-3]
+            row = {"id": "r", "contact_phone_number": number(1 if bid == "b60" else 2)}
+            return httpx.Response(200, json={"status": "success", "data": [row]})
+        page = int(request.url.params.get("offset") or 1)
+        data = broadcasts[(page - 1) * 20 : page * 20]
+        meta = {"pagination": {"offset": page, "limit": 20, "total": len(broadcasts)}}
+        return httpx.Response(200, json={"status": "success", "data": data, "meta": meta})
+
+    server.default = answer
+    client = make_client(rate_limits=False)
+    search = client.broadcasts.find_sent_many(
+        [SentQuery("row", number(1), ORDER, sent_at)], skew=60, settle_after=30
+    )
+    assert [b.id for b in search.found["row"]] == ["b60"]
+    paths = [r.url.path for r in server.requests]
+    lists = [p for p in paths if p.endswith("/broadcasts/whatsapp")]
+    logs = [p for p in paths if p.endswith("/log")]
+    assert len(lists) == 4  # 200 broadcasts in pages of 20: it stopped in the fourth page
+    assert len(logs) == 16  # the broadcasts of [sent_at - 60, sent_at + 90] only
+    assert search.requests == len(server.requests)
