@@ -7,6 +7,7 @@ import itertools
 import sys
 import threading
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -153,10 +154,12 @@ class VirtualTime:
         heapq.heappush(self._sleepers, (self.now + seconds, next(self._seq), event))
         await event.wait()
 
-    async def run(self, steps: int = 10_000) -> None:
+    async def run(self, steps: int = 10_000, alive: Callable[[], int] | None = None) -> None:
         for _ in range(steps):
-            for _ in range(20):  # let every runnable task reach its next sleep
+            for _ in range(2_000):  # let every runnable task reach its next sleep
                 await anyio.sleep(0)
+                if alive is None or len(self._sleepers) >= alive():
+                    break
             if not self._sleepers:
                 return
             deadline, _, event = heapq.heappop(self._sleepers)
@@ -238,6 +241,56 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
         tg.start_soon(later)
         await vt.run()
     assert done == ["later"]
+
+
+@pytest.mark.anyio
+async def test_matched_limits_and_stalls_draw_no_429_from_the_sandbox() -> None:
+    # The issue-9 scenario end to end: 32 tasks share one AsyncQontak whose limits match the
+    # sandbox's (60 sends/min, 100 requests/min, 10/s, fixed windows); the event loop stalls
+    # three times. Each request reaches the sandbox at the virtual moment it was let through.
+    from qontak import AsyncQontak
+    from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
+    from qontak.testing import SANDBOX_BASE_URL, SANDBOX_HOST
+
+    vt = VirtualTime()
+    vt.now = 1_760_000_000.0
+    vt.stalls = {vt.now + 5.0: 3.0, vt.now + 20.3: 7.5, vt.now + 40.9: 0.7}
+    box = Sandbox(clock=vt.clock, faults=FaultConfig())
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=box.app), base_url=SANDBOX_HOST)
+    client = AsyncQontak(
+        SANDBOX_CLIENT_ID,
+        SANDBOX_CLIENT_SECRET,
+        base_url=SANDBOX_BASE_URL,
+        env_file=None,
+        clock=vt.clock,
+        sleep=vt.sleep,
+        http_client=http,
+        max_retries=0,
+    )
+    statuses: list[int] = []
+    alive = 32
+
+    async def worker() -> None:
+        nonlocal alive
+        try:
+            for _ in range(6):
+                try:
+                    await client.channels.list()
+                    statuses.append(200)
+                except RateLimitError:
+                    statuses.append(429)
+        finally:
+            alive -= 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(32):
+            tg.start_soon(worker)
+        await vt.run(alive=lambda: alive)
+    await client.aclose()
+    await http.aclose()
+    box.close()
+    assert len(statuses) == 192 and statuses.count(429) == 0
+    assert not vt.stalls  # every stall happened
 
 
 def test_pause_blocks_until_the_named_time() -> None:
