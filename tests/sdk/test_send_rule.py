@@ -384,3 +384,18 @@ async def test_aiohttp_transport_refused_connection_is_retried_even_for_a_send()
     assert not isinstance(info.value, DeliveryUnknownError)
     assert "3 attempts" in str(info.value)
     await client._http.aclose()
+
+
+def test_httpx_transport_refused_connection_is_retried_even_for_a_send() -> None:
+    client = Qontak(
+        "id",
+        "secret",
+        base_url=_closed_port(),
+        sleep=lambda s: None,
+        **{k: v for k, v in _options().items() if k != "base_url"},
+    )
+    with pytest.raises(APIConnectionError) as info:
+        client.broadcasts.send_direct(MSG, validate=False)
+    assert type(info.value) is APIConnectionError
+    assert f"after {1 + RETRIES} attempts (ConnectError)" in str(info.value)
+    client.close()
