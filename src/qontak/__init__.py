@@ -66,6 +66,7 @@ from .models import (
     URLButton,
 )
 from .render import preview
+from .resources.broadcasts import SentQuery, SentSearch
 from .validation import check_message, check_notes, normalize_phone, validate_message
 
 __all__ = [
@@ -115,6 +116,8 @@ __all__ = [
     "RetryPolicy",
     "Rule",
     "Secret",
+    "SentQuery",
+    "SentSearch",
     "Template",
     "TemplateButton",
     "TemplateCategory",

@@ -20,10 +20,10 @@ import anyio
 import httpx
 import phonenumbers
 
-from ._config import Settings, resolve_settings
+from ._config import ENV_RATE_LIMITS, Settings, resolve_rate_limits_text, resolve_settings
 from ._logging import setup_logging
 from ._pipeline import DEFAULT_TIMEOUT, ApiRequest, ApiResponse, Pipeline
-from ._ratelimit import RateLimiter, Rule
+from ._ratelimit import RateLimiter, Rule, parse_rate_limits
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from .errors import ConfigurationError
 from .models import DirectMessage, Template
@@ -48,14 +48,22 @@ __all__ = ["AsyncQontak", "Qontak"]
 #: How long a template fetched for validation is trusted before it is fetched again.
 TEMPLATE_CACHE_SECONDS = 300.0
 
-RateLimitSetting = bool | RateLimiter | Mapping[str, Iterable[Rule]] | None
+RateLimitSetting = bool | str | RateLimiter | Mapping[str, Iterable[Rule]] | None
 
 
-def _limiter(setting: RateLimitSetting) -> RateLimiter | None:
+def _limiter(
+    setting: RateLimitSetting, env_file: str | os.PathLike[str] | None = None
+) -> RateLimiter | None:
     if setting is None or setting is False:
         return None
-    if setting is True:
-        return RateLimiter()
+    if setting is True or isinstance(setting, str):
+        # True: the documented defaults, unless QONTAK_RATE_LIMITS says otherwise.
+        text = resolve_rate_limits_text(env_file=env_file) if setting is True else setting
+        if text is None:
+            return RateLimiter()
+        name = ENV_RATE_LIMITS if setting is True else "rate_limits"
+        rules = parse_rate_limits(text, setting=name)
+        return None if rules is None else RateLimiter(rules)
     if isinstance(setting, RateLimiter):
         return setting
     return RateLimiter(setting)
@@ -135,7 +143,7 @@ class _Common:
         self._pipeline = Pipeline(
             settings=settings,
             retry=policy,
-            limiter=_limiter(rate_limits),
+            limiter=_limiter(rate_limits, env_file),
             timeout=_timeout(timeout),
             clock=clock or time.time,
             # An injected clock (tests, simulations) drives the limiter too.
@@ -209,8 +217,10 @@ class Qontak(_Common):
         environment: ``production`` (default), ``staging`` or ``sandbox``.
         timeout: seconds or an ``httpx.Timeout`` (default: connect 5 s, 30 s overall).
         max_retries: extra attempts for retryable failures (default 2).
-        rate_limits: ``True`` (defaults: 60 sends/min, 100 requests/min, 10/s),
-            ``False``/``None`` to switch off, or ``{"send": [Rule(...)], "all": [...]}``.
+        rate_limits: ``True`` (defaults: 60 sends/min, 100 requests/min, 10/s, or
+            ``QONTAK_RATE_LIMITS``), text such as ``"send=600/min,all=1000/min,burst=20/s"``
+            or ``"off"``, ``False``/``None`` to switch off, or
+            ``{"send": [Rule(...)], "all": [...]}``.
         http_client: your own ``httpx.Client`` (proxies, transports, tests).
         default_region: region for numbers without a country code (default ``ID``).
     """

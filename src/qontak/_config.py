@@ -161,3 +161,18 @@ def resolve_settings(
         )
     url = resolve_base_url(pick(base_url, ENV_BASE_URL), environment or pick(None, ENV_ENVIRONMENT))
     return Settings(client_id=cid, client_secret=Secret(secret), base_url=url)
+
+
+#: Client-side rate limits as text (``send=600/min,all=1000/min,burst=20/s`` or ``off``).
+ENV_RATE_LIMITS = "QONTAK_RATE_LIMITS"
+
+
+def resolve_rate_limits_text(
+    env: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env"
+) -> str | None:
+    """``QONTAK_RATE_LIMITS`` from the environment, else ``.env``; ``None`` when unset."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    value = environ.get(ENV_RATE_LIMITS)
+    if value is None and env_file is not None:
+        value = load_dotenv_values(env_file).get(ENV_RATE_LIMITS)
+    return value or None

@@ -23,7 +23,7 @@ from . import _auth
 from ._config import Settings
 from ._logging import log_kv, register_secret
 from ._ratelimit import SCOPE_ALL, SCOPE_SEND, RateLimiter, parse_reset, parse_retry_after
-from ._retry import Outcome, RetryPolicy, classify_status
+from ._retry import Outcome, RetryPolicy, classify_exception, classify_status, is_transport_error
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -209,29 +209,13 @@ class Pipeline:
         return request
 
     # -- classifying -----------------------------------------------------------------
-    def limiter_wait(self, req: ApiRequest) -> float:
-        """Seconds to wait before this attempt may go out."""
-        if self.limiter is None:
-            return 0.0
-        return self.limiter.reserve(req.scope, now=self.monotonic())
-
     def on_exception(self, exc: Exception) -> _Attempt:
         """Classify a transport exception.
 
         Only failures that provably happened before the request left count as "not sent";
         anything else (timeouts, resets, an unreadable answer…) may have reached the server.
         """
-        not_sent = (
-            httpx.ConnectError,
-            httpx.ConnectTimeout,
-            httpx.PoolTimeout,
-            httpx.ProxyError,
-            httpx.UnsupportedProtocol,
-            httpx.LocalProtocolError,
-        )
-        if isinstance(exc, not_sent):
-            return _Attempt(Outcome.NOT_SENT, error=exc)
-        return _Attempt(Outcome.NO_ANSWER, error=exc)
+        return _Attempt(classify_exception(exc), error=exc)
 
     def on_response(self, req: ApiRequest, response: httpx.Response) -> _Attempt:
         """Classify a response and feed rate-limit headers back to the limiter."""
@@ -366,15 +350,16 @@ class Pipeline:
         """Send ``req`` with a blocking client, retrying as the policy says."""
         attempt = 0
         while True:
-            wait = self.limiter_wait(req)
-            if wait > 0:
-                sleep(wait)
+            if self.limiter is not None:  # waits, then takes the slot as the request goes
+                self.limiter.acquire(req.scope, clock=self.monotonic, sleep=sleep)
             request = self.prepare(req)
             sent_at = self.clock()
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
             try:
                 result = self.on_response(req, client.send(request))
-            except httpx.HTTPError as exc:
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
                 result = self.on_exception(exc)
             if result.outcome is Outcome.OK:
                 return self.finish(req, result, attempt + 1, sent_at)
@@ -395,15 +380,16 @@ class Pipeline:
         """Send ``req`` with an async client, retrying as the policy says."""
         attempt = 0
         while True:
-            wait = self.limiter_wait(req)
-            if wait > 0:
-                await sleep(wait)
+            if self.limiter is not None:  # waits, then takes the slot as the request goes
+                await self.limiter.acquire_async(req.scope, clock=self.monotonic, sleep=sleep)
             request = self.prepare(req)
             sent_at = self.clock()
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
             try:
                 result = self.on_response(req, await client.send(request))
-            except httpx.HTTPError as exc:
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
                 result = self.on_exception(exc)
             if result.outcome is Outcome.OK:
                 return self.finish(req, result, attempt + 1, sent_at)

@@ -1,35 +1,65 @@
 """Client-side rate limiting, shared by every thread and task that uses one client.
 
-Each :class:`Rule` means "at most ``requests`` grants in any window of ``per`` seconds" and
-is enforced exactly with a sliding log of grant times, so neither a fixed-window nor a
-sliding-window server ever sees more than its limit from us. A request reserves a slot and
-is told how long to wait for it; the caller sleeps (``time.sleep`` or ``anyio.sleep``), so
-the same object serves the sync and the async client.
+Each :class:`Rule` means "at most ``requests`` requests in any window of ``per`` seconds" and
+is enforced with a sliding log of the moments requests were let through, so neither a
+fixed-window nor a sliding-window server sees more than its limit from us.
+
+Two things keep us under the server's limit in practice, not just on paper:
+
+- A slot is taken at the moment the request goes, never planned ahead. A caller that must
+  wait sleeps, looks again and only then takes a slot (atomically, under one lock). A stall
+  (a blocked event loop, a paused process) therefore cannot make late callers fire together:
+  each one is counted when it really goes. Callers of one scope queue first come, first
+  served, so a newcomer never overtakes a caller that is already waiting.
+- Every window is :data:`SAFETY_MARGIN` longer than the server's (2%: 20 ms on a one-second
+  burst window, 1.2 s on a minute), which absorbs network jitter and the few microseconds
+  between taking a slot and writing the request.
 
 The server has the last word: ``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset`` and any
 429 pause the scope until the time it names.
+
+Limits can be written as text (``QONTAK_RATE_LIMITS``, ``--rate-limits``), parsed by
+:func:`parse_rate_limits`::
+
+    send=600/min,all=1000/min,burst=20/s      # or "off"
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from .errors import ConfigurationError
+
 __all__ = [
     "DEFAULT_LIMITS",
+    "SAFETY_MARGIN",
     "SCOPE_ALL",
     "SCOPE_SEND",
     "RateLimiter",
     "Rule",
+    "parse_rate_limit_items",
+    "parse_rate_limits",
     "parse_reset",
     "parse_retry_after",
 ]
 
 SCOPE_ALL = "all"
 SCOPE_SEND = "send"
+
+#: How much longer than the server's each window is kept (a fraction of the window), so
+#: that jitter between taking a slot and the server counting the request never tips a
+#: window over the limit. The one place this margin is decided.
+SAFETY_MARGIN = 0.02
+
+# A queued caller that is not first in line looks again this soon when its turn is due.
+_RECHECK_SECONDS = 0.005
 
 # Values above this are absolute epoch times, below it a number of seconds to wait. Qontak
 # does not document the unit of X-RateLimit-Reset, so both are accepted (in one place).
@@ -44,52 +74,81 @@ class Rule:
     per: float
 
     def __post_init__(self) -> None:
-        if self.requests < 1 or self.per <= 0:
+        if (
+            isinstance(self.requests, bool)
+            or not isinstance(self.requests, int)
+            or isinstance(self.per, bool)
+            or not isinstance(self.per, int | float)
+            or self.requests < 1
+            or not math.isfinite(self.per)
+            or self.per <= 0
+        ):
             raise ValueError("a rate-limit rule needs requests >= 1 and per > 0")
 
 
 #: Documented defaults: 60 direct sends a minute (Qontak's OpenAPI note) and 100 requests a
 #: minute with bursts of at most 10 a second overall (the Node client's README).
+DEFAULT_SEND = Rule(60, 60.0)
+DEFAULT_ALL = Rule(100, 60.0)
+DEFAULT_BURST = Rule(10, 1.0)
 DEFAULT_LIMITS: Mapping[str, tuple[Rule, ...]] = {
-    SCOPE_SEND: (Rule(60, 60.0),),
-    SCOPE_ALL: (Rule(100, 60.0), Rule(10, 1.0)),
+    SCOPE_SEND: (DEFAULT_SEND,),
+    SCOPE_ALL: (DEFAULT_ALL, DEFAULT_BURST),
 }
 
 
 class _Window:
-    """Grant times of one rule, in order (grants are handed out first come, first served)."""
+    """The moments requests went under one rule, oldest first."""
 
-    __slots__ = ("grants", "rule")
+    __slots__ = ("grants", "rule", "span")
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, margin: float) -> None:
         self.rule = rule
+        self.span = rule.per * (1.0 + margin)
         self.grants: deque[float] = deque()
 
     def earliest(self, now: float) -> float:
-        """The first time, not before the last grant, at which one more grant keeps the rule."""
+        """The first moment, not before ``now``, at which one more request keeps the rule."""
         # Grants older than a window before ``now`` can no longer count against anything.
-        while self.grants and self.grants[0] <= now - self.rule.per:
+        while self.grants and self.grants[0] <= now - self.span:
             self.grants.popleft()
-        if not self.grants:
+        if len(self.grants) < self.rule.requests:
             return now
-        at = max(now, self.grants[-1])
-        if len(self.grants) >= self.rule.requests:
-            at = max(at, self.grants[-self.rule.requests] + self.rule.per)
-        return at
+        return max(now, self.grants[-self.rule.requests] + self.span)
+
+    def tail(self) -> list[float]:
+        """The last ``requests`` grants: all that matters for the next ones."""
+        n = self.rule.requests
+        return list(itertools.islice(self.grants, max(0, len(self.grants) - n), None))
 
 
 class RateLimiter:
     """Sliding-log limiter over named scopes (``"all"`` applies to every request).
 
+    ``margin`` widens every window by that fraction (default :data:`SAFETY_MARGIN`).
+
     >>> limiter = RateLimiter({"all": (Rule(2, 1.0),)})
-    >>> [limiter.reserve(now=0.0) for _ in range(3)]
-    [0.0, 0.0, 1.0]
+    >>> [limiter.reserve(now=0.0) for _ in range(3)]  # two go, the third must wait
+    [0.0, 0.0, 1.02]
     """
 
-    def __init__(self, limits: Mapping[str, Iterable[Rule]] | None = None) -> None:
+    def __init__(
+        self, limits: Mapping[str, Iterable[Rule]] | None = None, *, margin: float = SAFETY_MARGIN
+    ) -> None:
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, int | float)
+            or not 0.0 <= margin < 1.0
+        ):
+            raise ValueError("margin must be a fraction from 0 (included) to 1")
         source = DEFAULT_LIMITS if limits is None else limits
-        self._windows = {scope: [_Window(r) for r in rules] for scope, rules in source.items()}
+        self.margin = float(margin)
+        self._windows = {
+            scope: [_Window(r, self.margin) for r in rules] for scope, rules in source.items()
+        }
         self._paused_until: dict[str, float] = {}
+        self._queues: dict[str, deque[object]] = {}
+        self._last = -math.inf
         self._lock = threading.Lock()
 
     @property
@@ -97,19 +156,129 @@ class RateLimiter:
         """The configured rules by scope."""
         return {s: tuple(w.rule for w in ws) for s, ws in self._windows.items()}
 
+    # -- under the lock ----------------------------------------------------------------------
+    def _windows_of(self, scope: str) -> list[_Window]:
+        scopes = (SCOPE_ALL,) if scope == SCOPE_ALL else (SCOPE_ALL, scope)
+        return [w for sc in scopes for w in self._windows.get(sc, ())]
+
+    def _pause_of(self, scope: str, now: float) -> float:
+        return max(self._paused_until.get(SCOPE_ALL, now), self._paused_until.get(scope, now))
+
+    def _try_take(self, scope: str, now: float) -> float:
+        """Take a slot at ``now`` and return 0, or return how long until one may be free."""
+        # Clocks read by several threads may arrive a hair out of order: never log a grant
+        # earlier than the last one (later is the safe direction).
+        now = max(now, self._last)
+        windows = self._windows_of(scope)
+        at = max([self._pause_of(scope, now)] + [w.earliest(now) for w in windows])
+        if at > now:
+            return at - now
+        for window in windows:
+            window.grants.append(now)
+        self._last = now
+        return 0.0
+
+    def _planned(self, scope: str, now: float, position: int) -> float:
+        """When the caller at ``position`` in the queue may go, if those ahead go on time."""
+        tails = [(w, w.tail()) for w in self._windows_of(scope)]
+        at = max(now, self._pause_of(scope, now))
+        for _ in range(position + 1):
+            for window, tail in tails:
+                n = window.rule.requests
+                if len(tail) >= n:
+                    at = max(at, tail[-n] + window.span)
+            for _, tail in tails:
+                tail.append(at)
+        return at
+
+    def _turn(self, scope: str, ticket: object, now: float) -> float:
+        """For a queued caller: take the slot (0) if it is first and one is free, else the
+        seconds to sleep before looking again."""
+        queue = self._queues[scope]
+        if queue[0] is ticket:
+            wait = self._try_take(scope, now)
+            if wait == 0.0:
+                queue.popleft()
+                if not queue:
+                    del self._queues[scope]
+            return wait
+        planned = self._planned(scope, now, queue.index(ticket))
+        return max(planned - now, _RECHECK_SECONDS)
+
+    def _enter(self, scope: str, ticket: object, now: float) -> float:
+        if scope not in self._queues:
+            wait = self._try_take(scope, now)
+            if wait == 0.0:
+                return 0.0
+        self._queues.setdefault(scope, deque()).append(ticket)
+        return self._turn(scope, ticket, now)
+
+    def _leave(self, scope: str, ticket: object) -> None:
+        queue = self._queues.get(scope)
+        if queue is not None and ticket in queue:
+            queue.remove(ticket)
+            if not queue:
+                del self._queues[scope]
+
+    # -- public ------------------------------------------------------------------------------
     def reserve(self, scope: str = SCOPE_ALL, *, now: float) -> float:
-        """Reserve one request in ``scope`` (and ``"all"``); return seconds to wait first."""
-        scopes = {SCOPE_ALL, scope}
+        """Take one slot in ``scope`` (and ``"all"``) at ``now`` if one is free and nobody
+        waits ahead; return 0.0. Otherwise take nothing and return the seconds until one
+        may be free (call again then): the non-blocking form of :meth:`acquire`."""
         with self._lock:
-            windows = [w for sc in scopes for w in self._windows.get(sc, ())]
-            at = max(
-                [now]
-                + [self._paused_until.get(sc, now) for sc in scopes]
-                + [w.earliest(now) for w in windows]
-            )
-            for window in windows:
-                window.grants.append(at)
-        return at - now
+            queue = self._queues.get(scope)
+            if queue:
+                return max(self._planned(scope, now, len(queue)) - now, _RECHECK_SECONDS)
+            return self._try_take(scope, now)
+
+    def acquire(
+        self, scope: str = SCOPE_ALL, *, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> float:
+        """Wait (with ``sleep``) for a slot in ``scope``, first come first served, and take it
+        at the moment it is free; returns that moment on ``clock``."""
+        ticket = object()
+        with self._lock:
+            wait = self._enter(scope, ticket, clock())
+            granted = self._last
+        taken = False
+        try:
+            while wait > 0.0:
+                sleep(wait)
+                with self._lock:
+                    wait = self._turn(scope, ticket, clock())
+                    granted = self._last
+            taken = True
+        finally:
+            if not taken:
+                with self._lock:
+                    self._leave(scope, ticket)
+        return granted
+
+    async def acquire_async(
+        self,
+        scope: str = SCOPE_ALL,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> float:
+        """The async form of :meth:`acquire` (a cancelled waiter leaves the queue)."""
+        ticket = object()
+        with self._lock:
+            wait = self._enter(scope, ticket, clock())
+            granted = self._last
+        taken = False
+        try:
+            while wait > 0.0:
+                await sleep(wait)
+                with self._lock:
+                    wait = self._turn(scope, ticket, clock())
+                    granted = self._last
+            taken = True
+        finally:
+            if not taken:
+                with self._lock:
+                    self._leave(scope, ticket)
+        return granted
 
     def pause(self, scope: str, until: float) -> None:
         """Grant nothing in ``scope`` before ``until`` (epoch seconds on the limiter's clock)."""
@@ -152,3 +321,83 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
             except (TypeError, ValueError):
                 pass
     return parse_reset(lowered.get("x-ratelimit-reset"), now)
+
+
+# -- limits as text -------------------------------------------------------------------------
+
+_UNITS = {
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
+}  # fmt: skip
+_RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)$")
+_OFF = ("off", "none", "false", "no", "0")
+_KEYS = ("send", "all", "burst")
+
+
+def _config_error(setting: str, reason: str) -> ConfigurationError:
+    return ConfigurationError(f"{setting}: {reason}", setting=setting, reason=reason)
+
+
+def parse_rate_limit_items(text: str, *, setting: str = "rate_limits") -> dict[str, Rule] | None:
+    """The limits named in ``"send=600/min,all=1000/min,burst=20/s"``, by key; ``None`` for
+    ``"off"``. Keys: ``send`` (direct sends), ``all`` (every request), ``burst`` (every
+    request, short window); a rate is ``N/unit`` or ``N/<k><unit>`` (``s``, ``min``, ``h``).
+
+    Raises :class:`~qontak.ConfigurationError` naming ``setting`` for anything else.
+
+    >>> parse_rate_limit_items("send=600/min, burst=20/s")
+    {'send': Rule(requests=600, per=60.0), 'burst': Rule(requests=20, per=1.0)}
+    """
+    if not isinstance(text, str):
+        raise _config_error(
+            setting, f"expected text such as send=60/min, got {type(text).__name__}"
+        )
+    cleaned = text.strip().lower()
+    if cleaned in _OFF:
+        return None
+    if not cleaned:
+        raise _config_error(setting, "empty; write e.g. send=60/min,all=100/min,burst=10/s or off")
+    items: dict[str, Rule] = {}
+    for raw in cleaned.split(","):
+        item = raw.strip()
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
+            raise _config_error(setting, f"{item!r} is not key=N/unit (e.g. send=60/min)")
+        if key not in _KEYS:
+            raise _config_error(setting, f"unknown limit {key!r} (use {', '.join(_KEYS)} or off)")
+        if key in items:
+            raise _config_error(setting, f"{key} is given twice")
+        match = _RATE.match(value)
+        unit = _UNITS.get(match.group(3)) if match else None
+        if match is None or unit is None:
+            raise _config_error(
+                setting, f"{key}={value} is not N/unit (e.g. {key}=60/min; units s, min, h)"
+            )
+        count = int(match.group(1))
+        per = float(match.group(2) or 1.0) * unit
+        if count < 1 or per <= 0 or count > 10**9 or per > 366 * 86400:
+            raise _config_error(setting, f"{key}={value}: needs at least 1 request per period > 0")
+        items[key] = Rule(count, per)
+    return items
+
+
+def parse_rate_limits(
+    text: str, *, setting: str = "rate_limits"
+) -> dict[str, tuple[Rule, ...]] | None:
+    """The limiter's rules from text such as ``"send=600/min,all=1000/min,burst=20/s"``;
+    ``None`` for ``"off"``. A limit not named keeps its documented default (send 60/min,
+    all 100/min, burst 10/s), so raising one never lifts the others by accident.
+
+    >>> parse_rate_limits("send=600/min,all=1000/min,burst=20/s")["all"]
+    (Rule(requests=1000, per=60.0), Rule(requests=20, per=1.0))
+    >>> parse_rate_limits("off") is None
+    True
+    """
+    items = parse_rate_limit_items(text, setting=setting)
+    if items is None:
+        return None
+    return {
+        SCOPE_SEND: (items.get("send", DEFAULT_SEND),),
+        SCOPE_ALL: (items.get("all", DEFAULT_ALL), items.get("burst", DEFAULT_BURST)),
+    }

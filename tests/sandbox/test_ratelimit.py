@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import httpx
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from qontak.sandbox import RateLimitConfig, Sandbox
+import httpx
+import pytest
+
+from qontak import Qontak, RateLimitError
+from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, RateLimitConfig, Sandbox
 
 from .conftest import BASE, START, FakeClock, HmacAuth
 from .examples import TEXT
@@ -123,3 +133,104 @@ def test_unauthenticated_responses_carry_no_limit_headers_and_use_no_quota(
         assert refused.status_code == 401
         assert not any(h.lower().startswith("x-ratelimit") for h in refused.headers)
     assert _limits(client.get(BASE + "/integrations")) == (100, 99, 40)
+
+
+def test_limits_as_text_use_the_clients_syntax() -> None:
+    assert RateLimitConfig.parse("send=600/min,all=1000/min,burst=20/s") == RateLimitConfig(
+        direct_per_minute=600, overall_per_minute=1000, burst_per_second=20
+    )
+    assert RateLimitConfig.parse("burst=3/s") == RateLimitConfig(burst_per_second=3)
+    assert RateLimitConfig.parse("off") == RateLimitConfig(enabled=False)
+    text = "send=600/min,all=1000/min,burst=20/s"
+    assert RateLimitConfig.parse(text).describe() == text
+    assert RateLimitConfig().describe() == "send=60/min,all=100/min,burst=10/s"
+    assert RateLimitConfig(enabled=False).describe() == "off"
+
+
+def test_bad_limits_text_is_one_clear_line() -> None:
+    for text, words in [
+        ("send=10/s", "the sandbox counts send per minute; write send=N/min"),
+        ("burst=60/min", "counts burst per second; write burst=N/s"),
+        ("sned=1/min", "unknown limit 'sned'"),
+        ("", "empty"),
+    ]:
+        try:
+            RateLimitConfig.parse(text)
+        except ValueError as exc:
+            assert words in str(exc) and "\n" not in str(exc), str(exc)
+        else:
+            raise AssertionError(f"{text!r} was accepted")
+
+
+def test_limits_from_text_are_enforced(
+    sandbox: Sandbox, client: httpx.Client, clock: FakeClock
+) -> None:
+    sandbox.set_rate_limits(RateLimitConfig.parse("send=2/min,burst=3/s"))
+    sends = [client.post(SEND, json=TEXT).status_code for _ in range(3)]
+    assert sends == [201, 201, 429]
+    clock.advance(1)
+    reads = [client.get(BASE + "/integrations").status_code for _ in range(4)]
+    assert reads == [200, 200, 200, 429]
+
+
+def test_sandbox_command_refuses_bad_limits_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from qontak.cli import app
+
+    for args, words in [
+        (["--rate-limits", "send=10/s"], "--rate-limits: the sandbox counts send per minute"),
+        (["--rate-limits", "off", "--no-rate-limits"], "either --rate-limits or"),
+    ]:
+        result = CliRunner().invoke(app, ["sandbox", "--port", "0", *args])
+        assert result.exit_code == 2, result.output
+        assert words in result.output and result.output.strip().count("\n") == 0
+
+
+def test_sandbox_command_serves_with_the_limits_it_was_given(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("qontak")
+    if not script.exists():
+        pytest.skip("the qontak script is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QONTAK_")}
+    proc = subprocess.Popen(
+        [str(script), "sandbox", "--port", str(port), "--rate-limits", "all=2/min", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, "sandbox did not start"
+            time.sleep(0.05)  # waiting for a socket to open, not for a clock
+        client = Qontak(
+            SANDBOX_CLIENT_ID,
+            SANDBOX_CLIENT_SECRET,
+            base_url=f"http://127.0.0.1:{port}",
+            env_file=None,
+            rate_limits=False,
+            max_retries=0,
+        )
+        outcomes = []
+        for _ in range(5):  # two a minute: even across a minute boundary, one is refused
+            try:
+                client.channels.list()
+                outcomes.append("ok")
+            except RateLimitError:
+                outcomes.append("429")
+        client.close()
+        assert outcomes[:2] == ["ok", "ok"] and "429" in outcomes, outcomes
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

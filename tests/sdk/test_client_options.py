@@ -82,7 +82,7 @@ def test_with_options_copies_share_one_rate_budget(make_client, server, clock) -
     client.channels.list()
     start = clock.now
     quick.channels.list()  # the copy waits for the budget the original used
-    assert clock.now - start == pytest.approx(60.0)
+    assert clock.now - start == pytest.approx(60.0 * 1.02)  # the limiter's 2% safety margin
     assert quick.retry_policy.max_retries == 0 and client.retry_policy.max_retries == 2
 
 

@@ -12,6 +12,8 @@ from typer._click import Context, Parameter
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
+from .._ratelimit import parse_rate_limits
+from ..errors import ConfigurationError
 from ._output import error_json, error_line, start_output
 from ._state import Env, State, fail, set_state
 from .exit_codes import ExitCode
@@ -154,6 +156,14 @@ def _root(
         int | None,
         typer.Option("--max-retries", help="Extra attempts for retryable failures (default 2)."),
     ] = None,
+    rate_limits: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limits",
+            help="Client-side limits, e.g. send=600/min,all=1000/min,burst=20/s, or off "
+            "(default: QONTAK_RATE_LIMITS, else send=60/min,all=100/min,burst=10/s).",
+        ),
+    ] = None,
 ) -> None:
     """Global options; they may also be given after the command name."""
     st = ctx.obj if isinstance(ctx.obj, State) else State()
@@ -174,3 +184,9 @@ def _root(
         fail(f"--timeout must be a positive number of seconds, got {timeout:g}")
     if max_retries is not None and max_retries < 0:
         fail(f"--max-retries must be 0 or more, got {max_retries}")
+    if rate_limits is not None:
+        try:
+            parse_rate_limits(rate_limits, setting="--rate-limits")
+        except ConfigurationError as exc:
+            fail(str(exc))
+        st.merge(rate_limits=rate_limits)

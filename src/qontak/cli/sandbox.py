@@ -283,6 +283,14 @@ def register(app: typer.Typer) -> None:
         no_rate_limits: Annotated[
             bool, typer.Option("--no-rate-limits", help="Switch the sandbox's rate limits off.")
         ] = False,
+        rate_limits: Annotated[
+            str | None,
+            typer.Option(
+                "--rate-limits",
+                help="The sandbox's own limits, e.g. send=600/min,all=1000/min,burst=20/s "
+                "(default send=60/min,all=100/min,burst=10/s), or off.",
+            ),
+        ] = None,
         seed: Annotated[
             list[str] | None,
             typer.Option("--seed", help="Extra YAML/JSON seed file (repeatable)."),
@@ -322,11 +330,19 @@ def register(app: typer.Typer) -> None:
 
         st = state()
         fault_config, fault_source = _fault_config(faults)
+        limits = RateLimitConfig(enabled=not no_rate_limits)
+        if rate_limits is not None:
+            if no_rate_limits:
+                fail("use either --rate-limits or --no-rate-limits, not both")
+            try:
+                limits = RateLimitConfig.parse(rate_limits)
+            except ValueError as exc:
+                fail(f"--rate-limits: {str(exc).removeprefix('rate limits: ')}")
         config = SandboxConfig(
             db=db,
             faults=fault_config,
             seed_files=tuple(seed or ()),
-            rate_limits=RateLimitConfig(enabled=not no_rate_limits),
+            rate_limits=limits,
             webhook_url=webhook_url,
         )
         if delays:

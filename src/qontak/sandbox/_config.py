@@ -170,6 +170,20 @@ class RateLimitConfig:
     overall_per_minute: int = 100
     burst_per_second: int = 10
 
+    @classmethod
+    def parse(cls, text: str) -> RateLimitConfig:
+        """From ``"send=600/min,all=1000/min,burst=20/s"`` (the client's syntax) or ``"off"``;
+        limits not named keep their defaults. ValueError with a one-line reason."""
+        from ._ratelimit import parse_config
+
+        return parse_config(text)
+
+    def describe(self) -> str:
+        """The text form, accepted back by :meth:`parse`."""
+        from ._ratelimit import describe_config
+
+        return describe_config(self)
+
 
 @dataclass(frozen=True)
 class SandboxConfig:

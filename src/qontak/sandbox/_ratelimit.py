@@ -20,11 +20,54 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from .._ratelimit import parse_rate_limit_items
+from ..errors import ConfigurationError
 from ._config import RateLimitConfig
 
-__all__ = ["Decision", "RateLimiter"]
+__all__ = ["Decision", "RateLimiter", "describe_config", "parse_config"]
+
+# text key -> (RateLimitConfig field, the window the sandbox counts it in, its unit's name)
+_FIELDS = {
+    "send": ("direct_per_minute", 60.0, "min"),
+    "all": ("overall_per_minute", 60.0, "min"),
+    "burst": ("burst_per_second", 1.0, "s"),
+}
+_WINDOW_NAMES = {"min": "minute", "s": "second"}
+
+
+def parse_config(text: str) -> RateLimitConfig:
+    """The sandbox's limits from the client's syntax (``send=600/min,all=1000/min,burst=20/s``)
+    or ``off``; limits not named keep their defaults. The sandbox counts in fixed windows, so
+    ``send`` and ``all`` are per minute and ``burst`` per second. Raises ``ValueError`` with
+    a one-line reason."""
+    try:
+        items = parse_rate_limit_items(text, setting="rate limits")
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+    if items is None:
+        return RateLimitConfig(enabled=False)
+    changes: dict[str, Any] = {}
+    for key, rule in items.items():
+        name, window, unit = _FIELDS[key]
+        if rule.per != window:
+            raise ValueError(
+                f"rate limits: the sandbox counts {key} per {_WINDOW_NAMES[unit]}; "
+                f"write {key}=N/{unit}"
+            )
+        changes[name] = rule.requests
+    return replace(RateLimitConfig(), **changes)
+
+
+def describe_config(config: RateLimitConfig) -> str:
+    """The text form of ``config``, accepted back by :func:`parse_config`."""
+    if not config.enabled:
+        return "off"
+    return ",".join(
+        f"{key}={getattr(config, name)}/{unit}" for key, (name, _, unit) in _FIELDS.items()
+    )
 
 
 @dataclass(frozen=True)
