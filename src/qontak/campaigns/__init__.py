@@ -1,0 +1,1 @@
+"""Campaigns: one template sent to many recipients, resumable, never twice, never lost."""
