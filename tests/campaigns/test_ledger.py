@@ -34,10 +34,15 @@ def _campaign(cid: str = "c1") -> Campaign:
 
 def _rows(n: int, start: int = 2) -> list[NewRow]:
     return [
-        NewRow(line=start + i, to_number=f"62812000{i:05d}", to_name=f"n{i}",
-               parameters={"body": []}, zones="Asia/Jakarta")
+        NewRow(
+            line=start + i,
+            to_number=f"62812000{i:05d}",
+            to_name=f"n{i}",
+            parameters={"body": []},
+            zones="Asia/Jakarta",
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture

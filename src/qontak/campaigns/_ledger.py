@@ -99,6 +99,8 @@ class CampaignState(str, Enum):
     """Where a whole campaign stands."""
 
     READY = "ready"
+    BLOCKED = "blocked"
+    """Some rows are invalid: nothing is sent until the run is asked with ``skip_invalid``."""
     RUNNING = "running"
     PAUSED = "paused"
     DONE = "done"
@@ -124,10 +126,31 @@ class Campaign:
     """Send window ``HH:MM-HH:MM`` in each recipient's local time, or None (any time)."""
     source: str | None = None
     """The file the rows came from (for show/list; never read again)."""
+    fingerprint: str | None = None
+    """Hash of the file and settings: running the same command again finds this campaign."""
 
     def template_json(self) -> str:
         """The template as stored."""
         return json.dumps(self.template, ensure_ascii=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``list``, ``show``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at,
+            "template": {
+                "id": self.template_id,
+                "name": self.template_name,
+                "language": self.language,
+            },
+            "channel_id": self.channel_id,
+            "state": self.state.value,
+            "pause_reason": self.pause_reason,
+            "start_at": self.start_at,
+            "window": self.window,
+            "source": self.source,
+        }
 
 
 @dataclass

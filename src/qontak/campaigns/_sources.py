@@ -89,9 +89,10 @@ def _csv(path: Path) -> tuple[list[str], Iterator[Record]]:
             sample = f.read(_SNIFF_BYTES)
         except UnicodeDecodeError as exc:
             raise ValidationError(
-                "file", f"{path.name} is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV",
+                "file",
+                f"{path.name} is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV",
                 code="encoding",
-            ) from None  # fmt: skip
+            ) from None
     dialect = _dialect(sample)
     f = path.open(encoding="utf-8-sig", newline="")
     reader = csv.reader(f, dialect)
@@ -113,9 +114,10 @@ def _csv(path: Path) -> tuple[list[str], Iterator[Record]]:
                 yield line, dict(zip(columns, (c.strip() for c in cells), strict=False))
         except UnicodeDecodeError as exc:
             raise ValidationError(
-                "file", f"{path.name} is not UTF-8 near line {start} (byte {exc.start})",
+                "file",
+                f"{path.name} is not UTF-8 near line {start} (byte {exc.start})",
                 code="encoding",
-            ) from None  # fmt: skip
+            ) from None
         finally:
             f.close()
 

@@ -56,6 +56,7 @@ MIGRATIONS: list[list[str]] = [
             start_at REAL,
             send_window TEXT,
             source TEXT,
+            fingerprint TEXT,
             lease_owner TEXT,
             lease_until REAL
         )""",
@@ -75,6 +76,7 @@ MIGRATIONS: list[list[str]] = [
             settled_at REAL,
             PRIMARY KEY (campaign_id, line)
         )""",
+        "CREATE INDEX campaigns_fingerprint ON campaigns (fingerprint)",
         "CREATE UNIQUE INDEX campaign_rows_number ON campaign_rows (campaign_id, to_number)",
         "CREATE INDEX campaign_rows_state ON campaign_rows (campaign_id, state, line)",
         """CREATE TABLE campaign_rejects (
@@ -106,7 +108,7 @@ _ROW_COLUMNS = (
 )
 _CAMPAIGN_COLUMNS = (
     "id, name, created_at, template_id, template_name, language, channel_id, template_json, "
-    "state, pause_reason, start_at, send_window, source"
+    "state, pause_reason, start_at, send_window, source, fingerprint"
 )
 _CAMPAIGN_FIELDS = {
     "state": "state",
@@ -157,6 +159,7 @@ def _campaign(values: Sequence[Any]) -> Campaign:
         start_at=values[10],
         window=values[11],
         source=values[12],
+        fingerprint=values[13],
     )
 
 
@@ -167,14 +170,15 @@ def _marks(count: int) -> str:
 class SQLiteStore:
     """The ledger in one SQLite file (see the module notes). Implements :class:`.Store`."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, durable: bool = True) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         try:
             self._db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # durable=False (NORMAL) still survives a killed process, not a power cut.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -212,7 +216,7 @@ class SQLiteStore:
         """See :meth:`.Store.create_campaign`."""
         with self._transaction():
             self._db.execute(
-                f"INSERT INTO campaigns ({_CAMPAIGN_COLUMNS}) VALUES ({_marks(13)})",
+                f"INSERT INTO campaigns ({_CAMPAIGN_COLUMNS}) VALUES ({_marks(14)})",
                 (
                     campaign.id,
                     campaign.name,
@@ -227,6 +231,7 @@ class SQLiteStore:
                     campaign.start_at,
                     campaign.window,
                     campaign.source,
+                    campaign.fingerprint,
                 ),
             )
 
@@ -234,6 +239,15 @@ class SQLiteStore:
         """See :meth:`.Store.get_campaign`."""
         found = self._db.execute(
             f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)
+        ).fetchone()
+        return _campaign(found) if found else None
+
+    def find_campaign(self, fingerprint: str) -> Campaign | None:
+        """See :meth:`.Store.find_campaign`."""
+        found = self._db.execute(
+            f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE fingerprint = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            (fingerprint,),
         ).fetchone()
         return _campaign(found) if found else None
 

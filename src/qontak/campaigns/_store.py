@@ -30,6 +30,9 @@ class Store(Protocol):
     def get_campaign(self, campaign_id: str) -> Campaign | None:
         """The campaign, or None."""
 
+    def find_campaign(self, fingerprint: str) -> Campaign | None:
+        """The newest campaign made from the same file and settings, or None."""
+
     def list_campaigns(self) -> list[Campaign]:
         """Every campaign, newest first."""
 
