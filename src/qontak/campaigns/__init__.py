@@ -30,9 +30,12 @@ from ._ledger import (
 )
 from ._mapping import parse_map_items, read_map_file
 from ._reconcile import ReconcileResult, reconcile
+from ._report import escape_cell, write_report
 from ._runner import RunOptions, RunResult, Stopper, run_campaign
+from ._sources import read_records
 from ._sqlite import DEFAULT_DB, ENV_DB, SQLiteStore, default_db_path
 from ._store import Store
+from ._tracking import StatusReport, TrackResult, refresh_delivery, status
 from ._windows import Window, is_open, next_open, parse_window, zones_for_number
 
 run = run_campaign
@@ -54,21 +57,28 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "SQLiteStore",
+    "StatusReport",
     "Stopper",
     "Store",
+    "TrackResult",
     "Window",
     "check",
     "create",
     "default_db_path",
+    "escape_cell",
     "is_open",
     "next_open",
     "open_ledger",
     "parse_map_items",
     "parse_window",
     "read_map_file",
+    "read_records",
     "reconcile",
+    "refresh_delivery",
     "run",
     "run_campaign",
+    "status",
+    "write_report",
     "zones_for_number",
 ]
 

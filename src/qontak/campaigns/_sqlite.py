@@ -481,6 +481,26 @@ class SQLiteStore:
             out[status or "none"] = count
         return out
 
+    def failures(self, campaign_id: str) -> list[tuple[str, str, str, int]]:
+        """See :meth:`.Store.failures`."""
+        refused = self._db.execute(
+            "SELECT COALESCE(error_code, ''), COALESCE(error_reason, ''), COUNT(*) "
+            "FROM campaign_rows WHERE campaign_id = ? AND state = ? "
+            "GROUP BY error_code, error_reason",
+            (campaign_id, RowState.FAILED.value),
+        ).fetchall()
+        delivery = self._db.execute(
+            "SELECT COALESCE(delivery_error, ''), COUNT(*) FROM campaign_rows "
+            "WHERE campaign_id = ? AND state = ? AND delivery_status = 'failed' "
+            "GROUP BY delivery_error",
+            (campaign_id, RowState.ACCEPTED.value),
+        ).fetchall()
+        out = [("refused", c, r, n) for c, r, n in refused]
+        for text, n in delivery:
+            code, _, reason = str(text).partition(": ")
+            out.append(("delivery", code, reason, n))
+        return sorted(out, key=lambda f: (-f[3], f[0], f[1], f[2]))
+
     def pending_zones(self, campaign_id: str) -> list[str]:
         """See :meth:`.Store.pending_zones`."""
         return [

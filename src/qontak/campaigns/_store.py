@@ -87,6 +87,10 @@ class Store(Protocol):
     def delivery_counts(self, campaign_id: str) -> dict[str, int]:
         """Accepted rows per delivery status (``none`` when not read yet)."""
 
+    def failures(self, campaign_id: str) -> list[tuple[str, str, str, int]]:
+        """Failures grouped: ``(kind, code, reason, count)``, most frequent first; kind is
+        ``refused`` (the send failed) or ``delivery`` (accepted, then WhatsApp failed it)."""
+
     def pending_zones(self, campaign_id: str) -> list[str]:
         """The distinct zone sets of the pending rows."""
 
