@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
+from phonenumbers.tzdata import TIMEZONE_LONGEST_PREFIX
 
 from ..errors import ValidationError
 
@@ -100,6 +101,22 @@ def zones_for_number(number: str, override: str | None = None) -> tuple[str, ...
     """
     if override and override.strip():
         return (zone(override).key,)
+    # phonenumbers decides by a prefix of at most TIMEZONE_LONGEST_PREFIX digits (and the
+    # number type, which follows from the prefix and the length), so those are the cache key:
+    # an import of a million rows parses each prefix once instead of every number.
+    key = (number[:TIMEZONE_LONGEST_PREFIX], len(number))
+    found = _ZONE_CACHE.get(key)
+    if found is None:
+        if len(_ZONE_CACHE) > 10_000:
+            _ZONE_CACHE.clear()
+        found = _ZONE_CACHE[key] = _zones_of(number)
+    return found
+
+
+_ZONE_CACHE: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
+def _zones_of(number: str) -> tuple[str, ...]:
     try:
         parsed = phonenumbers.parse("+" + number)
     except phonenumbers.NumberParseException:
