@@ -183,7 +183,7 @@ def test_import_memory_does_not_grow_with_the_file(
     # Small batches, so a few thousand rows span many of them (tracemalloc is slow).
     monkeypatch.setattr("qontak.campaigns._import.BATCH", 100)
     peaks = []
-    for count in (300, 1_500):
+    for count in (50, 300, 1_500):  # the first run loads phonenumbers' metadata: not counted
         path = write_customers(tmp_path / f"c{count}.csv", count)
         store = campaigns.SQLiteStore(tmp_path / f"l{count}.db", durable=False)
         tracemalloc.start()
@@ -194,5 +194,5 @@ def test_import_memory_does_not_grow_with_the_file(
         tracemalloc.stop()
         assert store.counts(next(iter(store.list_campaigns())).id)["pending"] == count
         store.close()
-    # Five times the rows, about the same peak (a list in memory would be ~5x).
-    assert peaks[1] < peaks[0] * 2, peaks
+    # Five times the rows, the same peak (rows kept in memory until the end: +40%).
+    assert peaks[2] < peaks[1] * 1.2, peaks
