@@ -29,7 +29,7 @@ import qontak
 from .._client import AsyncQontak
 from ..models import Broadcast
 from ._ledger import CampaignState, LedgerError, RowState
-from ._runner import LEASE_SECONDS
+from ._runner import new_owner, take_lease
 from ._store import Store
 
 __all__ = ["DEFAULT_SKEW", "ReconcileResult", "reconcile"]
@@ -181,9 +181,8 @@ async def reconcile(
     campaign = store.get_campaign(campaign_id)
     if campaign is None:
         raise LedgerError(f"no campaign {campaign_id!r} in this ledger")
-    owner = f"reconcile:{id(client)}:{time.time()}"
-    if not store.acquire(campaign_id, owner, now=time.time(), ttl=LEASE_SECONDS):
-        raise LedgerError(f"campaign {campaign_id} is being run by another process; pause it")
+    owner = new_owner("reconcile")
+    take_lease(store, campaign_id, owner)
     try:
         return await _reconcile(
             client,

@@ -58,6 +58,46 @@ LEASE_SECONDS = 60.0
 _NAP = 1.0
 
 
+def new_owner(kind: str = "run") -> str:
+    """A lease owner name: ``host:pid:kind-random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """Whether ``owner`` was a process on this machine that no longer exists (a crash or a
+    SIGKILL leaves its lease behind; waiting for it to expire would only delay the resume)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def take_lease(store: Store, campaign_id: str, owner: str) -> None:
+    """Take the campaign's lease, from a dead process on this machine if need be; raise
+    :class:`LedgerError` when a live runner holds it."""
+    now = time.time()
+    if store.acquire(campaign_id, owner, now=now, ttl=LEASE_SECONDS):
+        return
+    holder = store.lease_owner(campaign_id)
+    if holder is not None and _dead_local_owner(holder):
+        store.release(campaign_id, holder)
+        if store.acquire(campaign_id, owner, now=now, ttl=LEASE_SECONDS):
+            return
+    raise LedgerError(
+        f"campaign {campaign_id} is being run by another process ({holder}); pause it first"
+    )
+
+
 class Stopper:
     """A flag a signal handler sets; the runner stops claiming rows once it is set."""
 
@@ -151,7 +191,7 @@ class _Run:
         self.template = Template.model_validate(campaign.template)
         self.pause_reason: str | None = None
         self.pause_code: str | None = None
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = new_owner()
         self.lease_renewed = 0.0
         self.last_error: tuple[int, str] | None = None
         self.same_errors = 0
@@ -197,8 +237,7 @@ class _Run:
     def renew_lease(self) -> None:
         now = time.time()
         if now - self.lease_renewed > LEASE_SECONDS / 3:
-            if not self.store.acquire(self.campaign.id, self.owner, now=now, ttl=LEASE_SECONDS):
-                raise LedgerError(f"campaign {self.campaign.id} is being run by another process")
+            take_lease(self.store, self.campaign.id, self.owner)
             self.lease_renewed = now
 
     def pause(self, reason: str, code: str) -> None:

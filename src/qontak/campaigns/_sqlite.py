@@ -282,6 +282,13 @@ class SQLiteStore:
             )
         return cur.rowcount == 1
 
+    def lease_owner(self, campaign_id: str) -> str | None:
+        """See :meth:`.Store.lease_owner`."""
+        found = self._db.execute(
+            "SELECT lease_owner FROM campaigns WHERE id = ?", (campaign_id,)
+        ).fetchone()
+        return str(found[0]) if found and found[0] else None
+
     def release(self, campaign_id: str, owner: str) -> None:
         """See :meth:`.Store.release`."""
         with self._transaction():

@@ -42,6 +42,9 @@ class Store(Protocol):
     def acquire(self, campaign_id: str, owner: str, *, now: float, ttl: float) -> bool:
         """Take the campaign's run lease (False when another live runner holds it)."""
 
+    def lease_owner(self, campaign_id: str) -> str | None:
+        """Who holds the run lease (``host:pid:…``), or None."""
+
     def release(self, campaign_id: str, owner: str) -> None:
         """Give the lease back."""
 
