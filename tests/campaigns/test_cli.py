@@ -99,7 +99,7 @@ def _accepted(db: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_killed_at_random_points_then_resumed_and_reconciled_nobody_twice(
     tmp_path: Path, served: tuple[Sandbox, str], seed: int
 ) -> None:
