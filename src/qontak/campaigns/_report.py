@@ -172,8 +172,16 @@ def _timeline(store: Store, campaign_id: str) -> str:
         + "".join(rects)
         + f'<text x="{pad}" y="{h - 6}">{_esc(_iso(first))}</text>'
         + f'<text x="{w - pad}" y="{h - 6}" text-anchor="end">{_esc(_iso(last))}</text>'
-        + f'<text x="{pad}" y="14">max {top} per {width:.0f} s</text></svg>'
+        + f'<text x="{pad}" y="14">at most {top} per {_duration(width)}</text></svg>'
     )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
 
 
 def _html(store: Store, campaign_id: str, summary: dict[str, Any]) -> str:
