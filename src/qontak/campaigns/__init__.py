@@ -18,6 +18,7 @@ explicit word sends such a row again.
 from __future__ import annotations
 
 from ._create import CheckReport, Created, check, create
+from ._demo import DemoOutcome, demo_campaign, write_demo_customers
 from ._import import ImportSummary
 from ._ledger import (
     TRANSITIONS,
@@ -48,6 +49,7 @@ __all__ = [
     "CampaignState",
     "CheckReport",
     "Created",
+    "DemoOutcome",
     "ImportSummary",
     "LedgerError",
     "ReconcileResult",
@@ -65,6 +67,7 @@ __all__ = [
     "check",
     "create",
     "default_db_path",
+    "demo_campaign",
     "escape_cell",
     "is_open",
     "next_open",
@@ -78,6 +81,7 @@ __all__ = [
     "run",
     "run_campaign",
     "status",
+    "write_demo_customers",
     "write_report",
     "zones_for_number",
 ]
