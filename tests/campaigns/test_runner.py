@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -16,7 +17,13 @@ from qontak.campaigns import CampaignState, RowState
 from qontak.sandbox import SANDBOX_CLIENT_ID, FaultConfig, RateLimitConfig, Sandbox
 from qontak.testing import SANDBOX_BASE_URL, SANDBOX_HOST, async_sandbox_client
 
-from .conftest import CHANNEL_ID, advancing, normalised, write_customers
+from .conftest import (
+    CHANNEL_ID,
+    advancing,
+    assert_ledger_matches_ground_truth,
+    normalised,
+    write_customers,
+)
 
 MAP = {"phone": "to_number", "nama": "1", "order": "2"}
 
@@ -195,3 +202,67 @@ async def test_every_template_kind_is_accepted_by_the_sandbox(
     assert len(uploads) == (1 if local else 0)
     rows = list(store.iter_rows(created.campaign.id, [RowState.ACCEPTED]))
     assert len(rows) == 3
+
+
+@pytest.mark.anyio
+async def test_a_run_cancelled_mid_request_leaves_those_rows_unknown_never_pending(
+    tmp_path: Path,
+) -> None:
+    # Each request takes 0.2 s of real time in the sandbox; the run is cancelled mid-send,
+    # with requests in flight whose outcome nobody can know.
+    box = Sandbox(
+        rate_limits=RateLimitConfig(enabled=False),
+        faults=FaultConfig(latency=1.0, latency_seconds=0.2),
+    )
+    store = campaigns.SQLiteStore(tmp_path / "l.db", durable=False)
+    async with async_sandbox_client(box) as (client, sandbox):
+        cid = await _campaign(client, store, write_customers(tmp_path / "c.csv", 20))
+        with anyio.move_on_after(0.75):  # 0.4 s of template and channel checks first
+            await campaigns.run(client, store, cid, _options(sandbox, concurrency=3))
+        counts = store.counts(cid)
+        assert counts["sending"] == 0 and counts["unknown"] >= 1, counts
+        assert counts["pending"] + counts["unknown"] + counts["accepted"] == 20
+        sandbox.set_faults(FaultConfig())
+        sandbox.advance(120)
+        await campaigns.reconcile(client, store, cid, settle_after=60, now=sandbox.now())
+        await campaigns.run(client, store, cid, _options(sandbox))
+        assert_ledger_matches_ground_truth(store, cid, sandbox.messages())
+    store.close()
+    box.close()
+
+
+@pytest.mark.anyio
+async def test_rows_failing_the_same_way_five_times_in_a_row_pause_the_campaign(
+    tmp_path: Path, env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore]
+) -> None:
+    client, sandbox, store = env
+    cid = await _campaign(client, store, write_customers(tmp_path / "c.csv", 20))
+    # Rows no longer fit their template (as if the ledger were edited by hand).
+    store._db.execute("UPDATE campaign_rows SET parameters = '{\"body\": []}'")
+    result = await campaigns.run(client, store, cid, _options(sandbox, concurrency=1))
+    assert result.state is CampaignState.PAUSED
+    assert (result.pause_reason or "").startswith("5 rows in a row failed validation")
+    assert result.counts["failed"] == 5 and result.counts["pending"] == 15
+    assert not sandbox.messages()
+
+
+@pytest.mark.anyio
+async def test_a_template_edited_mid_campaign_pauses_at_the_first_refusal(
+    tmp_path: Path, env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore]
+) -> None:
+    client, sandbox, store = env
+    cid = await _campaign(client, store, write_customers(tmp_path / "c.csv", 20))
+    stored = next(
+        t for t in sandbox.templates() if t["name"] == "order_update" and t["language"] == "id"
+    )
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["counts"]["accepted"] == 4:
+            sandbox.add_template({**stored, "body": "Halo {{1}}, {{2}} dan {{3}}"})
+
+    result = await campaigns.run(
+        client, store, cid, _options(sandbox, concurrency=1, on_event=on_event, progress_every=0)
+    )
+    assert "changed since the campaign was created" in (result.pause_reason or "")
+    assert result.counts["accepted"] == 4 and result.counts["failed"] == 0
+    assert result.counts["pending"] == 16

@@ -154,7 +154,7 @@ def check(
         try:
             scratch.create_campaign(_new_campaign("check", template, channel_id, None, 0.0))
             summary = import_records(
-                _CheckStore(scratch, optouts),  # type: ignore[arg-type]
+                _CheckStore(scratch, optouts),
                 "check",
                 records,
                 template=template,

@@ -8,10 +8,10 @@ memory) and bad rows go to the ledger's reject table, not a list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import messages
 from ..errors import ValidationError
@@ -20,7 +20,6 @@ from ..validation import check_message
 from ._ledger import NewRow, Reject
 from ._mapping import ColumnMap
 from ._sources import Record
-from ._store import Store
 from ._windows import Window, next_open, zones_for_number, zones_key
 
 __all__ = ["BATCH", "ImportSummary", "build_row", "import_records"]
@@ -30,6 +29,14 @@ BATCH = 1000
 
 #: Turns a local header file into the URL to send (uploads it); None while only checking.
 Uploader = Callable[[Path], str]
+
+
+class ImportTarget(Protocol):
+    """The part of a :class:`~._store.Store` an import writes to."""
+
+    def opted_out(self, numbers: Sequence[str]) -> set[str]: ...
+    def add_rows(self, campaign_id: str, rows: Sequence[NewRow]) -> list[tuple[NewRow, int]]: ...
+    def add_rejects(self, campaign_id: str, rejects: Sequence[Reject]) -> None: ...
 
 
 @dataclass
@@ -222,7 +229,7 @@ def _checked(
 
 
 def import_records(
-    store: Store,
+    store: ImportTarget,
     campaign_id: str,
     records: Iterable[Record],
     *,

@@ -164,6 +164,16 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _shape(template: Template) -> tuple[object, ...]:
+    """What a send must match: placeholders, header format and the buttons that take values."""
+    return (
+        tuple(template.body_placeholders),
+        template.header_format,
+        tuple((b.type.upper(), b.url) for b in template.buttons),
+        template.language,
+    )
+
+
 def message_for(campaign: Campaign, row: Row, template: Template) -> DirectMessage:
     """The message of one ledger row, exactly as validated at import."""
     message = DirectMessage.model_validate(
@@ -193,7 +203,7 @@ class _Run:
         self.pause_code: str | None = None
         self.owner = new_owner()
         self.lease_renewed = 0.0
-        self.last_error: tuple[int, str] | None = None
+        self.last_error: tuple[object, str] | None = None
         self.same_errors = 0
         self.rows_zones: list[str] = []
         self.last_progress = 0.0
@@ -295,17 +305,20 @@ class _Run:
             store.transition(cid, line, RowState.PENDING, now=clock(), reason=str(exc))
             self.pause(f"cannot reach Qontak: {exc}", "connection")
         except ValidationError as exc:
+            # Rows were checked at import, so this means the rows and the template disagree
+            # (a tampered ledger, a changed SDK rule): counted like a repeated refusal.
             store.transition(
                 cid, line, RowState.FAILED, now=clock(), code=exc.code, reason=str(exc)
             )
+            self.note_failure(("validation", str(exc)), f"failed validation: {exc}")
         except APIStatusError as exc:
             await self.refused(row, exc)
         except QontakError as exc:
             # Anything else after the request may have been made: never guess "not sent".
-            store.transition(cid, line, RowState.PENDING, now=clock(), reason=str(exc))
+            store.transition(cid, line, RowState.UNKNOWN, now=clock(), reason=str(exc))
         except BaseException:
             # Cancelled or crashed mid-request: whether it was accepted is unknown.
-            store.transition(cid, line, RowState.PENDING, now=clock(), reason="interrupted")
+            store.transition(cid, line, RowState.UNKNOWN, now=clock(), reason="interrupted")
             raise
         else:
             store.transition(cid, line, RowState.ACCEPTED, now=clock(), broadcast_id=broadcast.id)
@@ -324,14 +337,16 @@ class _Run:
         self.store.transition(
             cid, row.line, RowState.FAILED, now=clock(), code=str(exc.status_code), reason=reason
         )
-        key = (exc.status_code, reason)
+        self.note_failure(
+            (exc.status_code, reason), f"refused with HTTP {exc.status_code}: {reason}"
+        )
+
+    def note_failure(self, key: tuple[object, str], what: str) -> None:
+        """Count rows failing the same way in a row; pause when it looks systematic."""
         self.same_errors = self.same_errors + 1 if key == self.last_error else 1
         self.last_error = key
         if self.same_errors >= self.opt.same_error_limit:
-            self.pause(
-                f"{self.same_errors} rows in a row refused with HTTP {exc.status_code}: {reason}",
-                "repeated_error",
-            )
+            self.pause(f"{self.same_errors} rows in a row {what}", "repeated_error")
 
     async def systemic_cause(self) -> str | None:
         """Why every row would fail now (template not approved or gone, channel gone)."""
@@ -345,6 +360,11 @@ class _Run:
             return (
                 f"template {template.name!r} is {(template.status or 'not approved').upper()}; "
                 "only APPROVED templates can be sent"
+            )
+        if _shape(template) != _shape(self.template):
+            return (
+                f"template {template.name!r} changed since the campaign was created (its "
+                "body, header or buttons differ); create a new campaign from the file"
             )
         try:
             channel = await self.client.channels.get(self.campaign.channel_id)
