@@ -221,3 +221,42 @@ def test_optouts_report_escapes_formulas_and_status_from_the_cli(
         assert [o["to_number"] for o in listed] == ["6281211110003"]
     finally:
         box.set_faults(FaultConfig(seed=5, lost_response=0.05, error_after=0.03, scope="send"))
+
+
+def test_sigint_records_the_requests_in_flight_and_resume_finishes(
+    tmp_path: Path, served: tuple[Sandbox, str]
+) -> None:
+    box, url = served
+    box.reset()
+    box.set_faults(FaultConfig())
+    try:
+        db = tmp_path / "ledger.db"
+        env = {**_env(url, db), "QONTAK_RATE_LIMITS": "send=600/min,burst=5/s"}
+        source = write_customers(tmp_path / "c.csv", 20)
+        proc = subprocess.Popen(
+            [str(QONTAK), *RUN, str(source), "-c", "3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        deadline = time.monotonic() + 20
+        while _accepted(db) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130, err
+        cid = out.split()[1]
+        assert f"qontak campaign resume {cid}" in out
+        store = campaigns.SQLiteStore(db)
+        counts = store.counts(cid)
+        # In-flight requests were finished and recorded: nothing is left uncertain.
+        assert counts["sending"] == 0 and counts["unknown"] == 0, counts
+        assert counts["accepted"] == len(box.messages()) < 20
+        store.close()
+        resumed = _cli(_env(url, db), "campaign", "resume", cid, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        assert len(box.messages()) == 20
+    finally:
+        box.set_faults(FaultConfig(seed=5, lost_response=0.05, error_after=0.03, scope="send"))

@@ -135,7 +135,7 @@ _ACTIONS = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(actions=_ACTIONS)
 def test_states_only_move_along_the_state_machine(
     tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[int, object]]
