@@ -143,7 +143,11 @@ def build_row(
         return messages.template_message(to, variables=variables, buttons=buttons, **common)
     if template.buttons:
         return messages.cta_phone(to, variables=variables, **common)
-    return messages.text(to, variables, **common)
+    # What messages.text builds (``buttons: []`` with variables, ``{}`` without), without
+    # building the body twice: this line runs once per row of a million-row file.
+    if variables:
+        return messages.template_message(to, variables=variables, buttons=(), **common)
+    return messages.template_message(to, **common)
 
 
 def _problems(
