@@ -266,3 +266,29 @@ async def test_a_template_edited_mid_campaign_pauses_at_the_first_refusal(
     assert "changed since the campaign was created" in (result.pause_reason or "")
     assert result.counts["accepted"] == 4 and result.counts["failed"] == 0
     assert result.counts["pending"] == 16
+
+
+@pytest.mark.anyio
+async def test_pause_from_another_process_stops_the_run_and_rows_come_from_python(
+    env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore],
+) -> None:
+    client, sandbox, store = env
+    template = await client.templates.find("order_update", language="id")
+    rows = [
+        {"phone": f"0812-4000-{i:04d}", "nama": f"Budi {i}", "order": f"#{i}"} for i in range(20)
+    ]
+    created = campaigns.create(store, rows, template=template, channel=CHANNEL_ID, mapping=MAP)
+    cid = created.campaign.id
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["counts"]["accepted"] == 6:
+            # What `qontak campaign pause ID` does, from another terminal.
+            store.update_campaign(cid, state=CampaignState.PAUSED, pause_reason="paused by user")
+
+    result = await campaigns.run(
+        client, store, cid, _options(sandbox, concurrency=1, on_event=on_event, progress_every=0)
+    )
+    assert result.state is CampaignState.PAUSED and result.pause_reason == "paused by user"
+    assert result.counts["accepted"] == 6 == len(sandbox.messages())
+    resumed = await campaigns.run(client, store, cid, _options(sandbox))
+    assert resumed.state is CampaignState.DONE and len(sandbox.messages()) == 20
