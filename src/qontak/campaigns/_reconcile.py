@@ -221,7 +221,10 @@ async def _reconcile(
         )
         for row in unknown
     ]
-    known = store.broadcast_ids(cid)
+    # Only the ids inside the search window: the list walk never sees older broadcasts, and
+    # a million-row campaign's every id would not fit in memory for nothing.
+    since = min((q.sent_at for q in queries), default=moment) - skew - settle_after
+    known = store.broadcast_ids(cid, since=since)
     search_many = getattr(client.broadcasts, "find_sent_many", None)
     if search_many is not None and queries:
         search = await search_many(

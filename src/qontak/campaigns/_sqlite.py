@@ -540,16 +540,17 @@ class SQLiteStore:
                 yield _row(values)
             last = batch[-1][1]
 
-    def broadcast_ids(self, campaign_id: str) -> set[str]:
+    def broadcast_ids(self, campaign_id: str, *, since: float | None = None) -> set[str]:
         """See :meth:`.Store.broadcast_ids`."""
-        return {
-            b
-            for (b,) in self._db.execute(
-                "SELECT broadcast_id FROM campaign_rows WHERE campaign_id = ? "
-                "AND broadcast_id IS NOT NULL",
-                (campaign_id,),
-            )
-        }
+        sql = (
+            "SELECT broadcast_id FROM campaign_rows WHERE campaign_id = ? "
+            "AND broadcast_id IS NOT NULL"
+        )
+        params: list[Any] = [campaign_id]
+        if since is not None:
+            sql += " AND sent_at >= ?"
+            params.append(since)
+        return {b for (b,) in self._db.execute(sql, params)}
 
     # -- opt-outs -------------------------------------------------------------------------
     def add_optouts(self, numbers: Iterable[str], *, reason: str, now: float) -> int:

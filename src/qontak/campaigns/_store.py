@@ -102,8 +102,9 @@ class Store(Protocol):
     ) -> Iterator[Row]:
         """Rows in line order (in batches; constant memory)."""
 
-    def broadcast_ids(self, campaign_id: str) -> set[str]:
-        """Every broadcast id the ledger holds for the campaign."""
+    def broadcast_ids(self, campaign_id: str, *, since: float | None = None) -> set[str]:
+        """The broadcast ids the ledger holds for the campaign (of rows sent at or after
+        ``since``, when given: a reconcile window, not the whole campaign)."""
 
     # -- opt-outs -------------------------------------------------------------------------
     def add_optouts(self, numbers: Iterable[str], *, reason: str, now: float) -> int:
