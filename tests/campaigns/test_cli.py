@@ -260,3 +260,28 @@ def test_sigint_records_the_requests_in_flight_and_resume_finishes(
         assert len(box.messages()) == 20
     finally:
         box.set_faults(FaultConfig(seed=5, lost_response=0.05, error_after=0.03, scope="send"))
+
+
+def test_list_show_pause_and_a_second_live_runner_from_the_cli(
+    tmp_path: Path, served: tuple[Sandbox, str]
+) -> None:
+    box, url = served
+    box.reset()
+    db = tmp_path / "l.db"
+    env = _env(url, db)
+    source = write_customers(tmp_path / "c.csv", 3, extra=[["0812", "Short", "#x"]])
+    cid = _cli(env, *RUN, str(source), "--skip-invalid", cwd=tmp_path).stdout.split()[1]
+    listed = json.loads(_cli(env, "campaign", "list", "--json", cwd=tmp_path).stdout)
+    assert [c["id"] for c in listed] == [cid] and listed[0]["template"]["name"] == "order_update"
+    shown = json.loads(_cli(env, "campaign", "show", cid, "--json", cwd=tmp_path).stdout)
+    assert shown["rejected_rows"][0]["line"] == 5 and shown["rejects"] == {"invalid": 1}
+    paused = _cli(env, "campaign", "pause", cid, "--json", cwd=tmp_path)
+    assert json.loads(paused.stdout) == {"campaign_id": cid, "state": "paused"}
+    # Another live process holds the lease: resume refuses instead of sending twice.
+    store = campaigns.SQLiteStore(db)
+    assert store.acquire(cid, f"{os.uname().nodename}:1:run-x", now=time.time(), ttl=60)
+    store.close()
+    busy = _cli(env, "campaign", "resume", cid, cwd=tmp_path)
+    assert busy.returncode == 1 and "being run by another process" in busy.stderr
+    missing = _cli(env, "campaign", "show", "c-nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "no campaign 'c-nope'" in missing.stderr

@@ -38,9 +38,12 @@ async def test_every_fault_on_each_row_accepted_once_and_ledger_matches(
     async with async_sandbox_client(box, max_retries=8) as (client, sandbox):
         template = await client.templates.find("order_update", language="id")
         created = campaigns.create(
-            store, source, template=template, channel=CHANNEL_ID,
+            store,
+            source,
+            template=template,
+            channel=CHANNEL_ID,
             mapping={"phone": "to_number", "nama": "1", "order": "2"},
-        )  # fmt: skip
+        )
         cid = created.campaign.id
         options = campaigns.RunOptions(clock=sandbox.now, sleep=advancing(sandbox), concurrency=8)
         unknown_seen = 0

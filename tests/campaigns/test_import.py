@@ -196,3 +196,22 @@ def test_import_memory_does_not_grow_with_the_file(
         store.close()
     # Five times the rows, the same peak (rows kept in memory until the end: +40%).
     assert peaks[2] < peaks[1] * 1.2, peaks
+
+
+def test_a_row_whose_window_never_holds_in_all_its_zones_is_reported(
+    tmp_path: Path, templates: dict[str, Template]
+) -> None:
+    path = tmp_path / "c.csv"
+    # 62811… is WIB or WITA: an hour-long window cannot hold in both at once.
+    path.write_text(
+        "phone,nama,order,timezone\n0811-1234-567,Budi,#1,\n0811-1234-568,Siti,#2,Asia/Makassar\n"
+    )
+    report = campaigns.check(
+        path,
+        template=templates["order_update"],
+        channel=CHANNEL_ID,
+        mapping=MAP,
+        window="08:00-09:00",
+    )
+    assert [(r.line, r.field, r.code) for r in report.rejects] == [(2, "timezone", "window")]
+    assert report.summary.rows == 1

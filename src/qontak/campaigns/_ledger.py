@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from ..errors import QontakError
+
 __all__ = [
     "TRANSITIONS",
     "Campaign",
@@ -39,8 +41,9 @@ __all__ = [
 ]
 
 
-class LedgerError(Exception):
-    """A transition the state machine forbids, or a ledger in an unusable state."""
+class LedgerError(QontakError):
+    """The ledger cannot do what was asked: no such campaign, a file that is not a ledger
+    (or is newer than this qontak), a campaign another live process is running."""
 
 
 class RowState(str, Enum):
