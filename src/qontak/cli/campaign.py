@@ -72,7 +72,10 @@ ChannelOpt = Annotated[
 MapOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--map", "-m", help="COLUMN=FIELD: to_number, to_name, timezone, 1, 2…, header, button.N."
+        "--map",
+        "-m",
+        metavar="COL=FIELD",
+        help="Map a column: to_number, to_name, timezone, 1, 2…, header, button.N (repeatable).",
     ),
 ]
 MapFileOpt = Annotated[
@@ -80,7 +83,9 @@ MapFileOpt = Annotated[
 ]
 WindowOpt = Annotated[
     str | None,
-    typer.Option("--window", help="Send only HH:MM-HH:MM in each recipient's local time."),
+    typer.Option(
+        "--window", metavar="HH:MM-HH:MM", help="Send only then, in each recipient's local time."
+    ),
 ]
 ConcurrencyOpt = Annotated[
     int, typer.Option("--concurrency", "-c", help="Requests in flight at once.")
