@@ -170,6 +170,7 @@ def test_run_prints_the_id_first_blocks_on_bad_rows_and_continues_the_same_campa
         env, "campaign", "check", str(source), "-t", "order_update", "-l", "id", *MAP, cwd=tmp_path
     )
     assert check.returncode == 2 and "7" in check.stdout and "too short" in check.stdout
+    assert not (tmp_path / "l.db").exists(), "check must not create a ledger"
     blocked = _cli(env, *RUN, str(source), cwd=tmp_path)
     assert blocked.returncode == 2 and blocked.stdout.startswith("campaign c-")
     assert "--skip-invalid" in blocked.stderr and not box.messages()

@@ -379,7 +379,9 @@ def register(app: typer.Typer) -> None:
         mapping = _mapping(map_items, map_file)
         with _sync_client(st, None) as client:
             tpl, ch = prepare(client, template, language, channel)
-        store = _store(db)
+        # Opt-outs come from the ledger when there is one; checking never creates one.
+        path = db if db is not None else campaigns.default_db_path()
+        store = _store(path) if path.exists() else None
         try:
             report = campaigns.check(
                 file,
@@ -392,7 +394,8 @@ def register(app: typer.Typer) -> None:
                 limit=max(limit, 0),
             )
         finally:
-            store.close()
+            if store is not None:
+                store.close()
         if st.json:
             print_json(report.to_dict())
         else:
