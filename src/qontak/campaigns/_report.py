@@ -143,19 +143,21 @@ def _funnel(counts: dict[str, int], delivery: dict[str, int]) -> str:
 
 
 def _timeline(store: Store, campaign_id: str) -> str:
-    times = sorted(
-        r.sent_at
-        for r in store.iter_rows(campaign_id, [RowState.ACCEPTED])
-        if r.sent_at is not None
-    )
-    if not times:
+    def sent_times() -> Iterator[float]:
+        for r in store.iter_rows(campaign_id, [RowState.ACCEPTED]):
+            if r.sent_at is not None:
+                yield r.sent_at
+
+    # Two passes over the ledger (range, then counts): constant memory for any campaign size.
+    first = min(sent_times(), default=None)
+    if first is None:
         return '<p class="muted">Nothing sent yet.</p>'
-    first, last = times[0], times[-1]
+    last = max(sent_times())
     span = max(last - first, 1.0)
     bins = 48
     width = span / bins
     counts = [0] * bins
-    for t in times:
+    for t in sent_times():
         counts[min(int((t - first) / width), bins - 1)] += 1
     top = max(counts)
     w, h, pad = 900, 180, 24
