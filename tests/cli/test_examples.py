@@ -111,3 +111,12 @@ def test_delivery_unknown_example_reconciles_instead_of_resending(
     sandbox, proc = results["flow_delivery_unknown.py"]
     assert "reconciling" in proc.stdout and "accepted after all" in proc.stdout
     assert len(sandbox.messages()) == 1
+
+
+def test_campaign_example_sends_each_valid_customer_once(
+    results: dict[str, tuple[Sandbox, subprocess.CompletedProcess[str]]],
+) -> None:
+    sandbox, proc = results["campaign.py"]
+    assert "campaign c-" in proc.stdout and "'0812' is too short" in proc.stdout
+    sent = [m["to_number"] for m in sandbox.messages() if m["to_number"].startswith("6281255500")]
+    assert sorted(sent) == [f"628125550{i:04d}" for i in range(10) if i != 7]

@@ -19,13 +19,35 @@ error is also printed on stdout (unless the command already printed its own docu
 
 from __future__ import annotations
 
-from . import broadcasts, channels, demo, doctor, sandbox, send, templates, webhooks
+from . import (
+    broadcasts,
+    campaign,
+    channels,
+    demo,
+    doctor,
+    optout,
+    sandbox,
+    send,
+    templates,
+    webhooks,
+)
 from ._app import app, use_qontak_classes
 from .exit_codes import ExitCode, exit_code_for
 
 __all__ = ["ExitCode", "app", "exit_code_for", "main"]
 
-for _module in (channels, templates, send, broadcasts, webhooks, sandbox, doctor, demo):
+for _module in (
+    channels,
+    templates,
+    send,
+    broadcasts,
+    campaign,
+    optout,
+    webhooks,
+    sandbox,
+    doctor,
+    demo,
+):
     _module.register(app)
 use_qontak_classes(app)
 
