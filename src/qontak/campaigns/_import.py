@@ -118,7 +118,7 @@ def build_row(
     }
     body_fields = mapping.body_fields(template)
     variables = [(mapping.column(f) or f, get(f)) for f in body_fields]
-    if (template.category or "").upper() == "AUTHENTICATION" and len(body_fields) == 1:
+    if template.is_authentication and len(body_fields) == 1:
         return messages.otp(to, variables[0][1], **common)
     buttons = [
         messages.url_button(get(f"button.{i}"), i, type="URL")

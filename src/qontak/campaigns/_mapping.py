@@ -118,7 +118,7 @@ def _target(name: str, template: Template) -> str:
 
 
 def _dynamic_buttons(template: Template) -> list[int]:
-    if (template.category or "").upper() == "AUTHENTICATION":
+    if template.is_authentication:
         return []  # the code button is filled from body {{1}}
     return [i for i, b in enumerate(template.buttons) if b.is_dynamic]
 

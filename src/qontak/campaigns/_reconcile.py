@@ -11,23 +11,19 @@ the log of the rest, and match number + template.
   counts once that time has passed).
 - Not found yet, too recent → left ``unknown`` and listed with the time it can be settled.
 
-The batch search is ``client.broadcasts.find_sent_many`` (being added to the SDK); until
-it is there a local fallback with the same contract does the walk.
+The batch search is the SDK's ``client.broadcasts.find_sent_many``.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-import qontak
+from typing import Any, cast
 
 from .._client import AsyncQontak
 from ..models import Broadcast
+from ..resources.broadcasts import SentQuery
 from ._ledger import CampaignState, LedgerError, RowState
 from ._runner import new_owner, take_lease
 from ._store import Store
@@ -41,24 +37,6 @@ DEFAULT_SKEW = 120.0
 _PAGE = 100
 
 
-# TODO(merge): remove when find_sent_many lands (use qontak.SentQuery / qontak.SentSearch).
-@dataclass(frozen=True)
-class _SentQuery:
-    key: Hashable
-    to_number: str
-    message_template_id: str | None
-    sent_at: float
-
-
-# TODO(merge): remove when find_sent_many lands.
-@dataclass
-class _SentSearch:
-    found: dict[Hashable, list[Broadcast]] = field(default_factory=dict)
-    absent: list[Hashable] = field(default_factory=list)
-    pending: dict[Hashable, float] = field(default_factory=dict)
-    requests: int = 0
-
-
 def _created(broadcast: Broadcast) -> float | None:
     text = broadcast.created_at
     if not text:
@@ -67,63 +45,6 @@ def _created(broadcast: Broadcast) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def _template_id(broadcast: Broadcast) -> str | None:
-    tpl = broadcast.message_template or {}
-    found = tpl.get("id") or (broadcast.model_extra or {}).get("message_template_id")
-    return str(found) if found else None
-
-
-# TODO(merge): remove when find_sent_many lands.
-async def _find_sent_many_fallback(
-    client: AsyncQontak,
-    queries: Sequence[Any],
-    *,
-    skew: float,
-    settle_after: float,
-    known_ids: Iterable[str],
-    now: float,
-) -> _SentSearch:
-    """The contract of ``broadcasts.find_sent_many``, with ``broadcasts.iter`` and ``log``."""
-    result = _SentSearch()
-    if not queries:
-        return result
-    known = set(known_ids)
-    templates = {q.message_template_id for q in queries}
-    numbers = {q.to_number for q in queries}
-    since = min(q.sent_at for q in queries) - skew
-    seen = 0
-    by_number: dict[str, list[Broadcast]] = {}
-    async for broadcast in client.broadcasts.iter(start_date=since, limit=_PAGE):
-        seen += 1
-        if broadcast.id in known:
-            continue
-        created = _created(broadcast)
-        if created is not None and created < since:
-            continue
-        if None not in templates and _template_id(broadcast) not in templates:
-            continue
-        result.requests += 1
-        for entry in await client.broadcasts.log(broadcast.id):
-            number = entry.contact_phone_number or ""
-            if number in numbers:
-                by_number.setdefault(number, []).append(broadcast)
-    result.requests += max(1, math.ceil(seen / _PAGE))
-    for q in queries:
-        matches = [
-            b
-            for b in by_number.get(q.to_number, [])
-            if (q.message_template_id is None or _template_id(b) in (None, q.message_template_id))
-            and ((_created(b) or q.sent_at) >= q.sent_at - skew)
-        ]
-        if matches:
-            result.found[q.key] = matches
-        elif now >= q.sent_at + settle_after:
-            result.absent.append(q.key)
-        else:
-            result.pending[q.key] = q.sent_at + settle_after
-    return result
 
 
 @dataclass
@@ -211,9 +132,8 @@ async def _reconcile(
     result = ReconcileResult(cid, recovered=store.recover(cid))
     unknown = list(store.iter_rows(cid, [RowState.UNKNOWN]))
     moment = time.time() if now is None else now
-    make_query = getattr(qontak, "SentQuery", _SentQuery)
     queries = [
-        make_query(
+        SentQuery(
             key=row.line,
             to_number=row.to_number,
             message_template_id=template_id,
@@ -225,15 +145,9 @@ async def _reconcile(
     # a million-row campaign's every id would not fit in memory for nothing.
     since = min((q.sent_at for q in queries), default=moment) - skew - settle_after
     known = store.broadcast_ids(cid, since=since)
-    search_many = getattr(client.broadcasts, "find_sent_many", None)
-    if search_many is not None and queries:
-        search = await search_many(
-            queries, skew=skew, settle_after=settle_after, known_ids=known, now=moment
-        )
-    else:
-        search = await _find_sent_many_fallback(
-            client, queries, skew=skew, settle_after=settle_after, known_ids=known, now=moment
-        )
+    search = await client.broadcasts.find_sent_many(
+        queries, skew=skew, settle_after=settle_after, known_ids=known, now=moment
+    )
     result.requests = search.requests
     by_line = {row.line: row for row in unknown}
     for key, broadcasts in search.found.items():
@@ -241,15 +155,17 @@ async def _reconcile(
         if len(ids) > 1:
             result.accepted_twice.append({"line": key, "broadcast_ids": ids})
         first = min(broadcasts, key=lambda b: _created(b) or 0.0)
-        if store.transition(cid, int(key), RowState.ACCEPTED, now=moment, broadcast_id=first.id):
+        if store.transition(
+            cid, cast(int, key), RowState.ACCEPTED, now=moment, broadcast_id=first.id
+        ):
             result.accepted += 1
     for key in search.absent:
         if store.transition(
-            cid, int(key), RowState.PENDING, now=moment, reason="reconcile: not accepted"
+            cid, cast(int, key), RowState.PENDING, now=moment, reason="reconcile: not accepted"
         ):
             result.absent += 1
     for key, when in sorted(search.pending.items(), key=lambda kv: kv[1]):
-        row = by_line[int(key)]
+        row = by_line[cast(int, key)]
         if resend_unknown and store.transition(
             cid, row.line, RowState.PENDING, now=moment, reason="resent on request"
         ):

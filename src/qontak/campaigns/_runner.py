@@ -43,7 +43,7 @@ from ..errors import (
     RateLimitError,
     ValidationError,
 )
-from ..models import DirectMessage, Template
+from ..models import DirectMessage, Template, URLButton
 from ._ledger import Campaign, CampaignState, LedgerError, Row, RowState
 from ._store import Store
 from ._windows import Window, is_open, next_open, parse_window
@@ -169,7 +169,10 @@ def _shape(template: Template) -> tuple[object, ...]:
     return (
         tuple(template.body_placeholders),
         template.header_format,
-        tuple((b.type.upper(), b.url) for b in template.buttons),
+        tuple(
+            (str(b.type), b.takes_value, b.url if isinstance(b, URLButton) else None)
+            for b in template.buttons
+        ),
         template.language,
     )
 
