@@ -277,11 +277,13 @@ class Pipeline:
         if result.outcome is Outcome.OK and result.response is not None:
             response = result.response
             body = _decode(response)
+            # No copy of the headers, and the envelope kept as bytes (decoded on demand):
+            # a result someone keeps should not carry a second, decoded copy of its body.
             info = ResponseInfo(
-                status_code=response.status_code,
-                headers=dict(response.headers),
-                envelope=body,
+                response.status_code,
+                response.headers,
                 request_id=_request_id(response, body),
+                content=response.content,
             )
             log_kv(
                 logging.DEBUG,
