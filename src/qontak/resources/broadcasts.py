@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -67,11 +68,19 @@ def prepare_message(
     the copy are reassigned, and the caller's message and template are never mutated.
     """
     prepared = message.model_copy()
-    prepared.with_template(message.template or template)
-    prepared.to_number = normalize_phone(message.to_number, region)
+    known = message.template
+    prepared.with_template(known or template)
+    prepared.to_number = _normalized_phone(message.to_number, region)
     if validate:
-        validate_message(prepared, template or message.template)
+        validate_message(prepared, template or known)
     return prepared
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized_phone(number: str, region: str) -> str:
+    # A builder already normalised most numbers, and a number is often sent to more than
+    # once (OTP retries, order updates); parsing one costs more than signing a request.
+    return normalize_phone(number, region)
 
 
 def _send_request(
