@@ -158,7 +158,7 @@ async def test_refused_connection_is_not_sent_and_retried(transport: str) -> Non
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with _client(f"http://127.0.0.1:{port}", transport, max_retries=2) as client:
-        with pytest.raises(APIConnectionError, match="could not reach Qontak.*after 3 attempts"):
+        with pytest.raises(APIConnectionError, match=r"could not reach Qontak.*after 3 attempts"):
             await client.channels.list()
 
 
