@@ -111,7 +111,8 @@ _NO_COOKIES = _NoCookies()
 
 
 class _Client(httpx.Client):
-    """``httpx.Client`` without cookie handling (see :class:`_NoCookies`)."""
+    """``httpx.Client`` without cookie handling (see :class:`_NoCookies`), whose requests
+    go straight to its transport (see :class:`_AsyncClient`)."""
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -121,14 +122,33 @@ class _Client(httpx.Client):
     def cookies(self, cookies: Any) -> None:
         return None
 
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        transport = self._transport
+        if kwargs or self.is_closed or _has_proxy_routes(self):
+            return super().send(request, **kwargs)
+        response = transport.handle_request(request)
+        response.request = request
+        try:
+            response.read()
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+
+def _has_proxy_routes(client: httpx.Client | httpx.AsyncClient) -> bool:
+    # httpx keeps routes to proxies from the environment (HTTPS_PROXY…) in ``_mounts``;
+    # requests that may need them take httpx's own path.
+    return bool(getattr(client, "_mounts", True))
+
 
 class _AsyncClient(httpx.AsyncClient):
     """``httpx.AsyncClient`` without cookie handling (see :class:`_NoCookies`).
 
-    On the aiohttp transport a request the SDK built goes straight to the transport: the
-    SDK's requests need none of what ``AsyncClient.send`` adds (auth flows, redirects,
-    event hooks, cookies), and those layers cost a quarter of the SDK's own CPU per request.
-    Requests for proxies from the environment (``HTTPS_PROXY``…) keep httpx's routing.
+    A request goes straight to the transport: the SDK's requests need none of what
+    ``AsyncClient.send`` adds (auth flows, redirects, event hooks, cookies), and those
+    layers cost a quarter of the SDK's own CPU per request. Requests that proxies from the
+    environment (``HTTPS_PROXY``…) may route keep httpx's own path.
     """
 
     @property
@@ -140,19 +160,16 @@ class _AsyncClient(httpx.AsyncClient):
         return None
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        direct = self._direct_transport()
-        if direct is None or kwargs or self.is_closed:
+        if kwargs or self.is_closed or _has_proxy_routes(self):
             return await super().send(request, **kwargs)
-        return await direct.handle_async_request(request)
-
-    def _direct_transport(self) -> httpx.AsyncBaseTransport | None:
-        transport: httpx.AsyncBaseTransport | None = self._transport
-        if isinstance(transport, _AutoTransport):
-            transport = transport.inner
-        if transport is None or not getattr(transport, "reads_whole_answers", False):
-            return None
-        # httpx keeps proxy routes from the environment in ``_mounts``; those go its way.
-        return None if getattr(self, "_mounts", None) else transport
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
 
 
 def sync_http_client(timeout: httpx.Timeout, max_connections: int) -> httpx.Client:
@@ -214,8 +231,6 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
         """``httpx_aiohttp.AiohttpTransport`` that reads each answer whole (no per-chunk
         stream wrapper: Qontak's answers are small JSON) and maps aiohttp's exceptions so
         they say whether the request left."""
-
-        reads_whole_answers = True
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             import aiohttp
