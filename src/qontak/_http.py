@@ -20,6 +20,7 @@ never left (and so could be sent twice). Here only failures to connect say "not 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 from typing import Any, Literal
 
@@ -245,19 +246,20 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
                 data = request.stream
                 request.headers.pop("transfer-encoding", None)
             proxy = self.proxy
+            # Header pairs as aiohttp takes them: reading httpx.Headers as a mapping would
+            # merge and re-decode every value.
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
             try:
                 async with self.client.request(
                     request.method,
                     str(request.url),
-                    headers=request.headers,
+                    headers=headers,
                     data=data,
                     allow_redirects=False,
                     auto_decompress=False,  # httpx decodes, as with its own transport
                     compress=False,
-                    timeout=aiohttp.ClientTimeout(
-                        sock_connect=timeout.get("connect"),
-                        sock_read=timeout.get("read"),
-                        connect=timeout.get("pool"),
+                    timeout=_client_timeout(
+                        timeout.get("connect"), timeout.get("read"), timeout.get("pool")
                     ),
                     server_hostname=request.extensions.get("sni_hostname"),
                     proxy=str(proxy.url) if proxy else None,
@@ -279,6 +281,15 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
             )
 
     return _AiohttpTransport(limits=limits)
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float | None, read: float | None, pool: float | None) -> Any:
+    """aiohttp's timeout for httpx's (``pool`` bounds waiting for a connection and
+    connecting; aiohttp has no write timeout). Immutable, so shared."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
 
 
 def _mapped(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
