@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import socket
 import threading
 import time
@@ -173,6 +175,22 @@ async def test_keep_alive_pool_holds_the_whole_concurrency(transport: str, box: 
     first, second = held.ports[:in_flight], held.ports[in_flight:]
     assert len(set(first)) == in_flight  # the burst really needed that many connections
     assert set(second) <= set(first)  # and the second burst opened none
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_compressed_answer_is_decoded(transport: str) -> None:
+    body = gzip.compress(json.dumps({"status": "success", "data": [], "meta": {}}).encode())
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    with serve(app) as base:
+        async with _client(base, transport) as client:
+            page = await client.channels.list()
+    assert list(page) == []
+    assert page.response is not None and page.response.envelope["status"] == "success"
 
 
 async def test_auto_picks_aiohttp_on_asyncio(url: str) -> None:
