@@ -21,6 +21,7 @@ import httpx
 import phonenumbers
 
 from ._config import ENV_RATE_LIMITS, Settings, resolve_rate_limits_text, resolve_settings
+from ._http import HttpTransport, async_http_client, check_pool_options, sync_http_client
 from ._logging import setup_logging
 from ._pipeline import DEFAULT_TIMEOUT, ApiRequest, ApiResponse, Pipeline
 from ._ratelimit import RateLimiter, Rule, parse_rate_limits
@@ -223,6 +224,8 @@ class Qontak(_Common):
             ``{"send": [Rule(...)], "all": [...]}``.
         http_client: your own ``httpx.Client`` (proxies, transports, tests).
         default_region: region for numbers without a country code (default ``ID``).
+        max_connections: connections the client may open, all kept alive for reuse
+            (default 100; size it to the threads that share the client).
     """
 
     def __init__(
@@ -241,7 +244,9 @@ class Qontak(_Common):
         env_file: str | os.PathLike[str] | None = ".env",
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        max_connections: int | None = None,
     ) -> None:
+        pool_size = check_pool_options(max_connections, "auto", own_client=http_client is None)
         self._setup(
             client_id,
             client_secret,
@@ -256,7 +261,7 @@ class Qontak(_Common):
             clock=clock,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=self._pipeline.timeout)
+        self._http = http_client or sync_http_client(self._pipeline.timeout, pool_size)
         self._sleep_fn = sleep or time.sleep
         self._bind_resources()
 
@@ -318,6 +323,15 @@ class AsyncQontak(_Common):
 
     >>> async with AsyncQontak() as client:  # doctest: +SKIP
     ...     channel = (await client.channels.list())[0]
+
+    Besides :class:`Qontak`'s arguments:
+
+    Args:
+        max_connections: connections the client may open, all kept alive for reuse
+            (default 100). Size it to the requests you keep in flight.
+        http_transport: ``"auto"`` (default): aiohttp when ``qontak[aiohttp]`` is installed
+            and the loop is asyncio, else httpx's own pool; ``"aiohttp"`` or ``"httpx"`` to
+            choose. aiohttp costs several times less CPU per request under concurrency.
     """
 
     def __init__(
@@ -336,7 +350,11 @@ class AsyncQontak(_Common):
         env_file: str | os.PathLike[str] | None = ".env",
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
+        max_connections: int | None = None,
+        http_transport: HttpTransport = "auto",
     ) -> None:
+        own = http_client is None
+        pool_size = check_pool_options(max_connections, http_transport, own_client=own)
         self._setup(
             client_id,
             client_secret,
@@ -351,7 +369,9 @@ class AsyncQontak(_Common):
             clock=clock,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=self._pipeline.timeout)
+        self._http = http_client or async_http_client(
+            self._pipeline.timeout, pool_size, http_transport
+        )
         self._sleep_fn = sleep or anyio.sleep
         self._bind_resources()
 

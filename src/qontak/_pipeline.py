@@ -7,6 +7,7 @@ written twice, in :meth:`Pipeline.run_sync` and :meth:`Pipeline.run_async`.
 
 from __future__ import annotations
 
+import functools
 import json as jsonlib
 import logging
 import random
@@ -77,6 +78,36 @@ def encode_query(params: Params | None) -> str:
 def path_segment(value: str) -> str:
     """Percent-encode one path segment (an id) so it cannot change the path."""
     return quote(str(value), safe="")
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_url(text: str) -> httpx.URL:
+    # httpx parses a URL in pure Python (~15 µs); the same few URLs recur (every send goes
+    # to one path), and an ``httpx.URL`` is immutable, so parsed ones are shared.
+    return httpx.URL(text)
+
+
+def _request(
+    method: str,
+    url: httpx.URL,
+    headers: dict[str, str],
+    content: bytes,
+    extensions: dict[str, Any] | None,
+) -> httpx.Request:
+    """``httpx.Request(method, url, headers=headers, content=content)``, same headers in
+    the same order, built 4× cheaper: given a ready stream httpx skips its generic header
+    fix-ups, so ``Host`` and ``Content-Length`` are added here as httpx would add them."""
+    raw = [(b"Host", url.netloc)]
+    if not content and method in ("POST", "PUT", "PATCH"):
+        raw.append((b"Content-Length", b"0"))
+    raw.extend((k.encode("ascii"), v.encode("ascii")) for k, v in headers.items())
+    if content:
+        raw.append((b"Content-Length", str(len(content)).encode("ascii")))
+    request = httpx.Request(
+        method, url, headers=raw, stream=httpx.ByteStream(content), extensions=extensions
+    )
+    request.read()  # ``request.content`` is then set, as with ``content=``
+    return request
 
 
 @dataclass(frozen=True)
@@ -167,33 +198,47 @@ class Pipeline:
         return replace(self, **changes)
 
     # -- building and signing -------------------------------------------------------
-    def build(self, req: ApiRequest) -> httpx.Request:
-        """The unsigned ``httpx.Request`` for ``req`` (exact URL bytes fixed here)."""
-        url = self.settings.base_url + req.path
+    def build(
+        self,
+        req: ApiRequest,
+        *,
+        signed: bool = False,
+        extensions: dict[str, Any] | None = None,
+    ) -> httpx.Request:
+        """The ``httpx.Request`` for ``req`` (exact URL bytes fixed here), unsigned unless
+        ``signed``."""
+        text = self.settings.base_url + req.path
         query = encode_query(req.params)
         if query:
-            url = f"{url}?{query}"
+            text = f"{text}?{query}"
+        url = _parsed_url(text)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         content: bytes | None = None
         if req.json is not None:
             content = jsonlib.dumps(req.json, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
+        if signed:
+            # Signed before the request exists: httpx re-checks every header's encoding on
+            # each later update, which cost more than the HMAC itself.
+            headers.update(self._signature(req.method, url))
         if req.files is not None:
-            return httpx.Request(req.method, url, headers=headers, files=req.files)
-        return httpx.Request(req.method, url, headers=headers, content=content)
+            return httpx.Request(
+                req.method, url, headers=headers, files=req.files, extensions=extensions
+            )
+        return _request(req.method, url, headers, content or b"", extensions)
+
+    def _signature(self, method: str, url: httpx.URL) -> dict[str, str]:
+        return _auth.signature_headers(
+            method,
+            url.raw_path.decode("ascii"),
+            self.settings.client_id,
+            self.settings.client_secret.get(),
+            self.clock(),
+        )
 
     def sign(self, request: httpx.Request) -> None:
         """Add ``Date`` and ``Authorization`` for this attempt, over the exact wire path."""
-        path = request.url.raw_path.decode("ascii")
-        request.headers.update(
-            _auth.signature_headers(
-                request.method,
-                path,
-                self.settings.client_id,
-                self.settings.client_secret.get(),
-                self.clock(),
-            )
-        )
+        request.headers.update(self._signature(request.method, request.url))
 
     def _timeout_ext(self, req: ApiRequest) -> dict[str, Any]:
         timeout = req.timeout if req.timeout is not None else self.timeout
@@ -203,10 +248,7 @@ class Pipeline:
 
     def prepare(self, req: ApiRequest) -> httpx.Request:
         """Build and sign one attempt."""
-        request = self.build(req)
-        request.extensions.update(self._timeout_ext(req))
-        self.sign(request)
-        return request
+        return self.build(req, signed=True, extensions=self._timeout_ext(req))
 
     # -- classifying -----------------------------------------------------------------
     def on_exception(self, exc: Exception) -> _Attempt:
@@ -262,11 +304,13 @@ class Pipeline:
         if result.outcome is Outcome.OK and result.response is not None:
             response = result.response
             body = _decode(response)
+            # No copy of the headers, and the envelope kept as bytes (decoded on demand):
+            # a result someone keeps should not carry a second, decoded copy of its body.
             info = ResponseInfo(
-                status_code=response.status_code,
-                headers=dict(response.headers),
-                envelope=body,
+                response.status_code,
+                response.headers,
                 request_id=_request_id(response, body),
+                content=response.content,
             )
             log_kv(
                 logging.DEBUG,

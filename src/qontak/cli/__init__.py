@@ -19,37 +19,12 @@ error is also printed on stdout (unless the command already printed its own docu
 
 from __future__ import annotations
 
-from . import (
-    broadcasts,
-    campaign,
-    channels,
-    demo,
-    doctor,
-    optout,
-    sandbox,
-    send,
-    templates,
-    webhooks,
-)
-from ._app import app, use_qontak_classes
+from ._app import COMMANDS, app
 from .exit_codes import ExitCode, exit_code_for
 
-__all__ = ["ExitCode", "app", "exit_code_for", "main"]
-
-for _module in (
-    channels,
-    templates,
-    send,
-    broadcasts,
-    campaign,
-    optout,
-    webhooks,
-    sandbox,
-    doctor,
-    demo,
-):
-    _module.register(app)
-use_qontak_classes(app)
+# Command modules are imported when a command runs (see ._app.COMMANDS); a new command
+# goes into COMMANDS with the module whose register(app) adds it.
+__all__ = ["COMMANDS", "ExitCode", "app", "exit_code_for", "main"]
 
 
 def main() -> None:

@@ -1,24 +1,90 @@
-"""The ``qontak`` typer app: global options, one-line usage errors, command registration."""
+"""The ``qontak`` typer app: global options, one-line usage errors, command registration.
+
+Commands are loaded on demand: :data:`COMMANDS` names each command, the module that
+registers it and the one-line summary ``qontak --help`` lists, so ``qontak --help`` and
+``qontak channels`` import only what they use (the SDK, pydantic, the sandbox and most of
+rich stay unloaded for ``--help``). A test checks the summaries against the commands.
+"""
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
-from typer._click import Context, Parameter
+from typer._click import Command, Context, Parameter
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.main import get_command_from_info, get_group_from_info
 
-from .._ratelimit import parse_rate_limits
-from ..errors import ConfigurationError
-from ._output import error_json, error_line, start_output
-from ._state import Env, State, fail, set_state
+from ._env import Env
 from .exit_codes import ExitCode
 
-__all__ = ["QontakCommand", "QontakGroup", "QontakSubGroup", "app", "use_qontak_classes"]
+__all__ = [
+    "COMMANDS",
+    "LazyCommand",
+    "QontakCommand",
+    "QontakGroup",
+    "QontakSubGroup",
+    "app",
+    "use_qontak_classes",
+]
+
+
+class LazyCommand(NamedTuple):
+    """Where a command lives (``qontak.cli.<module>``, whose ``register(app)`` adds it) and
+    the summary ``qontak --help`` shows for it (the first paragraph of its help)."""
+
+    module: str
+    summary: str
+
+
+#: Every command, in the order ``qontak --help`` lists them.
+COMMANDS: dict[str, LazyCommand] = {
+    "channels": LazyCommand(
+        "channels", "List the WhatsApp channels: id, phone number, account name, active."
+    ),
+    "send": LazyCommand(
+        "send", "Send one template message (validated against its template first)."
+    ),
+    "preview": LazyCommand(
+        "send",
+        "Show the message as the recipient will see it (header, body with values, footer,\n"
+        "buttons). Takes the same arguments as send; nothing is sent or uploaded.",
+    ),
+    "log": LazyCommand(
+        "broadcasts",
+        "Per-recipient delivery status of a broadcast, with WhatsApp's error text.",
+    ),
+    "broadcasts": LazyCommand(
+        "broadcasts",
+        "Recent broadcasts with their status counts (pending, sent, delivered, read, failed).",
+    ),
+    "campaign": LazyCommand(
+        "campaign",
+        "Send one template to many numbers from a CSV/JSONL/XLSX file, resumable, never twice.",
+    ),
+    "optout": LazyCommand("optout", "The opt-out list: numbers campaigns never contact."),
+    "webhooks": LazyCommand(
+        "webhooks", "Receive delivery statuses by webhook instead of polling logs."
+    ),
+    "sandbox": LazyCommand(
+        "sandbox", "Run the sandbox: a local server that behaves like Qontak, with a web inbox."
+    ),
+    "doctor": LazyCommand(
+        "doctor", "Check configuration, reachability, clock skew and that the credentials work."
+    ),
+    "demo": LazyCommand(
+        "demo",
+        "Send every kind of template through an embedded sandbox and watch each reach read.",
+    ),
+    "templates": LazyCommand(
+        "templates", "WhatsApp templates: list them, or show one with its placeholders."
+    ),
+}
 
 
 def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:
@@ -63,7 +129,58 @@ def use_qontak_classes(typer_app: typer.Typer) -> None:
 
 class QontakGroup(QontakSubGroup):
     """The root command group. Usage errors (unknown option, bad value, missing argument)
-    become one red line on stderr and exit code 2 instead of a usage box."""
+    become one red line on stderr and exit code 2 instead of a usage box.
+
+    Commands of :data:`COMMANDS` are imported when first resolved; while the group's own
+    help is drawn they appear as their summaries only.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = self.commands.get(cmd_name)
+        lazy = COMMANDS.get(cmd_name)
+        if command is not None or lazy is None:
+            return command
+        if self._listing:
+            return TyperCommand(cmd_name, help=lazy.summary, rich_markup_mode=self.rich_markup_mode)
+        self.load(lazy.module)
+        return self.commands.get(cmd_name)
+
+    def load(self, module: str) -> None:
+        """Import ``qontak.cli.<module>`` and add the commands it registers."""
+        sub = typer.Typer()
+        importlib.import_module(f"{__package__}.{module}").register(sub)
+        use_qontak_classes(sub)
+        for info in sub.registered_commands:
+            command = get_command_from_info(
+                info, pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode
+            )
+            self.add_command(command)
+        for group_info in sub.registered_groups:
+            group = get_group_from_info(
+                group_info,
+                pretty_exceptions_short=True,
+                suggest_commands=self.suggest_commands,
+                rich_markup_mode=self.rich_markup_mode,
+            )
+            self.add_command(group)
+
+    def load_all(self) -> None:
+        """Import every command (documentation, tests)."""
+        for module in dict.fromkeys(lazy.module for lazy in COMMANDS.values()):
+            self.load(module)
+
+    def format_help(self, ctx: Context, formatter: Any) -> None:
+        # While the command list is drawn, unloaded commands show as their summaries.
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def main(  # type: ignore[override]
         self,
@@ -85,6 +202,8 @@ class QontakGroup(QontakSubGroup):
             exc.show()
             sys.exit(int(ExitCode.USAGE))
         except UsageError as exc:
+            from ._output import error_json, error_line
+
             hint = ""
             if exc.ctx is not None:
                 hint = f" (see '{exc.ctx.command_path} --help')"
@@ -101,9 +220,13 @@ class QontakGroup(QontakSubGroup):
                 )
             sys.exit(int(ExitCode.USAGE))
         except ClickException as exc:
+            from ._output import error_line
+
             error_line(exc.format_message())
             sys.exit(exc.exit_code)
         except typer.Abort:
+            from ._output import error_line
+
             error_line("aborted")
             sys.exit(130)
         if not standalone_mode:
@@ -166,6 +289,9 @@ def _root(
     ] = None,
 ) -> None:
     """Global options; they may also be given after the command name."""
+    from ._output import start_output
+    from ._state import State, fail, set_state
+
     st = ctx.obj if isinstance(ctx.obj, State) else State()
     st.merge(
         json=json_output,
@@ -185,6 +311,9 @@ def _root(
     if max_retries is not None and max_retries < 0:
         fail(f"--max-retries must be 0 or more, got {max_retries}")
     if rate_limits is not None:
+        from .._ratelimit import parse_rate_limits
+        from ..errors import ConfigurationError
+
         try:
             parse_rate_limits(rate_limits, setting="--rate-limits")
         except ConfigurationError as exc:

@@ -16,7 +16,6 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -36,6 +35,7 @@ from ..errors import (
     RateLimitError,
     ValidationError,
 )
+from ._env import Env
 from ._output import error_json, error_line, start_output
 from .exit_codes import ExitCode, exit_code_for
 
@@ -52,14 +52,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Env(str, Enum):
-    """Named environments for ``--env``."""
-
-    production = "production"
-    staging = "staging"
-    sandbox = "sandbox"
 
 
 @dataclass

@@ -16,6 +16,7 @@ __all__ = [
     "AsyncRequester",
     "SyncRequester",
     "next_page_params",
+    "page_class",
     "to_model",
     "to_page",
 ]
@@ -79,7 +80,20 @@ def to_page(resp: ApiResponse, model: type[M], what: str) -> Page[M]:
         raise _unexpected(resp, what, exc) from None
     for item in items:
         item.with_response(resp.info)
-    return Page[M](data=items, pagination=pagination, response=resp.info)
+    # Items and pagination are validated above; building the page needs no second pass.
+    return page_class(model).model_construct(data=items, pagination=pagination, response=resp.info)
+
+
+_PAGE_CLASSES: dict[type[Any], type[Page[Any]]] = {}
+
+
+def page_class(model: type[M]) -> type[Page[M]]:
+    """``Page[model]``, made once per model (pydantic's own lookup costs more than a send's
+    signing)."""
+    cls = _PAGE_CLASSES.get(model)
+    if cls is None:
+        cls = _PAGE_CLASSES[model] = Page[model]  # type: ignore[valid-type]
+    return cls
 
 
 def next_page_params(page: Page[Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
