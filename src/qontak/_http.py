@@ -235,6 +235,7 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             import aiohttp
+            import yarl
 
             if not isinstance(self.client, aiohttp.ClientSession):
                 self.client = self.get_client()
@@ -252,7 +253,9 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
             try:
                 async with self.client.request(
                     request.method,
-                    str(request.url),
+                    # encoded=True: sent exactly as signed. yarl would otherwise re-quote the
+                    # query (%3A -> :), and the request line would no longer match the signature.
+                    yarl.URL(str(request.url), encoded=True),
                     headers=headers,
                     data=data,
                     allow_redirects=False,

@@ -135,6 +135,15 @@ async def test_send_read_and_upload_on_each_transport(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_query_that_needs_quoting_is_sent_as_signed(transport: str, url: str) -> None:
+    # The gateway verifies the request line byte for byte: a transport that re-quotes the
+    # query (yarl turns %3A back into ':') gets every dated list refused with 401.
+    async with _client(url, transport) as client:
+        page = await client.broadcasts.list(start_date="2026-12-02T10:00:00+07:00", query="a b/c")
+    assert page.response is not None and page.response.status_code == 200
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_lost_answer_is_unknown_and_never_resent(
     transport: str, url: str, box: Sandbox
 ) -> None:

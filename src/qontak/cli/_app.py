@@ -65,9 +65,9 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "campaign": LazyCommand(
         "campaign",
-        "Send one template to many numbers from a CSV/JSONL/XLSX file, resumable, never twice.",
+        "Send one template to a file of customers: resumable, never twice, never lost.",
     ),
-    "optout": LazyCommand("optout", "The opt-out list: numbers campaigns never contact."),
+    "optout": LazyCommand("optout", "The opt-out list: numbers no campaign will ever contact."),
     "webhooks": LazyCommand(
         "webhooks", "Receive delivery statuses by webhook instead of polling logs."
     ),
