@@ -10,7 +10,8 @@
 
 from . import messages
 from ._client import AsyncQontak, Qontak
-from ._config import ENVIRONMENTS, Secret
+from ._config import ENVIRONMENTS, Secret, load_dotenv_values
+from ._logging import redact, setup_logging
 from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule
 from ._retry import RetryPolicy
 from .compat import QontakClient
@@ -104,8 +105,11 @@ __all__ = [
     "UploadedFile",
     "ValidationError",
     "check_message",
+    "load_dotenv_values",
     "messages",
     "normalize_phone",
     "preview",
+    "redact",
+    "setup_logging",
     "validate_message",
 ]

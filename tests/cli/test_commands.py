@@ -859,3 +859,56 @@ def test_demo_says_plainly_when_a_kind_was_not_read(
     assert "0 of 7 kinds read" in result.stdout
     line = _one_error_line(result.stderr)
     assert "not read: OTP (failed)" in line
+
+
+# --- the CLI is a client of the public SDK and of public typer ----------------------------------
+
+_CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "qontak" / "cli"
+# cli/sandbox.py belongs to the sandbox work; every other module of the CLI is checked.
+_CLI_MODULES = sorted(p for p in _CLI_DIR.glob("*.py") if p.name != "sandbox.py")
+
+
+@pytest.mark.parametrize("path", _CLI_MODULES, ids=lambda p: p.name)
+def test_cli_imports_only_public_names(path: Path) -> None:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            modules.append(base)
+            modules += [base + ("" if base.endswith(".") else ".") + a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            modules += [a.name for a in node.names]
+        for name in modules:
+            parts = [p for p in name.split(".") if p]
+            # Our own private modules (`._output`) are fine; nothing private of the SDK
+            # (`..`-relative or `qontak._x`) nor of typer (`typer._click`).
+            sdk = name.startswith("..") or parts[:1] == ["qontak"]
+            if sdk or parts[:1] == ["typer"]:
+                assert not any(p.startswith("_") for p in parts), f"{path.name}: {name}"
+            assert not name.startswith(".."), f"{path.name}: relative SDK import {name}"
+    text = path.read_text(encoding="utf-8")
+    assert "__signature__" not in text and "get_type_hints" not in text, path.name
+
+
+def test_configuration_errors_are_read_by_setting_not_by_text() -> None:
+    from qontak import ConfigurationError
+    from qontak.cli._state import describe_error
+
+    exc = ConfigurationError("credentials incomplete", setting="client_secret", reason="missing")
+    assert describe_error(exc) == (
+        "client_secret: missing; set QONTAK_CLIENT_SECRET (environment or .env) "
+        "or use --env sandbox"
+    )
+    # The same words with no structure behind them are shown as they are.
+    worded = ConfigurationError("client_secret: missing; pass client_secret=")
+    assert describe_error(worded) == "client_secret: missing; pass client_secret="
+
+
+def test_no_arguments_prints_help_and_exits_2(cli: Cli) -> None:
+    result = cli()
+    assert result.exit_code == ExitCode.USAGE
+    assert "Usage" in result.stdout and "channels" in result.stdout
+    assert result.stderr.strip() == ""

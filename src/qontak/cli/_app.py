@@ -8,18 +8,16 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer._click import Context, Parameter
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from ._output import error_json, error_line, start_output
-from ._state import Env, State, fail, set_state
+from ._state import Env, State, fail, global_params, set_state, take_global_options
 from .exit_codes import ExitCode
 
 __all__ = ["QontakCommand", "QontakGroup", "QontakSubGroup", "app", "use_qontak_classes"]
 
 
-def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:
+def _flags_take_no_value(params: list[Any]) -> list[Any]:
     """Give boolean flags an empty metavar, so help shows ``--json`` rather than
     ``--json <bool>``.
 
@@ -34,17 +32,26 @@ def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:
 
 
 class QontakCommand(TyperCommand):
-    """Every ``qontak`` command: flags shown without a value in ``--help``."""
+    """Every ``qontak`` command: takes the global options after its name too, and shows
+    flags without a value in ``--help``."""
 
-    def get_params(self, ctx: Context) -> list[Parameter]:
-        return _flags_take_no_value(super().get_params(ctx))
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value([*super().get_params(ctx), *global_params()])
+
+    def invoke(self, ctx: Any) -> Any:
+        take_global_options(ctx)
+        return super().invoke(ctx)
 
 
 class QontakSubGroup(TyperGroup):
-    """A command group below the root (``templates``): flags shown without a value."""
+    """A command group below the root (``templates``): the same as :class:`QontakCommand`."""
 
-    def get_params(self, ctx: Context) -> list[Parameter]:
-        return _flags_take_no_value(super().get_params(ctx))
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value([*super().get_params(ctx), *global_params()])
+
+    def invoke(self, ctx: Any) -> Any:
+        take_global_options(ctx)
+        return super().invoke(ctx)
 
 
 def use_qontak_classes(typer_app: typer.Typer) -> None:
@@ -59,9 +66,13 @@ def use_qontak_classes(typer_app: typer.Typer) -> None:
             use_qontak_classes(group.typer_instance)
 
 
-class QontakGroup(QontakSubGroup):
-    """The root command group. Usage errors (unknown option, bad value, missing argument)
-    become one red line on stderr and exit code 2 instead of a usage box."""
+class QontakGroup(TyperGroup):
+    """The root command group (its callback declares the global options itself). Usage
+    errors (unknown option, bad value, missing argument) become one red line on stderr and
+    exit code 2 instead of a usage box."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value(super().get_params(ctx))
 
     def main(  # type: ignore[override]
         self,
@@ -79,13 +90,13 @@ class QontakGroup(QontakSubGroup):
                 standalone_mode=False,
                 **extra,
             )
-        except NoArgsIsHelpError as exc:
-            exc.show()
-            sys.exit(int(ExitCode.USAGE))
-        except UsageError as exc:
-            hint = ""
-            if exc.ctx is not None:
-                hint = f" (see '{exc.ctx.command_path} --help')"
+        except typer.TyperException as exc:
+            if exc.exit_code != int(ExitCode.USAGE):  # click's other errors (a file error…)
+                error_line(exc.format_message())
+                sys.exit(exc.exit_code)
+            # A usage error: it names the command it happened in (click's documented ctx).
+            usage_ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{usage_ctx.command_path} --help')" if usage_ctx is not None else ""
             error_line(exc.format_message() + hint)
             argv = list(args) if args is not None else sys.argv[1:]
             if "--json" in argv[: argv.index("--") if "--" in argv else None]:
@@ -98,9 +109,6 @@ class QontakGroup(QontakSubGroup):
                     }
                 )
             sys.exit(int(ExitCode.USAGE))
-        except ClickException as exc:
-            error_line(exc.format_message())
-            sys.exit(exc.exit_code)
         except typer.Abort:
             error_line("aborted")
             sys.exit(130)
@@ -119,7 +127,9 @@ app = typer.Typer(
         "Exit codes: 0 ok, 1 API error, 2 usage/validation, 3 auth, 4 rate limited, "
         "5 outcome unknown."
     ),
-    no_args_is_help=True,
+    # No arguments at all: help and exit 2, from the callback below (click's own
+    # no-args error is not part of typer's public API).
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -156,6 +166,11 @@ def _root(
     ] = None,
 ) -> None:
     """Global options; they may also be given after the command name."""
+    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        text = ctx.get_help()  # rich help prints itself and returns ""
+        if text:
+            typer.echo(text)
+        raise typer.Exit(int(ExitCode.USAGE))
     st = ctx.obj if isinstance(ctx.obj, State) else State()
     st.merge(
         json=json_output,

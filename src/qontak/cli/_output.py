@@ -25,9 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .._logging import redact
-from ..models import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template
-from ..render import RenderedButton, RenderedMedia, render
+from qontak import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template, redact
+from qontak.render import RenderedButton, RenderedMedia, render
 
 __all__ = [
     "STATUS_STYLES",

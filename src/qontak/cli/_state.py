@@ -9,10 +9,8 @@ error into one red line on stderr and a stable exit code (see :mod:`.exit_codes`
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import traceback
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,12 +18,10 @@ from enum import Enum
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from typer._click.exceptions import ClickException
+import typer.main
 
-from .._client import Qontak
-from .._config import ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_ENVIRONMENT, load_dotenv_values
-from .._logging import setup_logging
-from ..errors import (
+from qontak import Qontak, load_dotenv_values, setup_logging
+from qontak.errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
@@ -36,6 +32,7 @@ from ..errors import (
     RateLimitError,
     ValidationError,
 )
+
 from ._output import error_json, error_line, start_output
 from .exit_codes import ExitCode, exit_code_for
 
@@ -47,8 +44,11 @@ __all__ = [
     "describe_error",
     "error_details",
     "fail",
+    "global_params",
+    "missing_credentials",
     "set_state",
     "state",
+    "take_global_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +60,13 @@ class Env(str, Enum):
     production = "production"
     staging = "staging"
     sandbox = "sandbox"
+
+
+#: The environment variables the CLI names in its advice (the SDK reads the same ones).
+ENV_CLIENT_ID = "QONTAK_CLIENT_ID"
+ENV_CLIENT_SECRET = "QONTAK_CLIENT_SECRET"
+ENV_ENVIRONMENT = "QONTAK_ENV"
+_CREDENTIAL_VARIABLES = {"client_id": ENV_CLIENT_ID, "client_secret": ENV_CLIENT_SECRET}
 
 
 @dataclass
@@ -102,25 +109,18 @@ class State:
         try:
             client = Qontak(**kwargs)
         except ConfigurationError as exc:
-            if self.environment != "sandbox" or not _missing_credentials(exc):
+            if self.environment != "sandbox" or not missing_credentials(exc):
                 raise
-            client = self._sandbox_client(kwargs)
+            from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+            client = Qontak(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
         self.tried_base_url = client.base_url
         return client
 
-    def _sandbox_client(self, kwargs: dict[str, Any]) -> Qontak:
-        from ..sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
-        client_id = os.environ.get(ENV_CLIENT_ID) or load_dotenv_values().get(ENV_CLIENT_ID)
-        secret = os.environ.get(ENV_CLIENT_SECRET) or load_dotenv_values().get(ENV_CLIENT_SECRET)
-        if client_id and secret:  # pragma: no cover - Qontak() would have accepted them
-            return Qontak(client_id, secret, **kwargs)
-        return Qontak(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
-
-
-def _missing_credentials(exc: ConfigurationError) -> bool:
-    text = str(exc)
-    return text.startswith(("client_id: missing", "client_secret: missing"))
+def missing_credentials(exc: ConfigurationError) -> bool:
+    """Whether ``exc`` says a credential was not configured at all."""
+    return exc.setting in _CREDENTIAL_VARIABLES and exc.reason == "missing"
 
 
 _current: list[State] = []
@@ -167,12 +167,10 @@ def describe_error(exc: BaseException, st: State | None = None) -> str:
         return f"{type(exc).__name__}: {exc}"
     text = str(exc)
     if isinstance(exc, ConfigurationError):
-        # The SDK says "pass client_secret= or set …"; a shell user has no keyword to pass.
-        for field, name in (("client_id", ENV_CLIENT_ID), ("client_secret", ENV_CLIENT_SECRET)):
-            if text.startswith(f"{field}: missing"):
-                return f"{field}: missing; set {name} (environment or .env) or use --env sandbox"
-        if text.startswith("timeout:"):
-            return "--timeout must be a positive number of seconds"
+        if missing_credentials(exc):
+            # The SDK says "pass client_secret= or set …"; a shell user has no keyword to pass.
+            name = _CREDENTIAL_VARIABLES[exc.setting]
+            return f"{exc.setting}: missing; set {name} (environment or .env) or use --env sandbox"
         return text
     if isinstance(exc, APIConnectionError):
         where = exc.url or (st.tried_base_url if st is not None else None)
@@ -221,99 +219,70 @@ def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str,
     return details
 
 
-_CTX_PARAM = "qontak_cli_context"
-
-# The options every command accepts after its name (defaults are None: "not given here").
-_GLOBAL_PARAMS: list[tuple[str, Any, Any]] = [
-    (
-        "json_output",
-        Annotated[
-            bool, typer.Option("--json", help="Print machine-readable JSON (stable shapes).")
-        ],
-        False,
-    ),
-    (
-        "base_url_opt",
-        Annotated[
-            str | None,
-            typer.Option("--base-url", help="API root (default: QONTAK_BASE_URL / --env)."),
-        ],
-        None,
-    ),
-    (
-        "env_opt",
-        Annotated[
-            Env | None,
-            typer.Option("--env", help="production, staging or sandbox (default: QONTAK_ENV)."),
-        ],
-        None,
-    ),
-    (
-        "debug_opt",
-        Annotated[
-            bool, typer.Option("--debug", help="Show tracebacks and (redacted) request logs.")
-        ],
-        False,
-    ),
-]
+def _global_options(
+    global_json: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable JSON (stable shapes).")
+    ] = False,
+    global_base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="API root (default: QONTAK_BASE_URL / --env)."),
+    ] = None,
+    global_env: Annotated[
+        Env | None,
+        typer.Option("--env", help="production, staging or sandbox (default: QONTAK_ENV)."),
+    ] = None,
+    global_debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and (redacted) request logs.")
+    ] = False,
+) -> None:
+    """Never called: declares, in typer's own terms, the options every command accepts after
+    its name (``qontak channels --json``). :func:`global_params` turns them into parameters."""
 
 
-def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
-    """The function's evaluated annotations, ``Annotated`` metadata kept.
+_GLOBAL_NAMES = ("global_json", "global_base_url", "global_env", "global_debug")
 
-    Python 3.10's ``get_type_hints`` wraps ``Optional[...]`` around the annotation of every
-    parameter whose default is ``None``, which hides the ``Annotated[..., typer.Option(...)]``
-    inside it (typer then sees no option names); unwrap that again.
-    """
-    hints = typing.get_type_hints(func, include_extras=True)
-    for name, hint in hints.items():
-        if typing.get_origin(hint) is typing.Union:
-            inner = [a for a in typing.get_args(hint) if a is not type(None)]
-            if len(inner) == 1 and typing.get_origin(inner[0]) is typing.Annotated:
-                hints[name] = inner[0]
-    return hints
+
+@functools.cache
+def _global_param_objects() -> tuple[Any, ...]:
+    holder = typer.Typer(add_completion=False)
+    holder.command()(_global_options)
+    return tuple(typer.main.get_command(holder).params)
+
+
+def global_params() -> list[Any]:
+    """The parameters of the options every command takes after its name, built by typer
+    from :func:`_global_options` (``typer.main.get_command`` is typer's public bridge)."""
+    return list(_global_param_objects())
+
+
+def take_global_options(ctx: typer.Context) -> None:
+    """Move the global options given after a command's name out of ``ctx.params`` (the
+    command's function does not take them) into the run's :class:`State`, and start the
+    command's output."""
+    values = {name: ctx.params.pop(name, None) for name in _GLOBAL_NAMES}
+    st = _root_state(ctx)
+    _current[:] = [st]
+    start_output()
+    env = values["global_env"]
+    st.merge(
+        json=values["global_json"],
+        base_url=values["global_base_url"],
+        env=env.value if isinstance(env, Env) else env,
+        debug=values["global_debug"],
+    )
 
 
 def command(func: F) -> F:
-    """Wrap a command: accept the global options after the command name, run it, and turn
-    any error into one line on stderr plus the documented exit code."""
-    signature = inspect.signature(func)
-    hints = _type_hints(func)
-    # The command's own Context parameters are filled from ours (typer fills only one).
-    own_ctx = [name for name, hint in hints.items() if hint is typer.Context]
-    params = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-        if p.name not in own_ctx
-    ]
-    params.append(
-        inspect.Parameter(_CTX_PARAM, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-    )
-    for name, annotation, default in _GLOBAL_PARAMS:
-        params.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-            )
-        )
+    """Wrap a command: run it, and turn any error into one line on stderr plus the
+    documented exit code. (The global options after the command name are taken by the
+    command class, see :func:`take_global_options`.)"""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = kwargs.pop(_CTX_PARAM)
-        for name in own_ctx:
-            kwargs[name] = ctx
-        st = _root_state(ctx)
-        _current[:] = [st]
-        start_output()
-        env = kwargs.pop("env_opt")
-        st.merge(
-            json=kwargs.pop("json_output"),
-            base_url=kwargs.pop("base_url_opt"),
-            env=env.value if isinstance(env, Env) else env,
-            debug=kwargs.pop("debug_opt"),
-        )
+        st = state()
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except KeyboardInterrupt:
             error_line("interrupted")
@@ -328,9 +297,4 @@ def command(func: F) -> F:
                 error_json(error_details(exc, message, code))
             raise typer.Exit(int(code)) from None
 
-    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    annotations = {k: v for k, v in hints.items() if k not in own_ctx}
-    annotations.update({name: annotation for name, annotation, _ in _GLOBAL_PARAMS})
-    annotations[_CTX_PARAM] = typer.Context
-    wrapper.__annotations__ = annotations
     return wrapper  # type: ignore[return-value]

@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
-from ..models import BroadcastLogEntry
+from qontak import BroadcastLogEntry
+
 from ._output import broadcasts_table, console, log_table, paging_status, print_json
 from ._state import command, fail, state
 from .exit_codes import ExitCode

@@ -32,10 +32,9 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .. import messages
-from .._client import Qontak
-from ..models import BroadcastLogEntry, Channel, DirectMessage, Template
-from ..render import preview as render_preview
+from qontak import BroadcastLogEntry, Channel, DirectMessage, Qontak, Template, messages
+from qontak import preview as render_preview
+
 from ._output import Column, bubble, console, fit_table, print_json, status_text
 from ._state import command, fail, state
 from .exit_codes import ExitCode
@@ -304,7 +303,7 @@ def register(app: typer.Typer) -> None:
         JSON: {"base_url", "inbox", "channel", "results": [{"kind", "template", "message",
         "preview", "broadcast", "statuses", "log", "final_status"}]}.
         """
-        from ..sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
+        from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
 
         st = state()
         sandbox = Sandbox(delivery_delays=parse_delays(delays), faults=FaultConfig())

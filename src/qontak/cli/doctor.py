@@ -25,7 +25,8 @@ import httpx
 import typer
 from rich.text import Text
 
-from ..errors import APIStatusError, AuthenticationError, PermissionDeniedError, QontakError
+from qontak.errors import APIStatusError, AuthenticationError, PermissionDeniedError, QontakError
+
 from ._output import console, print_json
 from ._state import command, describe_error, state
 from .exit_codes import ExitCode, exit_code_for

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from ..errors import (
+from qontak.errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,

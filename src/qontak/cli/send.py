@@ -27,25 +27,28 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .. import messages
-from .._client import Qontak
-from ..errors import ValidationError
-from ..models import (
-    MEDIA_FORMATS,
+from qontak import (
     BodyParameter,
     BroadcastLogEntry,
     ButtonParameter,
     Channel,
     DirectMessage,
+    Qontak,
     Template,
+    check_message,
+    messages,
+    normalize_phone,
 )
-from ..render import preview as render_preview
-from ..resources.broadcasts import coerce_message
-from ..validation import check_message, normalize_phone
+from qontak import preview as render_preview
+from qontak.errors import ValidationError
+from qontak.models import MEDIA_FORMATS
+from qontak.resources.broadcasts import coerce_message
+
 from ._output import bubble, console, log_table, print_json, status_text, warn_line
 from ._state import command, fail, state
 from .channels import pick_channel
@@ -299,12 +302,21 @@ def _from_payload(client: Qontak, args: MessageArgs) -> Built:
     return Built(message=message.with_template(template), template=template)
 
 
+#: Where a local header file is assumed to be while its message is checked: the upload's
+#: https URL takes the place of the ``file://`` stand-in before the message is sent.
+_UPLOAD_STAND_IN = "https://upload.invalid/"
+
+
 def _problems(built: Built) -> list[str]:
-    problems = check_message(built.message, built.template)
-    if built.upload is not None:  # the file:// stand-in is replaced by the upload's URL
-        problems = [p for p in problems if not p.field.startswith("parameters.header")
-                    or "url" not in p.reason]  # fmt: skip
-    return [str(p) for p in problems]
+    message = built.message
+    if built.upload is not None and message.parameters.header is not None:
+        # Check the message as it will be sent (an https URL), not with the file:// stand-in.
+        message = message.model_copy(deep=True)
+        assert message.parameters.header is not None
+        for param in message.parameters.header.params:
+            if param.key == "url":
+                param.value = _UPLOAD_STAND_IN + quote(built.upload.name)
+    return [str(p) for p in check_message(message, built.template)]
 
 
 def _show(built: Built, title: str) -> None:
