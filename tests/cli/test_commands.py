@@ -912,3 +912,16 @@ def test_no_arguments_prints_help_and_exits_2(cli: Cli) -> None:
     assert result.exit_code == ExitCode.USAGE
     assert "Usage" in result.stdout and "channels" in result.stdout
     assert result.stderr.strip() == ""
+
+
+def test_send_to_given_twice_is_refused_before_anything_is_sent(cli: Cli, served: Served) -> None:
+    args = ["--to", "081234567890", "--to", "081298765432", "-t", "welcome_message", "-l", "id"]
+    result = cli("send", *args)
+    assert result.exit_code == ExitCode.USAGE
+    line = _one_error_line(result.stderr)
+    assert "--to given 2 times" in line and "qontak campaign run" in line
+    assert served.sandbox.messages() == []
+    assert cli("preview", *args).exit_code == ExitCode.USAGE
+    # With --json the refusal is also the stdout document.
+    out = cli("send", *args, "--json")
+    assert json.loads(out.stdout)["error"]["exit_code"] == 2

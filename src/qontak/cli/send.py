@@ -59,8 +59,10 @@ __all__ = ["MessageArgs", "build_message", "register", "upload_local_media", "wa
 
 # --- shared options (send and preview take the same ones) -----------------------------------------
 
+# A list, so that a second --to is seen and refused rather than silently winning.
 ToOpt = Annotated[
-    str | None, typer.Option("--to", help="Recipient number, e.g. 0812-3456-7890 or +62812…")
+    list[str] | None,
+    typer.Option("--to", help="Recipient number, e.g. 0812-3456-7890 or +62812… (one)."),
 ]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Recipient name (default: number).")]
 TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Template name or id.")]
@@ -378,6 +380,16 @@ def wait_for_log(
     return rows
 
 
+def _one_recipient(to: list[str] | None, command: str) -> str | None:
+    """The single ``--to`` given (None when none was)."""
+    if to and len(to) > 1:
+        fail(
+            f"--to given {len(to)} times; {command} takes one recipient "
+            "(for many, use 'qontak campaign run')"
+        )
+    return to[0] if to else None
+
+
 def _args(**kwargs: Any) -> MessageArgs:
     kwargs["variables"] = kwargs.pop("variables") or []
     kwargs["buttons"] = kwargs.pop("buttons") or []
@@ -422,7 +434,8 @@ def register(app: typer.Typer) -> None:
         with --dry-run {"dry_run": true, "message", "template", "preview", "problems", "upload"}.
         """
         st = state()
-        args = _args(to=to, name=name, template=template, language=language, channel=channel,
+        recipient = _one_recipient(to, "send")
+        args = _args(to=recipient, name=name, template=template, language=language, channel=channel,
                      variables=var, header_image=header_image, header_video=header_video,
                      header_document=header_document, filename=filename, buttons=button,
                      payload=payload)  # fmt: skip
@@ -505,11 +518,12 @@ def register(app: typer.Typer) -> None:
         JSON: {"message": wire JSON, "template": Template, "preview": text, "problems": [...]}.
         """
         st = state()
-        args = _args(to=to or "6281234567890", name=name, template=template, language=language,
-                     channel=channel, variables=var, header_image=header_image,
+        recipient = _one_recipient(to, "preview")
+        args = _args(to=recipient or "6281234567890", name=name, template=template,
+                     language=language, channel=channel, variables=var, header_image=header_image,
                      header_video=header_video, header_document=header_document,
                      filename=filename, buttons=button, payload=payload)  # fmt: skip
-        if payload and not to:
+        if payload and not recipient:
             args.to = None
         with st.client() as client:
             built = build_message(client, args)
