@@ -925,3 +925,34 @@ def test_send_to_given_twice_is_refused_before_anything_is_sent(cli: Cli, served
     # With --json the refusal is also the stdout document.
     out = cli("send", *args, "--json")
     assert json.loads(out.stdout)["error"]["exit_code"] == 2
+
+
+def test_send_payload_file_that_is_binary_or_a_directory_is_one_line_exit_2(
+    cli: Cli, served: Served, tmp_path: Path
+) -> None:
+    binary = tmp_path / "photo.json"
+    binary.write_bytes(sample_png())
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('{"to_name": "Jos\xe9"}'.encode("latin-1"))
+    for source, words in ((binary, "not UTF-8"), (latin1, "not UTF-8"), (tmp_path, "directory")):
+        result = cli("send", "--payload", f"@{source}", "-t", "welcome_message", "-l", "id")
+        assert result.exit_code == ExitCode.USAGE, result.stderr
+        line = _one_error_line(result.stderr)
+        assert words in line and "--payload" in line
+    assert served.sandbox.messages() == []
+    # A UTF-8 file that starts with a byte-order mark is still JSON.
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"body": []}).encode())
+    result = cli(
+        "preview",
+        "--payload",
+        f"@{bom}",
+        "--to",
+        "081234567890",
+        "-t",
+        "welcome_message",
+        "-l",
+        "id",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr

@@ -143,9 +143,16 @@ def _load_payload(text: str) -> dict[str, Any]:
     raw = text
     if text.startswith("@"):
         path = Path(text[1:])
+        if path.is_dir():
+            fail(f"--payload: {path} is a directory, not a JSON file")
         if not path.is_file():
             fail(f"--payload: no such file: {path}")
-        raw = path.read_text(encoding="utf-8")
+        try:
+            raw = path.read_bytes().decode("utf-8-sig")  # a BOM (Windows editors) is fine
+        except OSError as exc:
+            fail(f"--payload: cannot read {path}: {exc.strerror or type(exc).__name__}")
+        except UnicodeDecodeError as exc:
+            fail(f"--payload: {path} is not UTF-8 text (byte {exc.start}); expected a JSON file")
     try:
         data = json.loads(raw)
     except ValueError as exc:
