@@ -956,3 +956,135 @@ def test_send_payload_file_that_is_binary_or_a_directory_is_one_line_exit_2(
         "--json",
     )
     assert result.exit_code == 0, result.stderr
+
+
+# --- doctor: secrets in the base URL, servers that are not Qontak, narrow terminals ------------
+
+_PAGE = (
+    b"<!DOCTYPE html><html><head><title>404 Not Found</title><style>body{color:red}</style>"
+    b"</head><body><h1>Not Found</h1><p>The requested URL was not found on this server.</p>"
+    b"<script>var tracking = 1;</script></body></html>"
+)
+
+
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    """A plain web server on loopback that answers every request with an HTML 404 page (what
+    a wrong base URL or a proxy in front of the API looks like)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(_PAGE)))
+            self.end_headers()
+            self.wfile.write(_PAGE)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_doctor_never_prints_a_password_in_the_base_url(cli: Cli, served: Served) -> None:
+    password = "pw-4f1c9e7d-canary"
+    with_userinfo = served.url.replace("http://", f"http://budi:{password}@")
+    for url in (with_userinfo, "ftp://budi:" + password + "@127.0.0.1:9"):
+        for args in (["doctor"], ["doctor", "--json"], ["--debug", "doctor"]):
+            result = cli(*args, env={"QONTAK_BASE_URL": url})
+            assert password not in result.stdout + result.stderr, (args, url)
+        # Other commands, which quote the base URL they tried, do not print it either.
+        result = cli("--max-retries", "0", "channels", env={"QONTAK_BASE_URL": url})
+        assert result.exit_code != 0 and password not in result.stdout + result.stderr
+
+
+def test_doctor_says_reachable_but_not_qontak_for_another_web_server(
+    cli: Cli, web_server: str
+) -> None:
+    out = cli("doctor", "--json", env={"QONTAK_BASE_URL": web_server})
+    checks = {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+    reach = checks["reachability"]
+    assert reach["status"] != "ok"
+    assert reach["detail"].startswith("reachable, but not a Qontak API")
+    assert "HTTP 404" in reach["detail"] and "text/html" in reach["detail"]
+    # The signed request then fails on the same page, quoted by its title, not pasted.
+    creds = checks["credentials"]["detail"]
+    assert "text/html page: 404 Not Found" in creds and "<" not in creds
+    # The real API's (the sandbox's) refusal of the unsigned probe is recognised as Qontak.
+    sandbox = {c["name"]: c for c in cli.json("doctor")["checks"]}
+    assert sandbox["reachability"]["status"] == "ok"
+
+
+def test_doctor_wraps_to_the_terminal_width(cli: Cli, web_server: str) -> None:
+    from rich.cells import cell_len
+
+    result = cli("doctor", env={"QONTAK_BASE_URL": web_server, "COLUMNS": "60"})
+    lines = result.stdout.splitlines()
+    assert lines and all(cell_len(line.rstrip()) <= 60 for line in lines), result.stdout
+    # Wrapped under the detail column (not under the mark or the name), every word kept.
+    continued = [line for line in lines if line.startswith(" " * 16) and line.strip()]
+    assert continued, result.stdout
+    out = cli("doctor", "--json", env={"QONTAK_BASE_URL": web_server, "COLUMNS": "60"})
+    text = " ".join(result.stdout.split())
+    for check in json.loads(out.stdout)["checks"]:
+        assert " ".join(check["detail"].split()) in text
+
+
+def test_html_error_page_is_quoted_not_pasted(cli: Cli, web_server: str) -> None:
+    result = cli("--max-retries", "0", "channels", env={"QONTAK_BASE_URL": web_server})
+    assert result.exit_code == ExitCode.API_ERROR
+    line = _one_error_line(result.stderr)
+    assert "HTTP 404" in line and "text/html page: 404 Not Found" in line
+    assert "<" not in line and "tracking" not in line and "color:red" not in line
+    assert "--base-url" in line  # where to look, in CLI terms
+    error = json.loads(cli("channels", "--json", env={"QONTAK_BASE_URL": web_server}).stdout)
+    assert error["error"]["status_code"] == 404 and "<html" not in error["error"]["message"]
+
+
+def test_error_messages_quote_a_page_by_title_or_first_words() -> None:
+    from qontak.errors import error_messages, status_error
+
+    long_page = "<html><body><div>" + "word " * 200 + "</div></body></html>"
+    [message] = error_messages(long_page)
+    assert message.startswith("markup page: word word") and len(message) < 150
+    assert error_messages("<html><body><p>Bad &amp; broken</p></body></html>") == [
+        "markup page: Bad & broken"
+    ]
+    err = status_error(
+        502,
+        body="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+        headers={"Content-Type": "text/html"},
+        method="GET",
+        path="/integrations",
+    )
+    assert str(err) == "HTTP 502 on GET /integrations: text/html page: 502 Bad Gateway"
+    # Plain-text and JSON bodies keep their own words.
+    assert error_messages("upstream connect error") == ["upstream connect error"]
+    assert error_messages({"message": "Unauthorized"}) == ["Unauthorized"]
+
+
+def test_json_errors_carry_the_structured_fields() -> None:
+    from qontak import APIResponseValidationError, ConfigurationError, ValidationError
+    from qontak.cli import exit_code_for
+    from qontak.cli._state import error_details
+
+    odd = APIResponseValidationError(
+        "expected a broadcast object", status_code=200, request_id="req-1", method="GET"
+    )
+    assert exit_code_for(odd) == ExitCode.API_ERROR
+    details = error_details(odd, str(odd), exit_code_for(odd))
+    assert details["status_code"] == 200 and details["request_id"] == "req-1"
+    invalid = ValidationError("to_number", "too short", code="invalid_phone")
+    assert error_details(invalid, str(invalid), ExitCode.USAGE)["code"] == "invalid_phone"
+    config = ConfigurationError("timeout: must be > 0", setting="timeout")
+    assert error_details(config, str(config), ExitCode.USAGE)["setting"] == "timeout"

@@ -10,7 +10,8 @@ error is also printed on stdout (unless the command already printed its own docu
                "status_code": ..., "request_id": ...}}
 
 (``to_number`` … ``request_id`` for an unknown outcome only; ``status_code`` and
-``request_id`` for any HTTP error, ``field`` for a validation error; never a secret).
+``request_id`` for any HTTP error or undocumented 2xx, ``field`` and ``code`` for a
+validation error, ``setting`` for a configuration error; never a secret).
 
 >>> from typer.testing import CliRunner
 >>> from qontak.cli import app

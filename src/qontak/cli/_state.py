@@ -23,6 +23,7 @@ import typer.main
 from qontak import Qontak, load_dotenv_values, setup_logging
 from qontak.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
     ConfigurationError,
@@ -66,6 +67,7 @@ class Env(str, Enum):
 ENV_CLIENT_ID = "QONTAK_CLIENT_ID"
 ENV_CLIENT_SECRET = "QONTAK_CLIENT_SECRET"
 ENV_ENVIRONMENT = "QONTAK_ENV"
+ENV_BASE_URL = "QONTAK_BASE_URL"
 _CREDENTIAL_VARIABLES = {"client_id": ENV_CLIENT_ID, "client_secret": ENV_CLIENT_SECRET}
 
 
@@ -179,6 +181,10 @@ def describe_error(exc: BaseException, st: State | None = None) -> str:
         return f"{text}; the application may lack the qontak-chat scope, or {AUTH_HINT}"
     if isinstance(exc, AuthenticationError):
         return f"{text}; {AUTH_HINT}"
+    if isinstance(exc, APIStatusError | APIResponseValidationError) and isinstance(exc.body, str):
+        # Not JSON at all (the SDK quotes a page as its type and title): most often a wrong
+        # base URL or a proxy in between, not Qontak.
+        return f"{text}; not Qontak's JSON: check --base-url / {ENV_BASE_URL} (`qontak doctor`)"
     return text
 
 
@@ -193,9 +199,11 @@ def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str,
     """The ``{"error": …}`` object ``--json`` prints for ``exc``: its class, the line shown
     on stderr and the exit code, plus what a script needs to act on it (never a secret).
 
-    ``DeliveryUnknownError`` adds ``to_number``, ``message_template_id``, ``sent_at`` (UTC,
-    ISO 8601), ``status_code`` and ``request_id``: enough to reconcile an exit 5 with
-    ``qontak broadcasts --since SENT_AT`` before sending again.
+    An HTTP error (and a 2xx the API does not document) adds ``status_code`` and
+    ``request_id``; a validation error ``field`` and ``code``; a configuration error
+    ``setting``. ``DeliveryUnknownError`` adds ``to_number``, ``message_template_id``,
+    ``sent_at`` (UTC, ISO 8601), ``status_code`` and ``request_id``: enough to reconcile an
+    exit 5 with ``qontak broadcasts --since SENT_AT`` before sending again.
     """
     details: dict[str, Any] = {
         "type": type(exc).__name__,
@@ -210,12 +218,14 @@ def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str,
             status_code=exc.status_code,
             request_id=exc.request_id,
         )
-    elif isinstance(exc, APIStatusError):
+    elif isinstance(exc, APIStatusError | APIResponseValidationError):
         details.update(status_code=exc.status_code, request_id=exc.request_id)
         if isinstance(exc, RateLimitError):
             details["retry_after"] = exc.retry_after
     elif isinstance(exc, ValidationError):
-        details["field"] = exc.field
+        details.update(field=exc.field, code=exc.code)
+    elif isinstance(exc, ConfigurationError):
+        details["setting"] = exc.setting or None
     return details
 
 
