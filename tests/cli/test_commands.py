@@ -1088,3 +1088,38 @@ def test_json_errors_carry_the_structured_fields() -> None:
     assert error_details(invalid, str(invalid), ExitCode.USAGE)["code"] == "invalid_phone"
     config = ConfigurationError("timeout: must be > 0", setting="timeout")
     assert error_details(config, str(config), ExitCode.USAGE)["setting"] == "timeout"
+
+
+# --- a failed delivery under --wait / --watch; outputs end with a newline -----------------------
+
+
+def test_json_send_wait_with_a_failed_delivery_prints_the_error_object(cli: Cli) -> None:
+    args = ["send", "--to", "6281234131026", "-t", "welcome_message", "-l", "id", "--wait"]
+    result = cli(*args, "--interval", "0.05", "--json")
+    assert result.exit_code == ExitCode.API_ERROR
+    doc = json.loads(result.stdout)  # still one document on stdout
+    assert [BroadcastLogEntry.model_validate(r).status for r in doc["log"]] == ["failed"]
+    error = doc["error"]
+    assert error["exit_code"] == 1 and error["type"] == "DeliveryFailed"
+    assert error["message"].startswith("delivery failed: 131026")
+    assert error["to_number"] == "6281234131026" and error["error_code"] == 131026
+    assert error["message"] in _one_error_line(result.stderr)
+
+
+def test_log_watch_says_why_it_exits_1_and_ends_with_a_newline(cli: Cli) -> None:
+    broadcast_id = _send(cli, "6281234131026")
+    for json_flag in ([], ["--json"]):
+        result = cli("log", broadcast_id, "--watch", "--interval", "0.05", *json_flag)
+        assert result.exit_code == ExitCode.API_ERROR
+        assert "delivery failed: 131026" in _one_error_line(result.stderr)
+        assert result.stdout.endswith("\n") and broadcast_id in result.stdout
+    watched = cli("log", _send(cli), "--watch", "--interval", "0.05")
+    assert watched.exit_code == 0 and watched.stdout.endswith("\n")
+    assert "read" in watched.stdout
+
+
+def test_send_wait_output_in_a_pipe_has_no_spinner_residue(cli: Cli) -> None:
+    args = ["send", "--to", "081234567890", "-t", "welcome_message", "-l", "id", "--wait"]
+    result = cli(*args, "--interval", "0.05")
+    assert result.exit_code == 0
+    assert result.stdout.endswith("\n") and result.stderr == ""

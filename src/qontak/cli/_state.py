@@ -20,7 +20,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 import typer.main
 
-from qontak import Qontak, load_dotenv_values, setup_logging
+from qontak import BroadcastLogEntry, Qontak, load_dotenv_values, setup_logging
 from qontak.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -42,6 +42,7 @@ __all__ = [
     "Env",
     "State",
     "command",
+    "delivery_failure",
     "describe_error",
     "error_details",
     "fail",
@@ -227,6 +228,21 @@ def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str,
     elif isinstance(exc, ConfigurationError):
         details["setting"] = exc.setting or None
     return details
+
+
+def delivery_failure(row: BroadcastLogEntry) -> dict[str, Any]:
+    """The ``{"type", "message", "exit_code", …}`` error object of a failed delivery (what
+    ``send --wait`` prints on stderr, and under ``--json`` in its document's ``"error"``)."""
+    reason = row.whatsapp_error_message or "unknown error"
+    if row.error_code is not None:
+        reason = f"{row.error_code}: {reason}"
+    return {
+        "type": "DeliveryFailed",
+        "message": f"delivery failed: {reason}",
+        "exit_code": int(ExitCode.API_ERROR),
+        "to_number": row.contact_phone_number,
+        "error_code": row.error_code,
+    }
 
 
 def _global_options(

@@ -8,6 +8,7 @@ objects, each with its ``message_status_count``.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
@@ -18,7 +19,7 @@ from rich.live import Live
 from qontak import BroadcastLogEntry
 
 from ._output import broadcasts_table, console, log_table, paging_status, print_json
-from ._state import command, fail, state
+from ._state import command, delivery_failure, fail, state
 from .exit_codes import ExitCode
 
 __all__ = ["parse_when", "register"]
@@ -68,9 +69,12 @@ def register(app: typer.Typer) -> None:
         JSON: a list of BroadcastLogEntry objects.
         """
         st = state()
+        # A live table is for a terminal; a pipe or a file gets the final table once (a
+        # live display there would leave its last line without a newline).
+        live_table = watch and not st.json and sys.stdout.isatty()
         with st.client() as client:
             rows: list[BroadcastLogEntry] = client.broadcasts.log(broadcast_id)
-            if watch and not st.json:
+            if live_table:
                 deadline = time.monotonic() + watch_timeout
                 with Live(log_table(rows, title=f"Broadcast {broadcast_id}"),
                           console=console(), refresh_per_second=4) as live:  # fmt: skip
@@ -86,13 +90,14 @@ def register(app: typer.Typer) -> None:
                 )
         if st.json:
             print_json([r.to_dict() for r in rows])
-        elif not watch:
+        elif not live_table:
             if rows:
                 console().print(log_table(rows, title=f"Broadcast {broadcast_id}"))
             else:
                 console().print("No log rows yet.")
-        if watch and any(r.status == "failed" for r in rows):
-            raise typer.Exit(int(ExitCode.API_ERROR))
+        failed = next((r for r in rows if r.status == "failed"), None)
+        if watch and failed is not None:
+            fail(delivery_failure(failed)["message"], ExitCode.API_ERROR)
 
     @app.command("broadcasts")
     @command

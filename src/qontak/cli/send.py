@@ -12,7 +12,8 @@ kind, so the JSON is exactly what the SDK would send:
 JSON shapes:
 
 - ``send``: ``{"broadcast": Broadcast, "message": <wire JSON>}`` plus ``"log": [BroadcastLogEntry]``
-  and ``"final": bool`` with ``--wait``.
+  and ``"final": bool`` with ``--wait``; when a delivery failed (exit 1), also ``"error":
+  {"type": "DeliveryFailed", "message", "exit_code": 1, "to_number", "error_code"}``.
 - ``send --dry-run``: ``{"dry_run": true, "message": <wire JSON>, "template": Template,
   "preview": "<text>", "problems": ["field: reason", ...], "upload": null | {"file": path,
   "placeholder_url": "file://..."}}``; nothing is sent or uploaded. With a local header file,
@@ -24,6 +25,7 @@ JSON shapes:
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,12 +52,18 @@ from qontak.models import MEDIA_FORMATS
 from qontak.resources.broadcasts import coerce_message
 
 from ._output import bubble, console, log_table, print_json, status_text, warn_line
-from ._state import command, fail, state
+from ._state import command, delivery_failure, fail, state
 from .channels import pick_channel
 from .exit_codes import ExitCode
 from .templates import resolve_template
 
-__all__ = ["MessageArgs", "build_message", "register", "upload_local_media", "wait_for_log"]
+__all__ = [
+    "MessageArgs",
+    "build_message",
+    "register",
+    "upload_local_media",
+    "wait_for_log",
+]
 
 # --- shared options (send and preview take the same ones) -----------------------------------------
 
@@ -437,8 +445,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send one template message (validated against its template first).
 
-        JSON: {"broadcast": Broadcast, "message": wire JSON} (+ "log", "final" with --wait);
-        with --dry-run {"dry_run": true, "message", "template", "preview", "problems", "upload"}.
+        JSON: {"broadcast": Broadcast, "message": wire JSON} (+ "log", "final" with --wait,
+        and "error" when the delivery failed); with --dry-run {"dry_run": true, "message",
+        "template", "preview", "problems", "upload"}.
         """
         st = state()
         recipient = _one_recipient(to, "send")
@@ -484,13 +493,20 @@ def register(app: typer.Typer) -> None:
                 if st.json:
                     print_json(result)
                 return
+            # The spinner is for a person at a terminal: never in a pipe or a log file.
+            quiet = st.json or not sys.stderr.isatty()
             rows = wait_for_log(
-                client, broadcast.id, timeout=wait_timeout, interval=interval, quiet=st.json
+                client, broadcast.id, timeout=wait_timeout, interval=interval, quiet=quiet
             )
         final = bool(rows) and all(r.is_final for r in rows)
+        failed = next((r for r in rows if r.status == "failed"), None)
+        failure = delivery_failure(failed) if failed is not None else None
         if st.json:
             result["log"] = [r.to_dict() for r in rows]
             result["final"] = final
+            if failure is not None:
+                # Stdout holds one document: the error goes in it (see qontak.cli's docs).
+                result["error"] = failure
             print_json(result)
         else:
             console().print(log_table(rows, title=f"Broadcast {broadcast.id}"))
@@ -498,10 +514,8 @@ def register(app: typer.Typer) -> None:
                 warn_line(
                     f"no final status after {wait_timeout:g}s; check 'qontak log {broadcast.id}'"
                 )
-        if any(r.status == "failed" for r in rows):
-            failed = next(r for r in rows if r.status == "failed")
-            fail(f"delivery failed: {failed.whatsapp_error_message or 'unknown error'}",
-                 ExitCode.API_ERROR)  # fmt: skip
+        if failure is not None:
+            fail(failure["message"], ExitCode.API_ERROR)
 
     @app.command("preview")
     @command
