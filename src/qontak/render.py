@@ -298,9 +298,11 @@ def _buttons(
 
 
 def _copy_code(button: TemplateButton | None, param: ButtonParameter | None) -> RenderedButton:
-    """An authentication template's code button: "Copy code" (or "Autofill" for one-tap)."""
+    """An authentication template's code button, with the template's own label ("Copy code",
+    or "Autofill" for one-tap, when the template gives none)."""
     otp_type = (button.otp_type or "").upper() if button is not None else ""
-    label = "Autofill" if otp_type in ("ONE_TAP", "ZERO_TAP") else "Copy code"
+    default = "Autofill" if otp_type in ("ONE_TAP", "ZERO_TAP") else "Copy code"
+    label = (button.text if button is not None else None) or default
     return RenderedButton(kind="COPY_CODE", text=label, value=param.value if param else None)
 
 

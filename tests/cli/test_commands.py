@@ -1123,3 +1123,16 @@ def test_send_wait_output_in_a_pipe_has_no_spinner_residue(cli: Cli) -> None:
     result = cli(*args, "--interval", "0.05")
     assert result.exit_code == 0
     assert result.stdout.endswith("\n") and result.stderr == ""
+
+
+def test_otp_preview_shows_the_templates_own_button_label(cli: Cli) -> None:
+    # The seeded Indonesian login_otp labels its code button "Salin kode".
+    result = cli("preview", "-t", "login_otp", "-l", "id", "--var", "1=482913")
+    assert result.exit_code == 0, result.stderr
+    assert "[ Salin kode ⧉ ]" in result.stdout and "Copy code" not in result.stdout
+    out = cli.json("preview", "-t", "login_otp", "-l", "id", "--var", "1=482913")
+    assert "[ Salin kode ⧉ ] → 482913" in out["preview"]
+    shown = cli("templates", "show", "login_otp", "-l", "id")
+    assert "Salin kode" in shown.stdout and "Copy code" not in shown.stdout
+    english = cli("preview", "-t", "login_otp", "-l", "en", "--var", "1=482913")
+    assert "[ Copy code ⧉ ]" in english.stdout  # that template's own label

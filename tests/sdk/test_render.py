@@ -167,11 +167,11 @@ def test_authentication_template_renders_copy_code() -> None:
     )
     out = render(template, messages.otp(TO, "123456", template=template, channel="c"))
     assert out.ok
-    assert out.buttons[0].text == "Copy code"
+    assert out.buttons[0].text == "Copy"  # the template's own label
     assert out.to_text() == (
         "*123456* is your verification code. For your security, do not share this code.\n"
         "_This code expires in 10 minutes._\n"
-        "[ Copy code ⧉ ] → 123456"
+        "[ Copy ⧉ ] → 123456"
     )
 
 
