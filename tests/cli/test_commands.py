@@ -462,10 +462,19 @@ def test_log_watch_follows_until_read(clocked: Served, monkeypatch: pytest.Monke
         return real_log_table(rows, *args, **kwargs)
 
     monkeypatch.setattr("qontak.cli.broadcasts.log_table", spy)
+    # On a terminal the live table is redrawn at every refresh…
+    monkeypatch.setattr("qontak.cli.broadcasts.stdout_is_terminal", lambda: True)
     result = cli("log", broadcast_id, "--watch", "--interval", "1")
     assert result.exit_code == 0
     assert "✓✓ read" in result.stdout
     assert drawn == [["pending"], ["sent"], ["delivered"], ["read"]]
+    # …in a pipe the same refreshes run, and only the final table is printed.
+    second = _send(cli)
+    drawn.clear()
+    monkeypatch.setattr("qontak.cli.broadcasts.stdout_is_terminal", lambda: False)
+    result = cli("log", second, "--watch", "--interval", "1")
+    assert result.exit_code == 0 and result.stdout.endswith("\n")
+    assert drawn == [["read"]] and "✓✓ read" in result.stdout
 
 
 def test_log_shows_whatsapp_error_text(cli: Cli) -> None:

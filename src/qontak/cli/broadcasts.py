@@ -7,6 +7,7 @@ objects, each with its ``message_status_count``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -22,7 +23,7 @@ from ._output import broadcasts_table, console, log_table, paging_status, print_
 from ._state import command, delivery_failure, fail, state
 from .exit_codes import ExitCode
 
-__all__ = ["parse_when", "register"]
+__all__ = ["parse_when", "register", "stdout_is_terminal"]
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -45,6 +46,12 @@ def parse_when(value: str, flag: str, *, now: datetime | None = None) -> str:
             f"got {value!r}"
         )
     return text
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (asked directly: ``FORCE_COLOR`` does not make a pipe
+    one)."""
+    return sys.stdout.isatty()
 
 
 def register(app: typer.Typer) -> None:
@@ -71,28 +78,27 @@ def register(app: typer.Typer) -> None:
         st = state()
         # A live table is for a terminal; a pipe or a file gets the final table once (a
         # live display there would leave its last line without a newline).
-        live_table = watch and not st.json and sys.stdout.isatty()
+        live_table = watch and not st.json and stdout_is_terminal()
+        title = f"Broadcast {broadcast_id}"
         with st.client() as client:
             rows: list[BroadcastLogEntry] = client.broadcasts.log(broadcast_id)
-            if live_table:
+            if watch:
                 deadline = time.monotonic() + watch_timeout
-                with Live(log_table(rows, title=f"Broadcast {broadcast_id}"),
-                          console=console(), refresh_per_second=4) as live:  # fmt: skip
+                live = Live(log_table(rows, title=title), console=console(),
+                            refresh_per_second=4) if live_table else None  # fmt: skip
+                with live if live is not None else contextlib.nullcontext():
                     while not (rows and all(r.is_final for r in rows)):
                         if time.monotonic() >= deadline:
                             break
                         time.sleep(interval)
                         rows = client.broadcasts.log(broadcast_id)
-                        live.update(log_table(rows, title=f"Broadcast {broadcast_id}"))
-            elif watch:
-                rows = client.broadcasts.wait(
-                    broadcast_id, timeout=watch_timeout, interval=interval
-                )
+                        if live is not None:
+                            live.update(log_table(rows, title=title))
         if st.json:
             print_json([r.to_dict() for r in rows])
         elif not live_table:
             if rows:
-                console().print(log_table(rows, title=f"Broadcast {broadcast_id}"))
+                console().print(log_table(rows, title=title))
             else:
                 console().print("No log rows yet.")
         failed = next((r for r in rows if r.status == "failed"), None)
