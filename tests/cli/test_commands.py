@@ -704,7 +704,7 @@ def test_doctor_says_configuration_is_missing(cli: Cli) -> None:
 def test_demo_json_sends_every_kind_and_each_reaches_read(cli: Cli) -> None:
     from qontak.cli.demo import KINDS
 
-    out = cli.json("demo", "--delays", "0.02,0.04,0.06")
+    out = cli.json("demo", "--delays", "0,0,0")
     assert [r["kind"] for r in out["results"]] == [k.label for k in KINDS]
     assert out["inbox"] is None
     Channel.model_validate(out["channel"])
@@ -862,7 +862,7 @@ def test_demo_says_plainly_when_a_kind_was_not_read(
 ) -> None:
     # A magic number: the demo's own sandbox fails every message sent to it (131026).
     monkeypatch.setattr("qontak.cli.demo.DEMO_NUMBER", "6281234131026")
-    result = cli("demo", "--delays", "0.02,0.04,0.06")
+    result = cli("demo", "--delays", "0,0,0")
     assert result.exit_code == ExitCode.API_ERROR
     assert "sent and read" not in result.stdout
     assert "0 of 7 kinds read" in result.stdout

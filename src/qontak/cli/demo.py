@@ -34,6 +34,7 @@ from rich.text import Text
 
 from qontak import BroadcastLogEntry, Channel, DirectMessage, Qontak, Template, messages
 from qontak import preview as render_preview
+from qontak.resources.templates import pick_template
 
 from ._output import Column, bubble, console, fit_table, print_json, status_text
 from ._state import command, fail, state
@@ -211,11 +212,13 @@ def run_demo(
     channel = channels[0]
     say(f"[green]✔[/green] find channel: {channel.id} · {channel.account_name} · "
         f"{channel.phone_number}")  # fmt: skip
+    # One listing for every kind (not one search each): fewer requests under the rate limit.
+    templates = list(client.templates.iter())
     results: list[dict[str, Any]] = []
     for n, kind in enumerate(KINDS, 1):
         if not quiet:
             out.print(Rule(f"{n}/{len(KINDS)} {kind.label}", style="cyan"))
-        template = client.templates.find(kind.template, language="id")
+        template = pick_template(templates, kind.template, "id")
         say(f"[green]✔[/green] find template: {template.name} ({template.language}) "
             f"{template.id} · {template.category}")  # fmt: skip
         message, mapping = kind.build(client, template, channel)
