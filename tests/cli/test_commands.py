@@ -1144,3 +1144,22 @@ def test_otp_preview_shows_the_templates_own_button_label(cli: Cli) -> None:
     assert "Salin kode" in shown.stdout and "Copy code" not in shown.stdout
     english = cli("preview", "-t", "login_otp", "-l", "en", "--var", "1=482913")
     assert "[ Copy code ⧉ ]" in english.stdout  # that template's own label
+
+
+def test_doctor_tells_qontak_shaped_answers_from_other_servers() -> None:
+    import httpx
+
+    from qontak.cli.doctor import looks_like_qontak
+
+    def answer(status: int, body: Any, content_type: str = "application/json") -> httpx.Response:
+        text = body if isinstance(body, str) else json.dumps(body)
+        return httpx.Response(status, text=text, headers={"Content-Type": content_type})
+
+    assert looks_like_qontak(answer(401, {"message": "Unauthorized"}))  # the gateway
+    envelope = {"status": "error", "error": {"code": 404, "messages": ["Resource not found."]}}
+    assert looks_like_qontak(answer(404, envelope))
+    assert looks_like_qontak(answer(200, {"status": "success", "data": []}))
+    assert not looks_like_qontak(answer(404, {"message": "Not Found"}))  # another JSON API
+    assert not looks_like_qontak(answer(200, ["a", "list"]))
+    assert not looks_like_qontak(answer(401, "<html>login</html>", "text/html"))
+    assert not looks_like_qontak(answer(200, "{not json", "application/json"))

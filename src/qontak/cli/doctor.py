@@ -91,7 +91,9 @@ def looks_like_qontak(response: httpx.Response) -> bool:
     if not isinstance(body, dict):
         return False
     if isinstance(body.get("message"), str):
-        return True
+        # The gateway's refusal of an unsigned request; any other API may say "message"
+        # with another status (a JSON 404 is not Qontak's answer to this probe).
+        return response.status_code in (401, 403, 429)
     return "status" in body and ("data" in body or "error" in body)
 
 
