@@ -70,7 +70,9 @@ __all__ = [
 # A list, so that a second --to is seen and refused rather than silently winning.
 ToOpt = Annotated[
     list[str] | None,
-    typer.Option("--to", help="Recipient number, e.g. 0812-3456-7890 or +62812… (one)."),
+    typer.Option(
+        "--to", metavar="<str>", help="Recipient number, e.g. 0812-3456-7890 or +62812… (one)."
+    ),
 ]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Recipient name (default: number).")]
 TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Template name or id.")]
