@@ -913,6 +913,18 @@ def test_configuration_errors_are_read_by_setting_not_by_text() -> None:
     # The same words with no structure behind them are shown as they are.
     worded = ConfigurationError("client_secret: missing; pass client_secret=")
     assert describe_error(worded) == "client_secret: missing; pass client_secret="
+    # A keyword argument the CLI filled from a flag is named as the flag.
+    url = ConfigurationError(
+        "base_url: must not hold a user name or password",
+        setting="base_url",
+        reason="must not hold a user name or password",
+    )
+    assert describe_error(url) == "--base-url: must not hold a user name or password"
+    bare = ConfigurationError("timeout: must be > 0", setting="timeout")  # reason = the text
+    assert describe_error(bare) == "timeout: must be > 0"
+    # One named after an environment variable keeps that name.
+    env = ConfigurationError("QONTAK_BASE_URL: not http(s)", setting="QONTAK_BASE_URL")
+    assert describe_error(env) == "QONTAK_BASE_URL: not http(s)"
 
 
 def test_no_arguments_prints_help_and_exits_2(cli: Cli) -> None:

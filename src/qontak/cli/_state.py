@@ -70,6 +70,13 @@ ENV_CLIENT_SECRET = "QONTAK_CLIENT_SECRET"
 ENV_ENVIRONMENT = "QONTAK_ENV"
 ENV_BASE_URL = "QONTAK_BASE_URL"
 _CREDENTIAL_VARIABLES = {"client_id": ENV_CLIENT_ID, "client_secret": ENV_CLIENT_SECRET}
+#: The SDK's keyword arguments the CLI passes, and where the user gave them.
+_SETTING_FLAGS = {
+    "base_url": "--base-url",
+    "environment": f"--env/{ENV_ENVIRONMENT}",
+    "timeout": "--timeout",
+    "max_retries": "--max-retries",
+}
 
 
 @dataclass
@@ -174,6 +181,9 @@ def describe_error(exc: BaseException, st: State | None = None) -> str:
             # The SDK says "pass client_secret= or set …"; a shell user has no keyword to pass.
             name = _CREDENTIAL_VARIABLES[exc.setting]
             return f"{exc.setting}: missing; set {name} (environment or .env) or use --env sandbox"
+        if exc.setting in _SETTING_FLAGS and exc.reason and exc.reason != text:
+            # A keyword argument the CLI filled from a flag: named as the flag.
+            return f"{_SETTING_FLAGS[exc.setting]}: {exc.reason}"
         return text
     if isinstance(exc, APIConnectionError):
         where = exc.url or (st.tried_base_url if st is not None else None)
