@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
+from ._globals import global_params, take_global_options
 from ._output import error_json, error_line, start_output
-from ._state import Env, State, fail, global_params, set_state, take_global_options
+from ._state import Env, State, fail, set_state
 from .exit_codes import ExitCode
 
 __all__ = ["QontakCommand", "QontakGroup", "QontakSubGroup", "app", "use_qontak_classes"]

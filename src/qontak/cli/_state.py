@@ -14,11 +14,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
-import typer.main
 
 from qontak import BroadcastLogEntry, Qontak, load_dotenv_values, setup_logging
 from qontak.errors import (
@@ -34,6 +32,7 @@ from qontak.errors import (
     ValidationError,
 )
 
+from ._env import Env
 from ._output import error_json, error_line, start_output
 from .exit_codes import ExitCode, exit_code_for
 
@@ -44,24 +43,15 @@ __all__ = [
     "command",
     "delivery_failure",
     "describe_error",
+    "enter_command",
     "error_details",
     "fail",
-    "global_params",
     "missing_credentials",
     "set_state",
     "state",
-    "take_global_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Env(str, Enum):
-    """Named environments for ``--env``."""
-
-    production = "production"
-    staging = "staging"
-    sandbox = "sandbox"
 
 
 #: The environment variables the CLI names in its advice (the SDK reads the same ones).
@@ -255,57 +245,14 @@ def delivery_failure(row: BroadcastLogEntry) -> dict[str, Any]:
     }
 
 
-def _global_options(
-    global_json: Annotated[
-        bool, typer.Option("--json", help="Print machine-readable JSON (stable shapes).")
-    ] = False,
-    global_base_url: Annotated[
-        str | None,
-        typer.Option("--base-url", help="API root (default: QONTAK_BASE_URL / --env)."),
-    ] = None,
-    global_env: Annotated[
-        Env | None,
-        typer.Option("--env", help="production, staging or sandbox (default: QONTAK_ENV)."),
-    ] = None,
-    global_debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks and (redacted) request logs.")
-    ] = False,
-) -> None:
-    """Never called: declares, in typer's own terms, the options every command accepts after
-    its name (``qontak channels --json``). :func:`global_params` turns them into parameters."""
-
-
-_GLOBAL_NAMES = ("global_json", "global_base_url", "global_env", "global_debug")
-
-
-@functools.cache
-def _global_param_objects() -> tuple[Any, ...]:
-    holder = typer.Typer(add_completion=False)
-    holder.command()(_global_options)
-    return tuple(typer.main.get_command(holder).params)
-
-
-def global_params() -> list[Any]:
-    """The parameters of the options every command takes after its name, built by typer
-    from :func:`_global_options` (``typer.main.get_command`` is typer's public bridge)."""
-    return list(_global_param_objects())
-
-
-def take_global_options(ctx: typer.Context) -> None:
-    """Move the global options given after a command's name out of ``ctx.params`` (the
-    command's function does not take them) into the run's :class:`State`, and start the
+def enter_command(ctx: typer.Context, **options: Any) -> None:
+    """Start a command: make the run's :class:`State` (kept on the root context) current,
+    merge the global ``options`` given after the command's name into it, and start the
     command's output."""
-    values = {name: ctx.params.pop(name, None) for name in _GLOBAL_NAMES}
     st = _root_state(ctx)
     _current[:] = [st]
     start_output()
-    env = values["global_env"]
-    st.merge(
-        json=values["global_json"],
-        base_url=values["global_base_url"],
-        env=env.value if isinstance(env, Env) else env,
-        debug=values["global_debug"],
-    )
+    st.merge(**options)
 
 
 def command(func: F) -> F:
