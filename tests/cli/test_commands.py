@@ -934,6 +934,31 @@ def test_no_arguments_prints_help_and_exits_2(cli: Cli) -> None:
     assert result.stderr.strip() == ""
 
 
+def test_a_group_without_arguments_prints_its_help_not_an_error() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from qontak.cli._app import QontakGroup, QontakSubGroup, use_qontak_classes
+
+    root = typer.Typer(cls=QontakGroup, no_args_is_help=True)
+    group = typer.Typer(cls=QontakSubGroup, no_args_is_help=True, help="Things.")
+
+    @group.command("list")
+    def list_things() -> None:
+        """List the things."""
+
+    @root.callback()
+    def main() -> None:
+        """The root."""
+
+    root.add_typer(group, name="things")
+    use_qontak_classes(root)
+    result = CliRunner().invoke(root, ["things"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "list" in result.stdout and "Things" in result.stdout
+    assert "error" not in result.stderr
+
+
 def test_send_to_given_twice_is_refused_before_anything_is_sent(cli: Cli, served: Served) -> None:
     args = ["--to", "081234567890", "--to", "081298765432", "-t", "welcome_message", "-l", "id"]
     result = cli("send", *args)

@@ -32,12 +32,27 @@ def _flags_take_no_value(params: list[Any]) -> list[Any]:
     return params
 
 
+def _help_when_no_arguments(command: Any, ctx: Any, args: list[str]) -> None:
+    """``no_args_is_help``: print the help and leave with exit 2. Done before click would
+    raise its own no-arguments error, which is not part of typer's public API and would
+    otherwise reach the one-line error handler with the whole help as its message."""
+    if not args and command.no_args_is_help and not ctx.resilient_parsing:
+        text = ctx.get_help()  # rich help prints itself and returns ""
+        if text:
+            typer.echo(text)
+        raise typer.Exit(int(ExitCode.USAGE))
+
+
 class QontakCommand(TyperCommand):
     """Every ``qontak`` command: takes the global options after its name too, and shows
     flags without a value in ``--help``."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _flags_take_no_value([*super().get_params(ctx), *global_params()])
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _help_when_no_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         take_global_options(ctx)
@@ -49,6 +64,10 @@ class QontakSubGroup(TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _flags_take_no_value([*super().get_params(ctx), *global_params()])
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _help_when_no_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         take_global_options(ctx)
@@ -74,6 +93,10 @@ class QontakGroup(TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _flags_take_no_value(super().get_params(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _help_when_no_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def main(  # type: ignore[override]
         self,
@@ -128,9 +151,7 @@ app = typer.Typer(
         "Exit codes: 0 ok, 1 API error, 2 usage/validation, 3 auth, 4 rate limited, "
         "5 outcome unknown."
     ),
-    # No arguments at all: help and exit 2, from the callback below (click's own
-    # no-args error is not part of typer's public API).
-    invoke_without_command=True,
+    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -167,11 +188,6 @@ def _root(
     ] = None,
 ) -> None:
     """Global options; they may also be given after the command name."""
-    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
-        text = ctx.get_help()  # rich help prints itself and returns ""
-        if text:
-            typer.echo(text)
-        raise typer.Exit(int(ExitCode.USAGE))
     st = ctx.obj if isinstance(ctx.obj, State) else State()
     st.merge(
         json=json_output,
