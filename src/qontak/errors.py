@@ -127,7 +127,10 @@ class DeliveryUnknownError(QontakError):
 PAGE_EXCERPT_CHARS = 120
 _TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title\s*>")
 _HIDDEN = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>")
-_TAG = re.compile(r"(?s)<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")
+#: Only the start of a page is looked at (its title and first words are there), which also
+#: bounds the work the patterns above do on a hostile or huge body.
+_PAGE_SCAN_CHARS = 16_384
 
 
 def _page_excerpt(text: str, content_type: str | None) -> str | None:
@@ -136,6 +139,7 @@ def _page_excerpt(text: str, content_type: str | None) -> str | None:
     kind = (content_type or "").split(";")[0].strip().lower()
     if "html" not in kind and "xml" not in kind and not text.lstrip().startswith("<"):
         return None
+    text = text[:_PAGE_SCAN_CHARS]
     title = _TITLE.search(text)
     words = title.group(1) if title and title.group(1).strip() else ""
     if not words:

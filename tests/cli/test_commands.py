@@ -1200,3 +1200,16 @@ def test_doctor_tells_qontak_shaped_answers_from_other_servers() -> None:
     assert not looks_like_qontak(answer(200, ["a", "list"]))
     assert not looks_like_qontak(answer(401, "<html>login</html>", "text/html"))
     assert not looks_like_qontak(answer(200, "{not json", "application/json"))
+
+
+def test_error_messages_of_a_huge_or_hostile_page_stay_short() -> None:
+    from qontak.errors import error_messages
+
+    # Only the start of a page is read: a title far down is not looked for (which bounds
+    # the work on a huge page, or one made of unclosed tags).
+    late = "<html><body>" + "<p>filler</p>" * 2_000 + "<title>late</title></body></html>"
+    [message] = error_messages(late, content_type="text/html")
+    assert "late" not in message and message.startswith("text/html page: filler filler")
+    for page in ("<" * 2_000_000, "<script " * 300_000, "<html>" + "x" * 5_000_000):
+        [message] = error_messages(page, content_type="text/html")
+        assert len(message) < 160
