@@ -38,10 +38,14 @@ _LAZY: dict[str, str] = {
     "AsyncQontak": "._client",
     "Qontak": "._client",
     "ENVIRONMENTS": "._config",
+    "load_dotenv_values": "._config",
+    "redact": "._logging",
+    "setup_logging": "._logging",
     "Secret": "._config",
     "DEFAULT_LIMITS": "._ratelimit",
     "RateLimiter": "._ratelimit",
     "Rule": "._ratelimit",
+    "parse_rate_limits": "._ratelimit",
     "RetryPolicy": "._retry",
     "QontakClient": ".compat",
     "BodyParameter": ".models",
@@ -77,6 +81,7 @@ _LAZY: dict[str, str] = {
     "SentSearch": ".resources.broadcasts",
     "check_notes": ".validation",
     "preview": ".render",
+    "check_media_file": "._media",
     "check_message": ".validation",
     "normalize_phone": ".validation",
     "validate_message": ".validation",
@@ -86,8 +91,10 @@ _LAZY_MODULES = frozenset({"messages"})
 if TYPE_CHECKING:
     from . import messages
     from ._client import AsyncQontak, Qontak
-    from ._config import ENVIRONMENTS, Secret
-    from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule
+    from ._config import ENVIRONMENTS, Secret, load_dotenv_values
+    from ._logging import redact, setup_logging
+    from ._media import check_media_file
+    from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule, parse_rate_limits
     from ._retry import RetryPolicy
     from .compat import QontakClient
     from .models import (
@@ -202,10 +209,15 @@ __all__ = [
     "UnprocessableEntityError",
     "UploadedFile",
     "ValidationError",
+    "check_media_file",
     "check_message",
     "check_notes",
+    "load_dotenv_values",
     "messages",
     "normalize_phone",
+    "parse_rate_limits",
     "preview",
+    "redact",
+    "setup_logging",
     "validate_message",
 ]

@@ -152,12 +152,16 @@ def resolve_settings(
     secret = pick(client_secret, ENV_CLIENT_SECRET)
     if not cid:
         raise ConfigurationError(
-            f"client_id: missing; pass client_id= or set {ENV_CLIENT_ID} (environment or .env)"
+            f"client_id: missing; pass client_id= or set {ENV_CLIENT_ID} (environment or .env)",
+            setting="client_id",
+            reason="missing",
         )
     if not secret:
         raise ConfigurationError(
             f"client_secret: missing; pass client_secret= or set {ENV_CLIENT_SECRET} "
-            "(environment or .env)"
+            "(environment or .env)",
+            setting="client_secret",
+            reason="missing",
         )
     url = resolve_base_url(pick(base_url, ENV_BASE_URL), environment or pick(None, ENV_ENVIRONMENT))
     return Settings(client_id=cid, client_secret=Secret(secret), base_url=url)

@@ -18,6 +18,8 @@ Errors are grouped by what the caller can do about them::
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -141,12 +143,46 @@ class DeliveryUnknownError(QontakError):
         super().__init__(message + suffix)
 
 
-def error_messages(body: Any) -> list[str]:
+#: How much of a web page (or other markup) an error message quotes.
+PAGE_EXCERPT_CHARS = 120
+_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title\s*>")
+_HIDDEN = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>")
+_TAG = re.compile(r"<[^<>]*>")
+#: Only the start of a page is looked at (its title and first words are there), which also
+#: bounds the work the patterns above do on a hostile or huge body.
+_PAGE_SCAN_CHARS = 16_384
+
+
+def _page_excerpt(text: str, content_type: str | None) -> str | None:
+    """For an HTML/XML body (a proxy's or web server's error page): its content type and a
+    short one-line excerpt (the page title, else its first words), never the page itself."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if "html" not in kind and "xml" not in kind and not text.lstrip().startswith("<"):
+        return None
+    text = text[:_PAGE_SCAN_CHARS]
+    title = _TITLE.search(text)
+    words = title.group(1) if title and title.group(1).strip() else ""
+    if not words:
+        words = _TAG.sub(" ", _HIDDEN.sub(" ", text))
+    excerpt = " ".join(html.unescape(words).split())
+    if len(excerpt) > PAGE_EXCERPT_CHARS:
+        excerpt = excerpt[: PAGE_EXCERPT_CHARS - 1].rstrip() + "…"
+    page = f"{kind or 'markup'} page"
+    return f"{page}: {excerpt}" if excerpt else f"{page} (no text)"
+
+
+def error_messages(body: Any, *, content_type: str | None = None) -> list[str]:
     """Pull the human-readable messages out of a Qontak or gateway error body.
 
     Handles ``{"status":"error","error":{"code":422,"messages":[…]}}``,
-    ``{"message":"Unauthorized"}`` and plain strings.
+    ``{"message":"Unauthorized"}`` and plain strings. An HTML (or XML) page, as a proxy or
+    a wrong base URL answers, becomes its content type and a short excerpt
+    (``text/html page: 502 Bad Gateway``).
     """
+    if isinstance(body, str):
+        page = _page_excerpt(body, content_type)
+        if page is not None:
+            return [page]
     if isinstance(body, Mapping):
         error = body.get("error")
         if isinstance(error, Mapping):
@@ -214,7 +250,10 @@ class APIStatusError(_ResponseError):
         method: str = "",
         path: str = "",
     ) -> None:
-        self.messages = error_messages(body)
+        content_type = next(
+            (v for k, v in (headers or {}).items() if k.lower() == "content-type"), None
+        )
+        self.messages = error_messages(body, content_type=content_type)
         super().__init__(
             f"HTTP {status_code}",
             status_code=status_code,

@@ -462,10 +462,19 @@ def test_log_watch_follows_until_read(clocked: Served, monkeypatch: pytest.Monke
         return real_log_table(rows, *args, **kwargs)
 
     monkeypatch.setattr("qontak.cli.broadcasts.log_table", spy)
+    # On a terminal the live table is redrawn at every refresh…
+    monkeypatch.setattr("qontak.cli.broadcasts.stdout_is_terminal", lambda: True)
     result = cli("log", broadcast_id, "--watch", "--interval", "1")
     assert result.exit_code == 0
     assert "✓✓ read" in result.stdout
     assert drawn == [["pending"], ["sent"], ["delivered"], ["read"]]
+    # …in a pipe the same refreshes run, and only the final table is printed.
+    second = _send(cli)
+    drawn.clear()
+    monkeypatch.setattr("qontak.cli.broadcasts.stdout_is_terminal", lambda: False)
+    result = cli("log", second, "--watch", "--interval", "1")
+    assert result.exit_code == 0 and result.stdout.endswith("\n")
+    assert drawn == [["read"]] and "✓✓ read" in result.stdout
 
 
 def test_log_shows_whatsapp_error_text(cli: Cli) -> None:
@@ -695,7 +704,7 @@ def test_doctor_says_configuration_is_missing(cli: Cli) -> None:
 def test_demo_json_sends_every_kind_and_each_reaches_read(cli: Cli) -> None:
     from qontak.cli.demo import KINDS
 
-    out = cli.json("demo", "--delays", "0.02,0.04,0.06")
+    out = cli.json("demo", "--delays", "0,0,0")
     assert [r["kind"] for r in out["results"]] == [k.label for k in KINDS]
     assert out["inbox"] is None
     Channel.model_validate(out["channel"])
@@ -853,9 +862,354 @@ def test_demo_says_plainly_when_a_kind_was_not_read(
 ) -> None:
     # A magic number: the demo's own sandbox fails every message sent to it (131026).
     monkeypatch.setattr("qontak.cli.demo.DEMO_NUMBER", "6281234131026")
-    result = cli("demo", "--delays", "0.02,0.04,0.06")
+    result = cli("demo", "--delays", "0,0,0")
     assert result.exit_code == ExitCode.API_ERROR
     assert "sent and read" not in result.stdout
     assert "0 of 7 kinds read" in result.stdout
     line = _one_error_line(result.stderr)
     assert "not read: OTP (failed)" in line
+
+
+# --- the CLI is a client of the public SDK and of public typer ----------------------------------
+
+_CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "qontak" / "cli"
+# cli/sandbox.py belongs to the sandbox work; every other module of the CLI is checked.
+_CLI_MODULES = sorted(p for p in _CLI_DIR.glob("*.py") if p.name != "sandbox.py")
+
+
+@pytest.mark.parametrize("path", _CLI_MODULES, ids=lambda p: p.name)
+def test_cli_imports_only_public_names(path: Path) -> None:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            modules.append(base)
+            modules += [base + ("" if base.endswith(".") else ".") + a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            modules += [a.name for a in node.names]
+        for name in modules:
+            parts = [p for p in name.split(".") if p]
+            # Our own private modules (`._output`) are fine; nothing private of the SDK
+            # (`.._client`, `qontak._config`) nor of typer (`typer._click`).
+            sdk = name.startswith("..") or parts[:1] == ["qontak"]
+            if sdk or parts[:1] == ["typer"]:
+                assert not any(p.startswith("_") for p in parts), f"{path.name}: {name}"
+    text = path.read_text(encoding="utf-8")
+    assert "__signature__" not in text and "get_type_hints" not in text, path.name
+
+
+def test_configuration_errors_are_read_by_setting_not_by_text() -> None:
+    from qontak import ConfigurationError
+    from qontak.cli._state import describe_error
+
+    exc = ConfigurationError("credentials incomplete", setting="client_secret", reason="missing")
+    assert describe_error(exc) == (
+        "client_secret: missing; set QONTAK_CLIENT_SECRET (environment or .env) "
+        "or use --env sandbox"
+    )
+    # The same words with no structure behind them are shown as they are.
+    worded = ConfigurationError("client_secret: missing; pass client_secret=")
+    assert describe_error(worded) == "client_secret: missing; pass client_secret="
+    # A keyword argument the CLI filled from a flag is named as the flag.
+    url = ConfigurationError(
+        "base_url: must not hold a user name or password",
+        setting="base_url",
+        reason="must not hold a user name or password",
+    )
+    assert describe_error(url) == "--base-url: must not hold a user name or password"
+    bare = ConfigurationError("timeout: must be > 0", setting="timeout")  # reason = the text
+    assert describe_error(bare) == "timeout: must be > 0"
+    # One named after an environment variable keeps that name.
+    env = ConfigurationError("QONTAK_BASE_URL: not http(s)", setting="QONTAK_BASE_URL")
+    assert describe_error(env) == "QONTAK_BASE_URL: not http(s)"
+
+
+def test_no_arguments_prints_help_and_exits_2(cli: Cli) -> None:
+    result = cli()
+    assert result.exit_code == ExitCode.USAGE
+    assert "Usage" in result.stdout and "channels" in result.stdout
+    assert result.stderr.strip() == ""
+
+
+def test_a_group_without_arguments_prints_its_help_not_an_error() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from qontak.cli._app import QontakGroup, QontakSubGroup, use_qontak_classes
+
+    root = typer.Typer(cls=QontakGroup, no_args_is_help=True)
+    group = typer.Typer(cls=QontakSubGroup, no_args_is_help=True, help="Things.")
+
+    @group.command("list")
+    def list_things() -> None:
+        """List the things."""
+
+    @root.callback()
+    def main() -> None:
+        """The root."""
+
+    root.add_typer(group, name="things")
+    use_qontak_classes(root)
+    result = CliRunner().invoke(root, ["things"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "list" in result.stdout and "Things" in result.stdout
+    assert "error" not in result.stderr
+
+
+def test_send_to_given_twice_is_refused_before_anything_is_sent(cli: Cli, served: Served) -> None:
+    args = ["--to", "081234567890", "--to", "081298765432", "-t", "welcome_message", "-l", "id"]
+    result = cli("send", *args)
+    assert result.exit_code == ExitCode.USAGE
+    line = _one_error_line(result.stderr)
+    assert "--to given 2 times" in line and "qontak campaign run" in line
+    assert served.sandbox.messages() == []
+    assert cli("preview", *args).exit_code == ExitCode.USAGE
+    # With --json the refusal is also the stdout document.
+    out = cli("send", *args, "--json")
+    assert json.loads(out.stdout)["error"]["exit_code"] == 2
+
+
+def test_send_payload_file_that_is_binary_or_a_directory_is_one_line_exit_2(
+    cli: Cli, served: Served, tmp_path: Path
+) -> None:
+    binary = tmp_path / "photo.json"
+    binary.write_bytes(sample_png())
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('{"to_name": "Jos\xe9"}'.encode("latin-1"))
+    for source, words in ((binary, "not UTF-8"), (latin1, "not UTF-8"), (tmp_path, "directory")):
+        result = cli("send", "--payload", f"@{source}", "-t", "welcome_message", "-l", "id")
+        assert result.exit_code == ExitCode.USAGE, result.stderr
+        line = _one_error_line(result.stderr)
+        assert words in line and "--payload" in line
+    assert served.sandbox.messages() == []
+    # A UTF-8 file that starts with a byte-order mark is still JSON.
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"body": []}).encode())
+    result = cli(
+        "preview",
+        "--payload",
+        f"@{bom}",
+        "--to",
+        "081234567890",
+        "-t",
+        "welcome_message",
+        "-l",
+        "id",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+# --- doctor: secrets in the base URL, servers that are not Qontak, narrow terminals ------------
+
+_PAGE = (
+    b"<!DOCTYPE html><html><head><title>404 Not Found</title><style>body{color:red}</style>"
+    b"</head><body><h1>Not Found</h1><p>The requested URL was not found on this server.</p>"
+    b"<script>var tracking = 1;</script></body></html>"
+)
+
+
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    """A plain web server on loopback that answers every request with an HTML 404 page (what
+    a wrong base URL or a proxy in front of the API looks like)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(_PAGE)))
+            self.end_headers()
+            self.wfile.write(_PAGE)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_doctor_never_prints_a_password_in_the_base_url(cli: Cli, served: Served) -> None:
+    password = "pw-4f1c9e7d-canary"
+    with_userinfo = served.url.replace("http://", f"http://budi:{password}@")
+    for url in (with_userinfo, "ftp://budi:" + password + "@127.0.0.1:9"):
+        for args in (["doctor"], ["doctor", "--json"], ["--debug", "doctor"]):
+            result = cli(*args, env={"QONTAK_BASE_URL": url})
+            assert password not in result.stdout + result.stderr, (args, url)
+        # Other commands, which quote the base URL they tried, do not print it either.
+        result = cli("--max-retries", "0", "channels", env={"QONTAK_BASE_URL": url})
+        assert result.exit_code != 0 and password not in result.stdout + result.stderr
+
+
+def test_doctor_says_reachable_but_not_qontak_for_another_web_server(
+    cli: Cli, web_server: str
+) -> None:
+    out = cli("doctor", "--json", env={"QONTAK_BASE_URL": web_server})
+    checks = {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+    reach = checks["reachability"]
+    assert reach["status"] != "ok"
+    assert reach["detail"].startswith("reachable, but not a Qontak API")
+    assert "HTTP 404" in reach["detail"] and "text/html" in reach["detail"]
+    # The signed request then fails on the same page, quoted by its title, not pasted.
+    creds = checks["credentials"]["detail"]
+    assert "text/html page: 404 Not Found" in creds and "<" not in creds
+    # The real API's (the sandbox's) refusal of the unsigned probe is recognised as Qontak.
+    sandbox = {c["name"]: c for c in cli.json("doctor")["checks"]}
+    assert sandbox["reachability"]["status"] == "ok"
+
+
+def test_doctor_wraps_to_the_terminal_width(cli: Cli, web_server: str) -> None:
+    from rich.cells import cell_len
+
+    result = cli("doctor", env={"QONTAK_BASE_URL": web_server, "COLUMNS": "60"})
+    lines = result.stdout.splitlines()
+    assert lines and all(cell_len(line.rstrip()) <= 60 for line in lines), result.stdout
+    # Wrapped under the detail column (not under the mark or the name), every word kept.
+    continued = [line for line in lines if line.startswith(" " * 16) and line.strip()]
+    assert continued, result.stdout
+    out = cli("doctor", "--json", env={"QONTAK_BASE_URL": web_server, "COLUMNS": "60"})
+    text = " ".join(result.stdout.split())
+    for check in json.loads(out.stdout)["checks"]:
+        assert " ".join(check["detail"].split()) in text
+
+
+def test_html_error_page_is_quoted_not_pasted(cli: Cli, web_server: str) -> None:
+    result = cli("--max-retries", "0", "channels", env={"QONTAK_BASE_URL": web_server})
+    assert result.exit_code == ExitCode.API_ERROR
+    line = _one_error_line(result.stderr)
+    assert "HTTP 404" in line and "text/html page: 404 Not Found" in line
+    assert "<" not in line and "tracking" not in line and "color:red" not in line
+    assert "--base-url" in line  # where to look, in CLI terms
+    error = json.loads(cli("channels", "--json", env={"QONTAK_BASE_URL": web_server}).stdout)
+    assert error["error"]["status_code"] == 404 and "<html" not in error["error"]["message"]
+
+
+def test_error_messages_quote_a_page_by_title_or_first_words() -> None:
+    from qontak.errors import error_messages, status_error
+
+    long_page = "<html><body><div>" + "word " * 200 + "</div></body></html>"
+    [message] = error_messages(long_page)
+    assert message.startswith("markup page: word word") and len(message) < 150
+    assert error_messages("<html><body><p>Bad &amp; broken</p></body></html>") == [
+        "markup page: Bad & broken"
+    ]
+    err = status_error(
+        502,
+        body="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+        headers={"Content-Type": "text/html"},
+        method="GET",
+        path="/integrations",
+    )
+    assert str(err) == "HTTP 502 on GET /integrations: text/html page: 502 Bad Gateway"
+    # Plain-text and JSON bodies keep their own words.
+    assert error_messages("upstream connect error") == ["upstream connect error"]
+    assert error_messages({"message": "Unauthorized"}) == ["Unauthorized"]
+
+
+def test_json_errors_carry_the_structured_fields() -> None:
+    from qontak import APIResponseValidationError, ConfigurationError, ValidationError
+    from qontak.cli import exit_code_for
+    from qontak.cli._state import error_details
+
+    odd = APIResponseValidationError(
+        "expected a broadcast object", status_code=200, request_id="req-1", method="GET"
+    )
+    assert exit_code_for(odd) == ExitCode.API_ERROR
+    details = error_details(odd, str(odd), exit_code_for(odd))
+    assert details["status_code"] == 200 and details["request_id"] == "req-1"
+    invalid = ValidationError("to_number", "too short", code="invalid_phone")
+    assert error_details(invalid, str(invalid), ExitCode.USAGE)["code"] == "invalid_phone"
+    config = ConfigurationError("timeout: must be > 0", setting="timeout")
+    assert error_details(config, str(config), ExitCode.USAGE)["setting"] == "timeout"
+
+
+# --- a failed delivery under --wait / --watch; outputs end with a newline -----------------------
+
+
+def test_json_send_wait_with_a_failed_delivery_prints_the_error_object(cli: Cli) -> None:
+    args = ["send", "--to", "6281234131026", "-t", "welcome_message", "-l", "id", "--wait"]
+    result = cli(*args, "--interval", "0.05", "--json")
+    assert result.exit_code == ExitCode.API_ERROR
+    doc = json.loads(result.stdout)  # still one document on stdout
+    assert [BroadcastLogEntry.model_validate(r).status for r in doc["log"]] == ["failed"]
+    error = doc["error"]
+    assert error["exit_code"] == 1 and error["type"] == "DeliveryFailed"
+    assert error["message"].startswith("delivery failed: 131026")
+    assert error["to_number"] == "6281234131026" and error["error_code"] == 131026
+    assert error["message"] in _one_error_line(result.stderr)
+
+
+def test_log_watch_says_why_it_exits_1_and_ends_with_a_newline(cli: Cli) -> None:
+    broadcast_id = _send(cli, "6281234131026")
+    for json_flag in ([], ["--json"]):
+        result = cli("log", broadcast_id, "--watch", "--interval", "0.05", *json_flag)
+        assert result.exit_code == ExitCode.API_ERROR
+        assert "delivery failed: 131026" in _one_error_line(result.stderr)
+        assert result.stdout.endswith("\n") and broadcast_id in result.stdout
+    watched = cli("log", _send(cli), "--watch", "--interval", "0.05")
+    assert watched.exit_code == 0 and watched.stdout.endswith("\n")
+    assert "read" in watched.stdout
+
+
+def test_send_wait_output_in_a_pipe_has_no_spinner_residue(cli: Cli) -> None:
+    args = ["send", "--to", "081234567890", "-t", "welcome_message", "-l", "id", "--wait"]
+    result = cli(*args, "--interval", "0.05")
+    assert result.exit_code == 0
+    assert result.stdout.endswith("\n") and result.stderr == ""
+
+
+def test_otp_preview_shows_the_templates_own_button_label(cli: Cli) -> None:
+    # The seeded Indonesian login_otp labels its code button "Salin kode".
+    result = cli("preview", "-t", "login_otp", "-l", "id", "--var", "1=482913")
+    assert result.exit_code == 0, result.stderr
+    assert "[ Salin kode ⧉ ]" in result.stdout and "Copy code" not in result.stdout
+    out = cli.json("preview", "-t", "login_otp", "-l", "id", "--var", "1=482913")
+    assert "[ Salin kode ⧉ ] → 482913" in out["preview"]
+    shown = cli("templates", "show", "login_otp", "-l", "id")
+    assert "Salin kode" in shown.stdout and "Copy code" not in shown.stdout
+    english = cli("preview", "-t", "login_otp", "-l", "en", "--var", "1=482913")
+    assert "[ Copy code ⧉ ]" in english.stdout  # that template's own label
+
+
+def test_doctor_tells_qontak_shaped_answers_from_other_servers() -> None:
+    import httpx
+
+    from qontak.cli.doctor import looks_like_qontak
+
+    def answer(status: int, body: Any, content_type: str = "application/json") -> httpx.Response:
+        text = body if isinstance(body, str) else json.dumps(body)
+        return httpx.Response(status, text=text, headers={"Content-Type": content_type})
+
+    assert looks_like_qontak(answer(401, {"message": "Unauthorized"}))  # the gateway
+    envelope = {"status": "error", "error": {"code": 404, "messages": ["Resource not found."]}}
+    assert looks_like_qontak(answer(404, envelope))
+    assert looks_like_qontak(answer(200, {"status": "success", "data": []}))
+    assert not looks_like_qontak(answer(404, {"message": "Not Found"}))  # another JSON API
+    assert not looks_like_qontak(answer(200, ["a", "list"]))
+    assert not looks_like_qontak(answer(401, "<html>login</html>", "text/html"))
+    assert not looks_like_qontak(answer(200, "{not json", "application/json"))
+
+
+def test_error_messages_of_a_huge_or_hostile_page_stay_short() -> None:
+    from qontak.errors import error_messages
+
+    # Only the start of a page is read: a title far down is not looked for (which bounds
+    # the work on a huge page, or one made of unclosed tags).
+    late = "<html><body>" + "<p>filler</p>" * 2_000 + "<title>late</title></body></html>"
+    [message] = error_messages(late, content_type="text/html")
+    assert "late" not in message and message.startswith("text/html page: filler filler")
+    for page in ("<" * 2_000_000, "<script " * 300_000, "<html>" + "x" * 5_000_000):
+        [message] = error_messages(page, content_type="text/html")
+        assert len(message) < 160

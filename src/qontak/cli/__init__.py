@@ -3,14 +3,16 @@
 Every command takes ``--json`` (stable shapes, documented on each command) and exits with the
 codes of :mod:`qontak.cli.exit_codes`: 0 ok, 1 API error, 2 usage/validation, 3 auth,
 4 rate limited, 5 outcome unknown. Errors are one red line on stderr; with ``--json`` the
-error is also printed on stdout (unless the command already printed its own document) as::
+error is also printed on stdout as below (``send --wait`` puts it in its own document, as
+``"error"``, when the delivery failed; stdout always holds one JSON document)::
 
     {"error": {"type": "DeliveryUnknownError", "message": "<the line>", "exit_code": 5,
                "to_number": ..., "message_template_id": ..., "sent_at": "<UTC ISO 8601>",
                "status_code": ..., "request_id": ...}}
 
 (``to_number`` … ``request_id`` for an unknown outcome only; ``status_code`` and
-``request_id`` for any HTTP error, ``field`` for a validation error; never a secret).
+``request_id`` for any HTTP error or undocumented 2xx, ``field`` and ``code`` for a
+validation error, ``setting`` for a configuration error; never a secret).
 
 >>> from typer.testing import CliRunner
 >>> from qontak.cli import app

@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from typing import Annotated, Any, NamedTuple
 
 import typer
-from typer._click import Command, Context, Parameter
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.main import get_command_from_info, get_group_from_info
 
 from ._env import Env
+from ._globals import global_params, take_global_options
 from .exit_codes import ExitCode
 
 __all__ = [
@@ -63,14 +62,6 @@ COMMANDS: dict[str, LazyCommand] = {
         "broadcasts",
         "Recent broadcasts with their status counts (pending, sent, delivered, read, failed).",
     ),
-    "campaign": LazyCommand(
-        "campaign",
-        "Send one template to a file of customers: resumable, never twice, never lost.",
-    ),
-    "optout": LazyCommand("optout", "The opt-out list: numbers no campaign will ever contact."),
-    "webhooks": LazyCommand(
-        "webhooks", "Receive delivery statuses by webhook instead of polling logs."
-    ),
     "sandbox": LazyCommand(
         "sandbox", "Run the sandbox: a local server that behaves like Qontak, with a web inbox."
     ),
@@ -84,10 +75,18 @@ COMMANDS: dict[str, LazyCommand] = {
     "templates": LazyCommand(
         "templates", "WhatsApp templates: list them, or show one with its placeholders."
     ),
+    "campaign": LazyCommand(
+        "campaign",
+        "Send one template to a file of customers: resumable, never twice, never lost.",
+    ),
+    "webhooks": LazyCommand(
+        "webhooks", "Receive delivery statuses by webhook instead of polling logs."
+    ),
+    "optout": LazyCommand("optout", "The opt-out list: numbers no campaign will ever contact."),
 }
 
 
-def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:
+def _flags_take_no_value(params: list[Any]) -> list[Any]:
     """Give boolean flags an empty metavar, so help shows ``--json`` rather than
     ``--json <bool>``.
 
@@ -101,18 +100,46 @@ def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:
     return params
 
 
-class QontakCommand(TyperCommand):
-    """Every ``qontak`` command: flags shown without a value in ``--help``."""
+def _help_when_no_arguments(command: Any, ctx: Any, args: list[str]) -> None:
+    """``no_args_is_help``: print the help and leave with exit 2. Done before click would
+    raise its own no-arguments error, which is not part of typer's public API and would
+    otherwise reach the one-line error handler with the whole help as its message."""
+    if not args and command.no_args_is_help and not ctx.resilient_parsing:
+        text = ctx.get_help()  # rich help prints itself and returns ""
+        if text:
+            typer.echo(text)
+        raise typer.Exit(int(ExitCode.USAGE))
 
-    def get_params(self, ctx: Context) -> list[Parameter]:
-        return _flags_take_no_value(super().get_params(ctx))
+
+class QontakCommand(TyperCommand):
+    """Every ``qontak`` command: takes the global options after its name too, and shows
+    flags without a value in ``--help``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value([*super().get_params(ctx), *global_params()])
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _help_when_no_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        take_global_options(ctx)
+        return super().invoke(ctx)
 
 
 class QontakSubGroup(TyperGroup):
-    """A command group below the root (``templates``): flags shown without a value."""
+    """A command group below the root (``templates``): the same as :class:`QontakCommand`."""
 
-    def get_params(self, ctx: Context) -> list[Parameter]:
-        return _flags_take_no_value(super().get_params(ctx))
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value([*super().get_params(ctx), *global_params()])
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _help_when_no_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        take_global_options(ctx)
+        return super().invoke(ctx)
 
 
 def use_qontak_classes(typer_app: typer.Typer) -> None:
@@ -127,9 +154,10 @@ def use_qontak_classes(typer_app: typer.Typer) -> None:
             use_qontak_classes(group.typer_instance)
 
 
-class QontakGroup(QontakSubGroup):
+class QontakGroup(TyperGroup):
     """The root command group. Usage errors (unknown option, bad value, missing argument)
-    become one red line on stderr and exit code 2 instead of a usage box.
+    become one red line on stderr and exit code 2 instead of a usage box (its callback
+    declares the global options itself).
 
     Commands of :data:`COMMANDS` are imported when first resolved; while the group's own
     help is drawn they appear as their summaries only.
@@ -137,10 +165,17 @@ class QontakGroup(QontakSubGroup):
 
     _listing = False
 
-    def list_commands(self, ctx: Context) -> list[str]:
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value(super().get_params(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _help_when_no_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
 
-    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = self.commands.get(cmd_name)
         lazy = COMMANDS.get(cmd_name)
         if command is not None or lazy is None:
@@ -174,7 +209,7 @@ class QontakGroup(QontakSubGroup):
         for module in dict.fromkeys(lazy.module for lazy in COMMANDS.values()):
             self.load(module)
 
-    def format_help(self, ctx: Context, formatter: Any) -> None:
+    def format_help(self, ctx: Any, formatter: Any) -> None:
         # While the command list is drawn, unloaded commands show as their summaries.
         self._listing = True
         try:
@@ -198,15 +233,15 @@ class QontakGroup(QontakSubGroup):
                 standalone_mode=False,
                 **extra,
             )
-        except NoArgsIsHelpError as exc:
-            exc.show()
-            sys.exit(int(ExitCode.USAGE))
-        except UsageError as exc:
+        except typer.TyperException as exc:
             from ._output import error_json, error_line
 
-            hint = ""
-            if exc.ctx is not None:
-                hint = f" (see '{exc.ctx.command_path} --help')"
+            if exc.exit_code != int(ExitCode.USAGE):  # click's other errors (a file error…)
+                error_line(exc.format_message())
+                sys.exit(exc.exit_code)
+            # A usage error: it names the command it happened in (click's documented ctx).
+            usage_ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{usage_ctx.command_path} --help')" if usage_ctx is not None else ""
             error_line(exc.format_message() + hint)
             argv = list(args) if args is not None else sys.argv[1:]
             if "--json" in argv[: argv.index("--") if "--" in argv else None]:
@@ -219,11 +254,6 @@ class QontakGroup(QontakSubGroup):
                     }
                 )
             sys.exit(int(ExitCode.USAGE))
-        except ClickException as exc:
-            from ._output import error_line
-
-            error_line(exc.format_message())
-            sys.exit(exc.exit_code)
         except typer.Abort:
             from ._output import error_line
 
@@ -311,8 +341,7 @@ def _root(
     if max_retries is not None and max_retries < 0:
         fail(f"--max-retries must be 0 or more, got {max_retries}")
     if rate_limits is not None:
-        from .._ratelimit import parse_rate_limits
-        from ..errors import ConfigurationError
+        from qontak import ConfigurationError, parse_rate_limits
 
         try:
             parse_rate_limits(rate_limits, setting="--rate-limits")

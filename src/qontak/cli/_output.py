@@ -2,7 +2,8 @@
 
 Human output goes to stdout through rich; ``--json`` output is plain JSON on stdout (no
 colours, no wrapping). Errors and warnings go to stderr as one line each, never with a
-secret in them (every line passes through :func:`qontak._logging.redact`).
+secret in them (every line passes through :func:`safe_text`: :func:`qontak.redact`, and no
+password of a URL).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +26,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .._logging import redact
-from ..models import Broadcast, BroadcastLogEntry, Channel, DirectMessage, Template, TemplateStatus
-from ..models.template import PLACEHOLDER as _PLACEHOLDER
-from ..render import RenderedButton, RenderedMedia, render
+from qontak import (
+    Broadcast,
+    BroadcastLogEntry,
+    Channel,
+    DirectMessage,
+    Template,
+    TemplateStatus,
+    redact,
+)
+from qontak.models.template import PLACEHOLDER as _PLACEHOLDER
+from qontak.render import RenderedButton, RenderedMedia, render
 
 __all__ = [
     "STATUS_STYLES",
@@ -39,9 +48,11 @@ __all__ = [
     "error_json",
     "error_line",
     "fit_table",
+    "hide_userinfo",
     "log_table",
     "paging_status",
     "print_json",
+    "safe_text",
     "start_output",
     "status_text",
     "template_panel",
@@ -113,8 +124,25 @@ def error_json(error: dict[str, Any]) -> None:
     print_json({"error": error})
 
 
+#: The user-information part of a URL (``user:password@``): greedy up to the last ``@``
+#: before the host's end, so a password holding an ``@`` is hidden whole.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s]*@")
+
+
+def hide_userinfo(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by ``***``
+    (``http://u:SECRET@host`` → ``http://***@host``): a base URL may carry a password that
+    the SDK never registered as a secret."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with registered secrets and URL passwords removed: what any output shows."""
+    return hide_userinfo(redact(text))
+
+
 def _one_line(message: str) -> str:
-    return redact(" ".join(str(message).split()))
+    return safe_text(" ".join(str(message).split()))
 
 
 def error_line(message: str) -> None:

@@ -9,23 +9,19 @@ error into one red line on stderr and a stable exit code (see :mod:`.exit_codes`
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import traceback
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
-from typer._click.exceptions import ClickException
 
-from .._client import Qontak
-from .._config import ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_ENVIRONMENT, load_dotenv_values
-from .._logging import setup_logging
-from ..errors import (
+from qontak import BroadcastLogEntry, Qontak, load_dotenv_values, setup_logging
+from qontak.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
     ConfigurationError,
@@ -35,6 +31,7 @@ from ..errors import (
     RateLimitError,
     ValidationError,
 )
+
 from ._env import Env
 from ._output import error_json, error_line, start_output
 from .exit_codes import ExitCode, exit_code_for
@@ -44,14 +41,32 @@ __all__ = [
     "Env",
     "State",
     "command",
+    "delivery_failure",
     "describe_error",
+    "enter_command",
     "error_details",
     "fail",
+    "missing_credentials",
     "set_state",
     "state",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: The environment variables the CLI names in its advice (the SDK reads the same ones).
+ENV_CLIENT_ID = "QONTAK_CLIENT_ID"
+ENV_CLIENT_SECRET = "QONTAK_CLIENT_SECRET"
+ENV_ENVIRONMENT = "QONTAK_ENV"
+ENV_BASE_URL = "QONTAK_BASE_URL"
+_CREDENTIAL_VARIABLES = {"client_id": ENV_CLIENT_ID, "client_secret": ENV_CLIENT_SECRET}
+#: The SDK's keyword arguments the CLI passes, and where the user gave them.
+_SETTING_FLAGS = {
+    "base_url": "--base-url",
+    "environment": f"--env/{ENV_ENVIRONMENT}",
+    "timeout": "--timeout",
+    "max_retries": "--max-retries",
+}
 
 
 @dataclass
@@ -64,8 +79,6 @@ class State:
     debug: bool = False
     timeout: float | None = None
     max_retries: int | None = None
-    rate_limits: str | None = None
-    """``--rate-limits`` text; ``None`` leaves the client's default (``QONTAK_RATE_LIMITS``)."""
     tried_base_url: str | None = None
     """The API root of the last client made (named when the server cannot be reached)."""
 
@@ -93,30 +106,21 @@ class State:
             "timeout": self.timeout,
             "max_retries": self.max_retries,
         }
-        if self.rate_limits is not None:
-            kwargs["rate_limits"] = self.rate_limits
         try:
             client = Qontak(**kwargs)
         except ConfigurationError as exc:
-            if self.environment != "sandbox" or not _missing_credentials(exc):
+            if self.environment != "sandbox" or not missing_credentials(exc):
                 raise
-            client = self._sandbox_client(kwargs)
+            from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+            client = Qontak(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
         self.tried_base_url = client.base_url
         return client
 
-    def _sandbox_client(self, kwargs: dict[str, Any]) -> Qontak:
-        from ..sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
-        client_id = os.environ.get(ENV_CLIENT_ID) or load_dotenv_values().get(ENV_CLIENT_ID)
-        secret = os.environ.get(ENV_CLIENT_SECRET) or load_dotenv_values().get(ENV_CLIENT_SECRET)
-        if client_id and secret:  # pragma: no cover - Qontak() would have accepted them
-            return Qontak(client_id, secret, **kwargs)
-        return Qontak(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
-
-
-def _missing_credentials(exc: ConfigurationError) -> bool:
-    text = str(exc)
-    return text.startswith(("client_id: missing", "client_secret: missing"))
+def missing_credentials(exc: ConfigurationError) -> bool:
+    """Whether ``exc`` says a credential was not configured at all."""
+    return exc.setting in _CREDENTIAL_VARIABLES and exc.reason == "missing"
 
 
 _current: list[State] = []
@@ -163,12 +167,13 @@ def describe_error(exc: BaseException, st: State | None = None) -> str:
         return f"{type(exc).__name__}: {exc}"
     text = str(exc)
     if isinstance(exc, ConfigurationError):
-        # The SDK says "pass client_secret= or set …"; a shell user has no keyword to pass.
-        for field, name in (("client_id", ENV_CLIENT_ID), ("client_secret", ENV_CLIENT_SECRET)):
-            if text.startswith(f"{field}: missing"):
-                return f"{field}: missing; set {name} (environment or .env) or use --env sandbox"
-        if text.startswith("timeout:"):
-            return "--timeout must be a positive number of seconds"
+        if missing_credentials(exc):
+            # The SDK says "pass client_secret= or set …"; a shell user has no keyword to pass.
+            name = _CREDENTIAL_VARIABLES[exc.setting]
+            return f"{exc.setting}: missing; set {name} (environment or .env) or use --env sandbox"
+        if exc.setting in _SETTING_FLAGS and exc.reason and exc.reason != text:
+            # A keyword argument the CLI filled from a flag: named as the flag.
+            return f"{_SETTING_FLAGS[exc.setting]}: {exc.reason}"
         return text
     if isinstance(exc, APIConnectionError):
         where = exc.url or (st.tried_base_url if st is not None else None)
@@ -177,6 +182,10 @@ def describe_error(exc: BaseException, st: State | None = None) -> str:
         return f"{text}; the application may lack the qontak-chat scope, or {AUTH_HINT}"
     if isinstance(exc, AuthenticationError):
         return f"{text}; {AUTH_HINT}"
+    if isinstance(exc, APIStatusError | APIResponseValidationError) and isinstance(exc.body, str):
+        # Not JSON at all (the SDK quotes a page as its type and title): most often a wrong
+        # base URL or a proxy in between, not Qontak.
+        return f"{text}; not Qontak's JSON: check --base-url / {ENV_BASE_URL} (`qontak doctor`)"
     return text
 
 
@@ -191,9 +200,11 @@ def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str,
     """The ``{"error": …}`` object ``--json`` prints for ``exc``: its class, the line shown
     on stderr and the exit code, plus what a script needs to act on it (never a secret).
 
-    ``DeliveryUnknownError`` adds ``to_number``, ``message_template_id``, ``sent_at`` (UTC,
-    ISO 8601), ``status_code`` and ``request_id``: enough to reconcile an exit 5 with
-    ``qontak broadcasts --since SENT_AT`` before sending again.
+    An HTTP error (and a 2xx the API does not document) adds ``status_code`` and
+    ``request_id``; a validation error ``field`` and ``code``; a configuration error
+    ``setting``. ``DeliveryUnknownError`` adds ``to_number``, ``message_template_id``,
+    ``sent_at`` (UTC, ISO 8601), ``status_code`` and ``request_id``: enough to reconcile an
+    exit 5 with ``qontak broadcasts --since SENT_AT`` before sending again.
     """
     details: dict[str, Any] = {
         "type": type(exc).__name__,
@@ -208,108 +219,53 @@ def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str,
             status_code=exc.status_code,
             request_id=exc.request_id,
         )
-    elif isinstance(exc, APIStatusError):
+    elif isinstance(exc, APIStatusError | APIResponseValidationError):
         details.update(status_code=exc.status_code, request_id=exc.request_id)
         if isinstance(exc, RateLimitError):
             details["retry_after"] = exc.retry_after
     elif isinstance(exc, ValidationError):
-        details["field"] = exc.field
+        details.update(field=exc.field, code=exc.code)
+    elif isinstance(exc, ConfigurationError):
+        details["setting"] = exc.setting or None
     return details
 
 
-_CTX_PARAM = "qontak_cli_context"
-
-# The options every command accepts after its name (defaults are None: "not given here").
-_GLOBAL_PARAMS: list[tuple[str, Any, Any]] = [
-    (
-        "json_output",
-        Annotated[
-            bool, typer.Option("--json", help="Print machine-readable JSON (stable shapes).")
-        ],
-        False,
-    ),
-    (
-        "base_url_opt",
-        Annotated[
-            str | None,
-            typer.Option("--base-url", help="API root (default: QONTAK_BASE_URL / --env)."),
-        ],
-        None,
-    ),
-    (
-        "env_opt",
-        Annotated[
-            Env | None,
-            typer.Option("--env", help="production, staging or sandbox (default: QONTAK_ENV)."),
-        ],
-        None,
-    ),
-    (
-        "debug_opt",
-        Annotated[
-            bool, typer.Option("--debug", help="Show tracebacks and (redacted) request logs.")
-        ],
-        False,
-    ),
-]
+def delivery_failure(row: BroadcastLogEntry) -> dict[str, Any]:
+    """The ``{"type", "message", "exit_code", …}`` error object of a failed delivery (what
+    ``send --wait`` prints on stderr, and under ``--json`` in its document's ``"error"``)."""
+    reason = row.whatsapp_error_message or "unknown error"
+    if row.error_code is not None:
+        reason = f"{row.error_code}: {reason}"
+    return {
+        "type": "DeliveryFailed",
+        "message": f"delivery failed: {reason}",
+        "exit_code": int(ExitCode.API_ERROR),
+        "to_number": row.contact_phone_number,
+        "error_code": row.error_code,
+    }
 
 
-def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
-    """The function's evaluated annotations, ``Annotated`` metadata kept.
-
-    Python 3.10's ``get_type_hints`` wraps ``Optional[...]`` around the annotation of every
-    parameter whose default is ``None``, which hides the ``Annotated[..., typer.Option(...)]``
-    inside it (typer then sees no option names); unwrap that again.
-    """
-    hints = typing.get_type_hints(func, include_extras=True)
-    for name, hint in hints.items():
-        if typing.get_origin(hint) is typing.Union:
-            inner = [a for a in typing.get_args(hint) if a is not type(None)]
-            if len(inner) == 1 and typing.get_origin(inner[0]) is typing.Annotated:
-                hints[name] = inner[0]
-    return hints
+def enter_command(ctx: typer.Context, **options: Any) -> None:
+    """Start a command: make the run's :class:`State` (kept on the root context) current,
+    merge the global ``options`` given after the command's name into it, and start the
+    command's output."""
+    st = _root_state(ctx)
+    _current[:] = [st]
+    start_output()
+    st.merge(**options)
 
 
 def command(func: F) -> F:
-    """Wrap a command: accept the global options after the command name, run it, and turn
-    any error into one line on stderr plus the documented exit code."""
-    signature = inspect.signature(func)
-    hints = _type_hints(func)
-    # The command's own Context parameters are filled from ours (typer fills only one).
-    own_ctx = [name for name, hint in hints.items() if hint is typer.Context]
-    params = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-        if p.name not in own_ctx
-    ]
-    params.append(
-        inspect.Parameter(_CTX_PARAM, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-    )
-    for name, annotation, default in _GLOBAL_PARAMS:
-        params.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-            )
-        )
+    """Wrap a command: run it, and turn any error into one line on stderr plus the
+    documented exit code. (The global options after the command name are taken by the
+    command class, see :func:`take_global_options`.)"""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = kwargs.pop(_CTX_PARAM)
-        for name in own_ctx:
-            kwargs[name] = ctx
-        st = _root_state(ctx)
-        _current[:] = [st]
-        start_output()
-        env = kwargs.pop("env_opt")
-        st.merge(
-            json=kwargs.pop("json_output"),
-            base_url=kwargs.pop("base_url_opt"),
-            env=env.value if isinstance(env, Env) else env,
-            debug=kwargs.pop("debug_opt"),
-        )
+        st = state()
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except KeyboardInterrupt:
             error_line("interrupted")
@@ -324,9 +280,4 @@ def command(func: F) -> F:
                 error_json(error_details(exc, message, code))
             raise typer.Exit(int(code)) from None
 
-    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    annotations = {k: v for k, v in hints.items() if k not in own_ctx}
-    annotations.update({name: annotation for name, annotation, _ in _GLOBAL_PARAMS})
-    annotations[_CTX_PARAM] = typer.Context
-    wrapper.__annotations__ = annotations
     return wrapper  # type: ignore[return-value]

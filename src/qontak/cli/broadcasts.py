@@ -7,7 +7,9 @@ objects, each with its ``message_status_count``.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
@@ -15,12 +17,13 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
-from ..models import BroadcastLogEntry
+from qontak import BroadcastLogEntry
+
 from ._output import broadcasts_table, console, log_table, paging_status, print_json
-from ._state import command, fail, state
+from ._state import command, delivery_failure, fail, state
 from .exit_codes import ExitCode
 
-__all__ = ["parse_when", "register"]
+__all__ = ["parse_when", "register", "stdout_is_terminal"]
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -45,6 +48,12 @@ def parse_when(value: str, flag: str, *, now: datetime | None = None) -> str:
     return text
 
 
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (asked directly: ``FORCE_COLOR`` does not make a pipe
+    one)."""
+    return sys.stdout.isatty()
+
+
 def register(app: typer.Typer) -> None:
     """Add ``log`` and ``broadcasts`` to ``app``."""
 
@@ -67,31 +76,34 @@ def register(app: typer.Typer) -> None:
         JSON: a list of BroadcastLogEntry objects.
         """
         st = state()
+        # A live table is for a terminal; a pipe or a file gets the final table once (a
+        # live display there would leave its last line without a newline).
+        live_table = watch and not st.json and stdout_is_terminal()
+        title = f"Broadcast {broadcast_id}"
         with st.client() as client:
             rows: list[BroadcastLogEntry] = client.broadcasts.log(broadcast_id)
-            if watch and not st.json:
+            if watch:
                 deadline = time.monotonic() + watch_timeout
-                with Live(log_table(rows, title=f"Broadcast {broadcast_id}"),
-                          console=console(), refresh_per_second=4) as live:  # fmt: skip
+                live = Live(log_table(rows, title=title), console=console(),
+                            refresh_per_second=4) if live_table else None  # fmt: skip
+                with live if live is not None else contextlib.nullcontext():
                     while not (rows and all(r.is_final for r in rows)):
                         if time.monotonic() >= deadline:
                             break
                         time.sleep(interval)
                         rows = client.broadcasts.log(broadcast_id)
-                        live.update(log_table(rows, title=f"Broadcast {broadcast_id}"))
-            elif watch:
-                rows = client.broadcasts.wait(
-                    broadcast_id, timeout=watch_timeout, interval=interval
-                )
+                        if live is not None:
+                            live.update(log_table(rows, title=title))
         if st.json:
             print_json([r.to_dict() for r in rows])
-        elif not watch:
+        elif not live_table:
             if rows:
-                console().print(log_table(rows, title=f"Broadcast {broadcast_id}"))
+                console().print(log_table(rows, title=title))
             else:
                 console().print("No log rows yet.")
-        if watch and any(r.status == "failed" for r in rows):
-            raise typer.Exit(int(ExitCode.API_ERROR))
+        failed = next((r for r in rows if r.status == "failed"), None)
+        if watch and failed is not None:
+            fail(delivery_failure(failed)["message"], ExitCode.API_ERROR)
 
     @app.command("broadcasts")
     @command

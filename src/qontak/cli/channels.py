@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from ..models import Channel
-from ..validation import normalize_phone
+from qontak import Channel, normalize_phone
+
 from ._output import channels_table, console, print_json
 from ._state import command, fail, state
 from .exit_codes import ExitCode

@@ -32,10 +32,10 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .. import messages
-from .._client import Qontak
-from ..models import BroadcastLogEntry, Channel, DirectMessage, Template
-from ..render import preview as render_preview
+from qontak import BroadcastLogEntry, Channel, DirectMessage, Qontak, Template, messages
+from qontak import preview as render_preview
+from qontak.resources.templates import pick_template
+
 from ._output import Column, bubble, console, fit_table, print_json, status_text
 from ._state import command, fail, state
 from .exit_codes import ExitCode
@@ -212,11 +212,13 @@ def run_demo(
     channel = channels[0]
     say(f"[green]✔[/green] find channel: {channel.id} · {channel.account_name} · "
         f"{channel.phone_number}")  # fmt: skip
+    # One listing for every kind (not one search each): fewer requests under the rate limit.
+    templates = list(client.templates.iter())
     results: list[dict[str, Any]] = []
     for n, kind in enumerate(KINDS, 1):
         if not quiet:
             out.print(Rule(f"{n}/{len(KINDS)} {kind.label}", style="cyan"))
-        template = client.templates.find(kind.template, language="id")
+        template = pick_template(templates, kind.template, "id")
         say(f"[green]✔[/green] find template: {template.name} ({template.language}) "
             f"{template.id} · {template.category}")  # fmt: skip
         message, mapping = kind.build(client, template, channel)
@@ -304,7 +306,7 @@ def register(app: typer.Typer) -> None:
         JSON: {"base_url", "inbox", "channel", "results": [{"kind", "template", "message",
         "preview", "broadcast", "statuses", "log", "final_status"}]}.
         """
-        from ..sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
+        from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
 
         st = state()
         sandbox = Sandbox(delivery_delays=parse_delays(delays), faults=FaultConfig())

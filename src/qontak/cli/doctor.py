@@ -3,7 +3,9 @@
 Checks, in order (later checks are skipped when an earlier one makes them meaningless):
 
 1. ``configuration``: credentials and base URL resolve (names the missing variable);
-2. ``reachability``: the API host answers HTTP at all;
+2. ``reachability``: the API host answers HTTP, and the answer is shaped like the Mekari
+   gateway's or Qontak's (JSON ``{"message": …}`` or Qontak's envelope); any other answer
+   (a web page, another API) is "reachable, but not a Qontak API";
 3. ``clock``: local time vs the server's ``Date`` header (HMAC signatures are only accepted
    within ±300 s; more than 30 s is a warning; up to ±2 s is rounding, reported in sync);
 4. ``credentials``: a signed request (``GET /integrations``) is accepted.
@@ -23,14 +25,24 @@ from typing import Any
 
 import httpx
 import typer
+from rich.table import Table
 from rich.text import Text
 
-from ..errors import APIStatusError, AuthenticationError, PermissionDeniedError, QontakError
-from ._output import console, print_json
+from qontak.errors import APIStatusError, AuthenticationError, PermissionDeniedError, QontakError
+
+from ._output import console, hide_userinfo, print_json, safe_text
 from ._state import command, describe_error, state
 from .exit_codes import ExitCode, exit_code_for
 
-__all__ = ["Check", "clock_check", "clock_skew", "register"]
+__all__ = [
+    "Check",
+    "clock_check",
+    "clock_skew",
+    "looks_like_qontak",
+    "reachability_check",
+    "register",
+    "report_grid",
+]
 
 #: Qontak rejects signatures whose Date is further than this from its clock.
 CLOCK_WINDOW_SECONDS = 300.0
@@ -65,15 +77,50 @@ def clock_skew(date_header: str | None, local: float) -> float | None:
     return local - server
 
 
-def _reachable(status_code: int, base_url: str) -> str:
+def looks_like_qontak(response: httpx.Response) -> bool:
+    """Whether ``response`` (to the unsigned probe) is shaped like an answer of the Mekari
+    gateway or of Qontak: JSON that is the gateway's ``{"message": "Unauthorized"}`` or
+    Qontak's envelope (``{"status": …, "data"|"error": …}``). Any web server answers HTTP; a
+    web page, plain text or other JSON means the base URL points somewhere else."""
+    if "json" not in response.headers.get("content-type", "").lower():
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    if isinstance(body.get("message"), str):
+        # The gateway's refusal of an unsigned request; any other API may say "message"
+        # with another status (a JSON 404 is not Qontak's answer to this probe).
+        return response.status_code in (401, 403, 429)
+    return "status" in body and ("data" in body or "error" in body)
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+
+
+def reachability_check(response: httpx.Response, base_url: str) -> Check:
     """The reachability verdict. The probe is unsigned, so the gateway is expected to refuse
-    it (401/403): that still proves the host answers HTTP, which is all this check is about
-    (whether the credentials work is the last check)."""
-    if status_code in (401, 403):
-        return (
-            f"reachable: {base_url} answered (HTTP {status_code} to an unsigned probe, as expected)"
+    it (401/403): that still proves the host answers HTTP, and the shape of the refusal says
+    whether it is Qontak's (whether the credentials work is the last check)."""
+    status = response.status_code
+    if not looks_like_qontak(response):
+        return Check(
+            "reachability",
+            "warn",
+            f"reachable, but not a Qontak API: {base_url} answered HTTP {status} "
+            f"({_content_type(response)}) where the API answers JSON; check --base-url / "
+            "QONTAK_BASE_URL",
         )
-    return f"reachable: {base_url} answered (HTTP {status_code})"
+    if status in (401, 403):
+        return Check(
+            "reachability",
+            "ok",
+            f"reachable: {base_url} answered (HTTP {status} to an unsigned probe, as expected)",
+        )
+    return Check("reachability", "ok", f"reachable: {base_url} answered (HTTP {status})")
 
 
 def clock_check(skew: float | None) -> Check:
@@ -114,7 +161,8 @@ def _run_checks() -> tuple[list[Check], str | None]:
         for name in ("reachability", "clock", "credentials"):
             checks.append(Check(name, "skipped", "configuration is incomplete"))
         return checks, None
-    base_url = client.base_url
+    # Shown without any user:password a base URL may hold (never printed, --json included).
+    base_url = hide_userinfo(client.base_url)
     with client:
         checks.append(
             Check(
@@ -125,13 +173,16 @@ def _run_checks() -> tuple[list[Check], str | None]:
         )
         date_header: str | None = None
         local = time.time()
+        # The unsigned probe does not send a URL's user:password either (httpx would turn
+        # it into Basic auth, handing the password to whatever server answers).
+        probe = httpx.URL(client.base_url + "/integrations").copy_with(username="", password="")
         try:
             with httpx.Client(timeout=st.timeout or 10.0) as http:
                 started = time.time()
-                resp = http.get(base_url + "/integrations")
+                resp = http.get(probe)
                 local = (started + time.time()) / 2
             date_header = resp.headers.get("date")
-            checks.append(Check("reachability", "ok", _reachable(resp.status_code, base_url)))
+            checks.append(reachability_check(resp, base_url))
         except httpx.HTTPError as exc:
             checks.append(
                 Check(
@@ -168,6 +219,20 @@ _MARKS = {"ok": ("✔", "green"), "warn": ("!", "yellow"), "fail": ("✘", "red"
           "skipped": ("-", "dim")}  # fmt: skip
 
 
+def report_grid(checks: list[Check]) -> Table:
+    """One row per check: mark, name, then the detail, wrapped to the console's width under
+    itself (never folded under the mark or the name)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True, min_width=13)
+    grid.add_column(overflow="fold")
+    for c in checks:
+        mark, style = _MARKS[c.status]
+        detail = Text(c.detail, style="red" if c.status == "fail" else "")
+        grid.add_row(Text(mark, style=style), Text(c.name, style=style), detail)
+    return grid
+
+
 def register(app: typer.Typer) -> None:
     """Add ``doctor`` to ``app``."""
 
@@ -180,6 +245,8 @@ def register(app: typer.Typer) -> None:
         """
         st = state()
         checks, base_url = _run_checks()
+        for c in checks:  # whatever a check quoted (an exception, a URL) holds no secret
+            c.detail = safe_text(c.detail)
         failed = [c for c in checks if c.status == "fail"]
         if st.json:
             print_json(
@@ -187,11 +254,7 @@ def register(app: typer.Typer) -> None:
             )
         else:
             out = console()
-            for c in checks:
-                mark, style = _MARKS[c.status]
-                line = Text(f"{mark} {c.name:<14}", style=style)
-                line.append(c.detail, style="" if c.status != "fail" else "red")
-                out.print(line, soft_wrap=True)
+            out.print(report_grid(checks))
             out.print(
                 Text("all good", style="bold green")
                 if not failed

@@ -4,10 +4,11 @@
 code  name                 when
 ====  ===================  =============================================================
 0     ``OK``               the command did what it was asked
-1     ``API_ERROR``        the API answered with an error (4xx/5xx other than below), the
-                           server could not be reached, a message failed to deliver
-                           (``send --wait``, ``log --watch``), or ``qontak sandbox`` could
-                           not listen on its port
+1     ``API_ERROR``        the API answered with an error (4xx/5xx other than below)
+                           or with a 2xx it does not document
+                           (``APIResponseValidationError``), the server could not be
+                           reached, a message failed to deliver (``send --wait``,
+                           ``log --watch``), or ``qontak sandbox`` could not listen
 2     ``USAGE``            bad arguments, invalid configuration (``ConfigurationError``) or a
                            message that fails validation (``ValidationError``); nothing sent
 3     ``AUTH``             credentials or signature rejected (HTTP 401/403)
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from ..errors import (
+from qontak.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
     ConfigurationError,
@@ -60,6 +62,6 @@ def exit_code_for(exc: BaseException) -> ExitCode:
         return ExitCode.RATE_LIMITED
     if isinstance(exc, DeliveryUnknownError):
         return ExitCode.OUTCOME_UNKNOWN
-    if isinstance(exc, APIStatusError | APIConnectionError):
+    if isinstance(exc, APIStatusError | APIConnectionError | APIResponseValidationError):
         return ExitCode.API_ERROR
     return ExitCode.API_ERROR

@@ -12,7 +12,8 @@ kind, so the JSON is exactly what the SDK would send:
 JSON shapes:
 
 - ``send``: ``{"broadcast": Broadcast, "message": <wire JSON>}`` plus ``"log": [BroadcastLogEntry]``
-  and ``"final": bool`` with ``--wait``.
+  and ``"final": bool`` with ``--wait``; when a delivery failed (exit 1), also ``"error":
+  {"type": "DeliveryFailed", "message", "exit_code": 1, "to_number", "error_code"}``.
 - ``send --dry-run``: ``{"dry_run": true, "message": <wire JSON>, "template": Template,
   "preview": "<text>", "problems": ["field: reason", ...], "upload": null | {"file": path,
   "placeholder_url": "file://..."}}``; nothing is sent or uploaded. With a local header file,
@@ -24,41 +25,55 @@ JSON shapes:
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .. import messages
-from .._client import Qontak
-from .._media import check_media_file
-from ..errors import ValidationError
-from ..models import (
-    MEDIA_FORMATS,
+from qontak import (
     BodyParameter,
     BroadcastLogEntry,
     ButtonParameter,
     Channel,
     DirectMessage,
+    Qontak,
     Template,
+    check_media_file,
+    check_message,
+    messages,
+    normalize_phone,
 )
-from ..render import preview as render_preview
-from ..resources.broadcasts import coerce_message
-from ..validation import check_message, normalize_phone
+from qontak import preview as render_preview
+from qontak.errors import ValidationError
+from qontak.models import MEDIA_FORMATS
+from qontak.resources.broadcasts import coerce_message
+
 from ._output import bubble, console, log_table, print_json, status_text, warn_line
-from ._state import command, fail, state
+from ._state import command, delivery_failure, fail, state
 from .channels import pick_channel
 from .exit_codes import ExitCode
 from .templates import resolve_template
 
-__all__ = ["MessageArgs", "build_message", "register", "upload_local_media", "wait_for_log"]
+__all__ = [
+    "MessageArgs",
+    "build_message",
+    "register",
+    "upload_local_media",
+    "wait_for_log",
+]
 
 # --- shared options (send and preview take the same ones) -----------------------------------------
 
+# A list, so that a second --to is seen and refused rather than silently winning.
 ToOpt = Annotated[
-    str | None, typer.Option("--to", help="Recipient number, e.g. 0812-3456-7890 or +62812…")
+    list[str] | None,
+    typer.Option(
+        "--to", metavar="<str>", help="Recipient number, e.g. 0812-3456-7890 or +62812… (one)."
+    ),
 ]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Recipient name (default: number).")]
 TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Template name or id.")]
@@ -139,9 +154,16 @@ def _load_payload(text: str) -> dict[str, Any]:
     raw = text
     if text.startswith("@"):
         path = Path(text[1:])
+        if path.is_dir():
+            fail(f"--payload: {path} is a directory, not a JSON file")
         if not path.is_file():
             fail(f"--payload: no such file: {path}")
-        raw = path.read_text(encoding="utf-8")
+        try:
+            raw = path.read_bytes().decode("utf-8-sig")  # a BOM (Windows editors) is fine
+        except OSError as exc:
+            fail(f"--payload: cannot read {path}: {exc.strerror or type(exc).__name__}")
+        except UnicodeDecodeError as exc:
+            fail(f"--payload: {path} is not UTF-8 text (byte {exc.start}); expected a JSON file")
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -301,12 +323,21 @@ def _from_payload(client: Qontak, args: MessageArgs) -> Built:
     return Built(message=message.with_template(template), template=template)
 
 
+#: Where a local header file is assumed to be while its message is checked: the upload's
+#: https URL takes the place of the ``file://`` stand-in before the message is sent.
+_UPLOAD_STAND_IN = "https://upload.invalid/"
+
+
 def _problems(built: Built) -> list[str]:
-    problems = check_message(built.message, built.template)
-    if built.upload is not None:  # the file:// stand-in is replaced by the upload's URL
-        problems = [p for p in problems if not p.field.startswith("parameters.header")
-                    or "url" not in p.reason]  # fmt: skip
-    return [str(p) for p in problems]
+    message = built.message
+    if built.upload is not None and message.parameters.header is not None:
+        # Check the message as it will be sent (an https URL), not with the file:// stand-in.
+        message = message.model_copy(deep=True)
+        assert message.parameters.header is not None
+        for param in message.parameters.header.params:
+            if param.key == "url":
+                param.value = _UPLOAD_STAND_IN + quote(built.upload.name)
+    return [str(p) for p in check_message(message, built.template)]
 
 
 def _show(built: Built, title: str) -> None:
@@ -368,6 +399,16 @@ def wait_for_log(
     return rows
 
 
+def _one_recipient(to: list[str] | None, command: str) -> str | None:
+    """The single ``--to`` given (None when none was)."""
+    if to and len(to) > 1:
+        fail(
+            f"--to given {len(to)} times; {command} takes one recipient "
+            "(for many, use 'qontak campaign run')"
+        )
+    return to[0] if to else None
+
+
 def _args(**kwargs: Any) -> MessageArgs:
     kwargs["variables"] = kwargs.pop("variables") or []
     kwargs["buttons"] = kwargs.pop("buttons") or []
@@ -408,11 +449,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send one template message (validated against its template first).
 
-        JSON: {"broadcast": Broadcast, "message": wire JSON} (+ "log", "final" with --wait);
-        with --dry-run {"dry_run": true, "message", "template", "preview", "problems", "upload"}.
+        JSON: {"broadcast": Broadcast, "message": wire JSON} (+ "log", "final" with --wait,
+        and "error" when the delivery failed); with --dry-run {"dry_run": true, "message",
+        "template", "preview", "problems", "upload"}.
         """
         st = state()
-        args = _args(to=to, name=name, template=template, language=language, channel=channel,
+        recipient = _one_recipient(to, "send")
+        args = _args(to=recipient, name=name, template=template, language=language, channel=channel,
                      variables=var, header_image=header_image, header_video=header_video,
                      header_document=header_document, filename=filename, buttons=button,
                      payload=payload)  # fmt: skip
@@ -454,13 +497,20 @@ def register(app: typer.Typer) -> None:
                 if st.json:
                     print_json(result)
                 return
+            # The spinner is for a person at a terminal: never in a pipe or a log file.
+            quiet = st.json or not sys.stderr.isatty()
             rows = wait_for_log(
-                client, broadcast.id, timeout=wait_timeout, interval=interval, quiet=st.json
+                client, broadcast.id, timeout=wait_timeout, interval=interval, quiet=quiet
             )
         final = bool(rows) and all(r.is_final for r in rows)
+        failed = next((r for r in rows if r.status == "failed"), None)
+        failure = delivery_failure(failed) if failed is not None else None
         if st.json:
             result["log"] = [r.to_dict() for r in rows]
             result["final"] = final
+            if failure is not None:
+                # Stdout holds one document: the error goes in it (see qontak.cli's docs).
+                result["error"] = failure
             print_json(result)
         else:
             console().print(log_table(rows, title=f"Broadcast {broadcast.id}"))
@@ -468,10 +518,8 @@ def register(app: typer.Typer) -> None:
                 warn_line(
                     f"no final status after {wait_timeout:g}s; check 'qontak log {broadcast.id}'"
                 )
-        if any(r.status == "failed" for r in rows):
-            failed = next(r for r in rows if r.status == "failed")
-            fail(f"delivery failed: {failed.whatsapp_error_message or 'unknown error'}",
-                 ExitCode.API_ERROR)  # fmt: skip
+        if failure is not None:
+            fail(failure["message"], ExitCode.API_ERROR)
 
     @app.command("preview")
     @command
@@ -495,11 +543,12 @@ def register(app: typer.Typer) -> None:
         JSON: {"message": wire JSON, "template": Template, "preview": text, "problems": [...]}.
         """
         st = state()
-        args = _args(to=to or "6281234567890", name=name, template=template, language=language,
-                     channel=channel, variables=var, header_image=header_image,
+        recipient = _one_recipient(to, "preview")
+        args = _args(to=recipient or "6281234567890", name=name, template=template,
+                     language=language, channel=channel, variables=var, header_image=header_image,
                      header_video=header_video, header_document=header_document,
                      filename=filename, buttons=button, payload=payload)  # fmt: skip
-        if payload and not to:
+        if payload and not recipient:
             args.to = None
         with st.client() as client:
             built = build_message(client, args)

@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from .._client import Qontak
-from ..errors import NotFoundError, ValidationError
-from ..models import Category, Template, TemplateStatus
-from ..resources.templates import pick_template
+from qontak import Category, Qontak, Template, TemplateStatus
+from qontak.errors import NotFoundError, ValidationError
+from qontak.resources.templates import pick_template
+
 from ._app import QontakSubGroup
 from ._output import console, paging_status, print_json, template_panel, templates_table
 from ._state import command, state
@@ -34,12 +34,17 @@ def resolve_template(client: Qontak, ref: str, language: str | None) -> Template
                     "language", f"template {ref} is in {t.language!r}, not {language!r}"
                 )
             return t
-    if any(t.name == ref for t in templates):
-        try:
-            return pick_template(templates, ref, language)
-        except ValidationError as exc:
-            reason = exc.reason.replace("pass language= to choose", "choose one with --language")
-            raise ValidationError(exc.field, reason) from None
+    named = [t for t in templates if t.name == ref]
+    if named:
+        languages = sorted({t.language for t in named})
+        if language is None and len(languages) > 1:
+            # Said in CLI terms here, before the SDK would advise its ``language=`` keyword.
+            raise ValidationError(
+                "language",
+                f"template {ref!r} exists in {', '.join(languages)}; choose one with --language",
+                code="ambiguous",
+            )
+        return pick_template(named, ref, language)
     try:
         return client.templates.get(ref)
     except NotFoundError:
