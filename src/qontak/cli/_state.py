@@ -79,6 +79,8 @@ class State:
     debug: bool = False
     timeout: float | None = None
     max_retries: int | None = None
+    rate_limits: str | None = None
+    """``--rate-limits`` text (else the client reads ``QONTAK_RATE_LIMITS``)."""
     tried_base_url: str | None = None
     """The API root of the last client made (named when the server cannot be reached)."""
 
@@ -106,6 +108,8 @@ class State:
             "timeout": self.timeout,
             "max_retries": self.max_retries,
         }
+        if self.rate_limits is not None:
+            kwargs["rate_limits"] = self.rate_limits
         try:
             client = Qontak(**kwargs)
         except ConfigurationError as exc:
