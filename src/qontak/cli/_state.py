@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from qontak import BroadcastLogEntry, Qontak, load_dotenv_values, setup_logging
+from qontak import AsyncQontak, BroadcastLogEntry, Qontak, load_dotenv_values, setup_logging
 from qontak.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -66,6 +66,7 @@ _SETTING_FLAGS = {
     "environment": f"--env/{ENV_ENVIRONMENT}",
     "timeout": "--timeout",
     "max_retries": "--max-retries",
+    "rate_limits": "--rate-limits",
 }
 
 
@@ -99,25 +100,36 @@ class State:
             self.env or os.environ.get(ENV_ENVIRONMENT) or load_dotenv_values().get(ENV_ENVIRONMENT)
         )
 
-    def client(self) -> Qontak:
+    def client(self, *, rate_limits: str | None = None) -> Qontak:
         """A client for this run. With ``--env sandbox`` and no credentials configured, the
-        sandbox's built-in credentials are used."""
+        sandbox's built-in credentials are used. ``rate_limits`` (a command's own
+        ``--rate-limits``) wins over the global option and ``QONTAK_RATE_LIMITS``."""
+        client: Qontak = self._make(Qontak, rate_limits)
+        return client
+
+    def async_client(self, *, rate_limits: str | None = None) -> AsyncQontak:
+        """An :class:`~qontak.AsyncQontak` made as :meth:`client` makes its client."""
+        client: AsyncQontak = self._make(AsyncQontak, rate_limits)
+        return client
+
+    def _make(self, cls: Callable[..., Any], rate_limits: str | None) -> Any:
         kwargs: dict[str, Any] = {
             "base_url": self.base_url,
             "environment": self.environment,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
         }
-        if self.rate_limits is not None:
-            kwargs["rate_limits"] = self.rate_limits
+        text = rate_limits if rate_limits is not None else self.rate_limits
+        if text is not None:
+            kwargs["rate_limits"] = text
         try:
-            client = Qontak(**kwargs)
+            client = cls(**kwargs)
         except ConfigurationError as exc:
             if self.environment != "sandbox" or not missing_credentials(exc):
                 raise
             from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
-            client = Qontak(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
+            client = cls(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
         self.tried_base_url = client.base_url
         return client
 

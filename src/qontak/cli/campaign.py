@@ -17,10 +17,9 @@ the other commands print one JSON document.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,8 +31,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import AsyncQontak, ConfigurationError, Qontak, Rule, campaigns
-from ..sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from .. import AsyncQontak, Qontak, campaigns
 from ._app import QontakSubGroup
 from ._output import console, print_json, warn_line
 from ._state import State, command, fail, state
@@ -41,11 +39,8 @@ from .channels import pick_channel
 from .exit_codes import ExitCode
 from .templates import resolve_template
 
-__all__ = ["ENV_RATE_LIMITS", "parse_rate_limits", "register"]
+__all__ = ["register"]
 
-#: Environment variable with the client's rate limits (``--rate-limits`` wins).
-ENV_RATE_LIMITS = "QONTAK_RATE_LIMITS"
-_UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
 
 DbOpt = Annotated[
     Path | None,
@@ -58,7 +53,8 @@ RateOpt = Annotated[
     typer.Option(
         "--rate-limits",
         help="Client rate limits, e.g. send=600/min,all=1000/min,burst=20/s, or off "
-        f"(default: {ENV_RATE_LIMITS}, else Qontak's documented limits).",
+        "(default: the global --rate-limits, QONTAK_RATE_LIMITS, else Qontak's documented "
+        "limits).",
     ),
 ]
 TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="Template name or id.")]
@@ -97,70 +93,12 @@ IdArg = Annotated[str, typer.Argument(help="Campaign id (see 'qontak campaign li
 # -- helpers ------------------------------------------------------------------------------
 
 
-def parse_rate_limits(text: str) -> dict[str, list[Rule]] | bool:
-    """``send=600/min,all=1000/min,burst=20/s`` → rules by scope; ``off`` → False.
-
-    ``burst`` is an extra rule on ``all``.
-
-    >>> parse_rate_limits("send=600/min,burst=20/s")
-    {'send': [Rule(requests=600, per=60.0)], 'all': [Rule(requests=20, per=1.0)]}
-    """
-    spec = text.strip().lower()
-    if spec in ("off", "none", "0", "false"):
-        return False
-    rules: dict[str, list[Rule]] = {}
-    for item in spec.replace(" ", "").split(","):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        count, slash, unit = value.partition("/")
-        if not sep or not slash or key not in ("send", "all", "burst") or unit not in _UNITS:
-            fail(f"--rate-limits: expected e.g. send=600/min,all=1000/min,burst=20/s, got {item!r}")
-        try:
-            rule = Rule(int(count), _UNITS[unit])
-        except ValueError:
-            fail(f"--rate-limits: {item!r} needs a whole number of requests >= 1")
-        rules.setdefault("all" if key == "burst" else key, []).append(rule)
-    return rules
-
-
-def _rate_limits(option: str | None) -> dict[str, list[Rule]] | bool:
-    text = option or os.environ.get(ENV_RATE_LIMITS)
-    return parse_rate_limits(text) if text else True
-
-
-def _client_kwargs(st: State, rate_limits: str | None) -> dict[str, Any]:
-    return {
-        "base_url": st.base_url,
-        "environment": st.environment,
-        "timeout": st.timeout,
-        "max_retries": st.max_retries,
-        "rate_limits": _rate_limits(rate_limits),
-    }
-
-
-def _with_sandbox_credentials(st: State, make: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    try:
-        return make(**kwargs)
-    except ConfigurationError as exc:
-        missing = str(exc).startswith(("client_id: missing", "client_secret: missing"))
-        if st.environment != "sandbox" or not missing:
-            raise
-        return make(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
-
-
 def _sync_client(st: State, rate_limits: str | None) -> Qontak:
-    client: Qontak = _with_sandbox_credentials(st, Qontak, _client_kwargs(st, rate_limits))
-    st.tried_base_url = client.base_url
-    return client
+    return st.client(rate_limits=rate_limits)
 
 
 def _async_client(st: State, rate_limits: str | None) -> AsyncQontak:
-    client: AsyncQontak = _with_sandbox_credentials(
-        st, AsyncQontak, _client_kwargs(st, rate_limits)
-    )
-    st.tried_base_url = client.base_url
-    return client
+    return st.async_client(rate_limits=rate_limits)
 
 
 def _store(db: Path | None) -> campaigns.SQLiteStore:
