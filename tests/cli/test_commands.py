@@ -714,6 +714,14 @@ def test_demo_json_sends_every_kind_and_each_reaches_read(cli: Cli) -> None:
         assert [BroadcastLogEntry.model_validate(x).status for x in r["log"]] == ["read"]
         assert r["final_status"] == "read" and r["statuses"][-1] == "read"
         assert r["preview"]
+    # ...and ends with the campaign job: bad row, duplicate and opt-out left out, the faults'
+    # unknown outcomes reconciled, every customer accepted, a report written.
+    campaign = out["campaign"]
+    assert campaign["check"]["invalid"] == 1
+    assert campaign["status"]["rejects"] == {"invalid": 1, "duplicate": 1, "opted_out": 1}
+    assert campaign["status"]["counts"]["accepted"] == 19
+    assert campaign["reconciled"], "the demo's faults should leave unknowns to reconcile"
+    assert Path(campaign["report"]).read_text(encoding="utf-8").startswith("<!doctype html>")
 
 
 # --- help --------------------------------------------------------------------------------------
