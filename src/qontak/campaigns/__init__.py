@@ -37,12 +37,14 @@ from ._sources import read_records
 from ._sqlite import DEFAULT_DB, ENV_DB, SQLiteStore, default_db_path
 from ._store import Store
 from ._tracking import (
+    DEFAULT_POLL_AFTER,
     StatusReport,
     TrackingStore,
     TrackResult,
     WebhookResult,
     apply_webhook_events,
     due_for_polling,
+    open_webhook_events,
     refresh_delivery,
     status,
     track_delivery,
@@ -53,6 +55,7 @@ run = run_campaign
 
 __all__ = [
     "DEFAULT_DB",
+    "DEFAULT_POLL_AFTER",
     "ENV_DB",
     "TRANSITIONS",
     "Campaign",
@@ -86,6 +89,7 @@ __all__ = [
     "is_open",
     "next_open",
     "open_ledger",
+    "open_webhook_events",
     "parse_map_items",
     "parse_window",
     "read_map_file",

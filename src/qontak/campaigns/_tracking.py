@@ -24,18 +24,21 @@ the ledger records which source settled it and how many requests tracking cost.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .._client import AsyncQontak
 from ..models import Broadcast
-from ..webhooks import StatusEvent
+from ..webhooks import SQLiteWebhookStore, StatusEvent
 from ._ledger import LedgerError, RowState
 from ._store import Store
 
 __all__ = [
+    "DEFAULT_POLL_AFTER",
     "EventSource",
     "StatusReport",
     "TrackResult",
@@ -43,6 +46,7 @@ __all__ = [
     "WebhookResult",
     "apply_webhook_events",
     "due_for_polling",
+    "open_webhook_events",
     "refresh_delivery",
     "status",
     "track_delivery",
@@ -99,6 +103,31 @@ class EventSource(Protocol):
     def events_after(self, seq: int = 0, limit: int = 1000) -> list[tuple[int, StatusEvent]]:
         """Events after sequence number ``seq``, oldest first."""
         ...
+
+
+def open_webhook_events(
+    ledger: str | Path | None, webhook_db: str | Path | None = None
+) -> SQLiteWebhookStore | None:
+    """The webhook event store feeding a campaign: ``webhook_db`` when given, else the
+    ledger's own file when a receiver writes there (it has a ``webhook_events`` table), else
+    None (track by polling)."""
+    if webhook_db is not None:
+        if not Path(webhook_db).is_file():
+            raise LedgerError(f"{webhook_db}: no webhook event store there")
+        return SQLiteWebhookStore(webhook_db)
+    if ledger is None or not Path(ledger).is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{Path(ledger).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'webhook_events'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
+    return SQLiteWebhookStore(ledger) if found else None
 
 
 def _tracking(store: Store) -> TrackingStore:
