@@ -34,7 +34,7 @@ from qontak.sandbox import (
 )
 from qontak.sandbox._views import message_state
 from qontak.testing import async_sandbox_client
-from qontak.webhooks import SQLiteWebhookStore, WebhookReceiver
+from qontak.webhooks import SQLiteWebhookStore, WebhookReceiver, parse_event
 
 from ..campaigns.conftest import CHANNEL_ID, advancing, normalised, write_customers
 from .test_registration import serve
@@ -257,5 +257,46 @@ async def test_sandbox_retries_with_backoff_while_the_receiver_is_down(
         assert shown["delivery"] == {"read": 40}
         assert shown["tracking"]["by_webhook"] == 40
         assert box.request_count("GET", path_suffix=LOG) == 0
+    finally:
+        events.close()
+
+
+async def test_an_event_for_a_row_still_being_sent_waits_for_its_answer(
+    in_process: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore, Clock], ledger: Path
+) -> None:
+    # The callback can beat the runner's record of the 201: the event must not be skipped.
+    client, _, store, clock = in_process
+    source = write_customers(ledger.parent / "two.csv", 2)
+    template = await client.templates.find("order_update", language="id")
+    cid = campaigns.create(
+        store, source, template=template, channel=CHANNEL_ID, mapping=MAP
+    ).campaign.id
+    (row, other) = store.claim(cid, 2, zones=None, now=clock.now)
+    events = SQLiteWebhookStore(ledger)
+    try:
+        body = {
+            "id": "e1",
+            "status": "sent",
+            "external_id": "wamid.first",
+            "created_at": "2999-01-01T00:00:00.000Z",
+            "room": {"account_uniq_id": row.to_number},
+        }
+        events.record(parse_event(body))
+        stranger = {"account_uniq_id": "62800"}
+        events.record(parse_event({**body, "id": "e2", "external_id": "wamid.x", "room": stranger}))
+        held = campaigns.apply_webhook_events(store, cid, events, now=clock.now)
+        assert held.held and held.events == 0 and held.high_water_mark == 0
+
+        store.transition(cid, row.line, RowState.ACCEPTED, now=clock.now, broadcast_id="b-1")
+        store.transition(cid, other.line, RowState.ACCEPTED, now=clock.now, broadcast_id="b-2")
+        done = campaigns.apply_webhook_events(store, cid, events, now=clock.now)
+        assert not done.held and done.events == 2 and done.updated == 1
+        assert done.high_water_mark == 2
+        statuses = {r.line: r.delivery_status for r in store.iter_rows(cid)}
+        assert statuses == {row.line: "sent", other.line: None}
+        # The row now answers to its WhatsApp id, whatever number a later event names.
+        events.record(parse_event({**body, "id": "e3", "status": "read", "room": {}}))
+        assert campaigns.apply_webhook_events(store, cid, events, now=clock.now).updated == 1
+        assert store.iter_rows(cid).__next__().delivery_status == "read"
     finally:
         events.close()
