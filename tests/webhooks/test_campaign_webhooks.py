@@ -124,6 +124,9 @@ async def test_a_campaign_reaches_read_from_webhooks_alone(ledger: Path) -> None
         again = await _status_cli(ledger, cid)  # the high-water mark: nothing read twice
         assert again["refresh"]["webhook_events"] == 0
         assert again["tracking"]["high_water_mark"] == shown["tracking"]["high_water_mark"]
+        argv = ["campaign", "status", cid, "--db", str(ledger)]
+        text = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(app, argv).stdout)
+        assert f"settled by webhook {count}, by polling 0; tracking cost 0 API requests" in text
     finally:
         store.close()
         events.close()

@@ -596,9 +596,10 @@ def register(app: typer.Typer) -> None:
         """
         st = state()
         store = _store(db)
-        events = campaigns.open_webhook_events(store.path, webhook_db)
+        events = None
         try:
             _campaign(store, campaign_id)
+            events = campaigns.open_webhook_events(getattr(store, "path", None), webhook_db)
             while True:
                 tracked = None
                 if refresh or events is not None:
