@@ -200,3 +200,19 @@ def test_round_trip_over_loopback(tmp_path: Path) -> None:
     finally:
         box.close()
         store.close()
+
+
+def test_the_async_client_registers_too() -> None:
+    import anyio
+
+    from qontak.testing import async_sandbox_client
+
+    async def main() -> None:
+        async with async_sandbox_client() as (client, box):
+            url = f"https://shop.example/qontak/{TOKEN}"
+            settings = await client.webhooks.register(url, receive_message_from_customer=True)
+            assert settings.receive_message_from_customer and settings.urls == (url,)
+            assert await client.webhooks.get() == settings
+            assert box.request_count(path_suffix=REGISTRATION_PATH) == 2
+
+    anyio.run(main)
