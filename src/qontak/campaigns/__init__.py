@@ -36,13 +36,26 @@ from ._runner import RunOptions, RunResult, Stopper, run_campaign
 from ._sources import read_records
 from ._sqlite import DEFAULT_DB, ENV_DB, SQLiteStore, default_db_path
 from ._store import Store
-from ._tracking import StatusReport, TrackResult, refresh_delivery, status
+from ._tracking import (
+    DEFAULT_POLL_AFTER,
+    StatusReport,
+    TrackingStore,
+    TrackResult,
+    WebhookResult,
+    apply_webhook_events,
+    due_for_polling,
+    open_webhook_events,
+    refresh_delivery,
+    status,
+    track_delivery,
+)
 from ._windows import Window, is_open, next_open, parse_window, zones_for_number
 
 run = run_campaign
 
 __all__ = [
     "DEFAULT_DB",
+    "DEFAULT_POLL_AFTER",
     "ENV_DB",
     "TRANSITIONS",
     "Campaign",
@@ -63,15 +76,20 @@ __all__ = [
     "Stopper",
     "Store",
     "TrackResult",
+    "TrackingStore",
+    "WebhookResult",
     "Window",
+    "apply_webhook_events",
     "check",
     "create",
     "default_db_path",
     "demo_campaign",
+    "due_for_polling",
     "escape_cell",
     "is_open",
     "next_open",
     "open_ledger",
+    "open_webhook_events",
     "parse_map_items",
     "parse_window",
     "read_map_file",
@@ -81,6 +99,7 @@ __all__ = [
     "run",
     "run_campaign",
     "status",
+    "track_delivery",
     "write_demo_customers",
     "write_report",
     "zones_for_number",

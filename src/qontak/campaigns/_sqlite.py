@@ -100,6 +100,27 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE campaign_rows ADD COLUMN delivery_error TEXT",
         "CREATE INDEX campaign_rows_broadcast ON campaign_rows (broadcast_id)",
     ],
+    [
+        # Delivery tracking by webhook (see ._tracking): who settled each row's status, the
+        # WhatsApp message id it was linked to, and per campaign the webhook high-water mark
+        # and the API requests tracking cost.
+        """CREATE TABLE campaign_delivery (
+            campaign_id TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            external_id TEXT,
+            event_at REAL,
+            heard INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (campaign_id, line)
+        )""",
+        "CREATE INDEX campaign_delivery_external ON campaign_delivery (campaign_id, external_id)",
+        """CREATE TABLE campaign_tracking (
+            campaign_id TEXT PRIMARY KEY,
+            webhook_source TEXT,
+            webhook_seq INTEGER NOT NULL DEFAULT 0,
+            requests INTEGER NOT NULL DEFAULT 0
+        )""",
+    ],
 ]
 
 _ROW_COLUMNS = (
@@ -597,6 +618,132 @@ class SQLiteStore:
                 )
             )
         return found
+
+    # -- delivery tracking (._tracking.TrackingStore) -------------------------------------
+    def tracking_mark(self, campaign_id: str) -> tuple[str | None, int, int]:
+        """``(webhook source, high-water mark, API requests spent on tracking)``."""
+        found = self._db.execute(
+            "SELECT webhook_source, webhook_seq, requests FROM campaign_tracking "
+            "WHERE campaign_id = ?",
+            (campaign_id,),
+        ).fetchone()
+        return (found[0], int(found[1]), int(found[2])) if found else (None, 0, 0)
+
+    def delivery_row(
+        self, campaign_id: str, *, external_id: str | None, to_number: str | None
+    ) -> tuple[int, str, float | None, str | None, str | None] | None:
+        """The row an event may belong to: linked by ``external_id`` first, else the row of
+        ``to_number``: ``(line, state, sent_at, delivery_status, linked external_id)``."""
+        select = (
+            "SELECT r.line, r.state, r.sent_at, r.delivery_status, d.external_id "
+            "FROM campaign_rows r LEFT JOIN campaign_delivery d "
+            "ON d.campaign_id = r.campaign_id AND d.line = r.line WHERE r.campaign_id = ? "
+        )
+        found = None
+        if external_id is not None:
+            found = self._db.execute(
+                select + "AND d.external_id = ?", (campaign_id, external_id)
+            ).fetchone()
+        if found is None and to_number is not None:
+            found = self._db.execute(
+                select + "AND r.to_number = ?", (campaign_id, to_number)
+            ).fetchone()
+        return None if found is None else tuple(found)
+
+    def apply_delivery(
+        self,
+        campaign_id: str,
+        updates: Iterable[tuple[int, str, str | None, str | None, float | None]],
+        *,
+        source: str,
+        mark: tuple[str, int] | None = None,
+        requests: int = 0,
+    ) -> int:
+        """Record ``(line, status, error, external_id, event_at)`` of accepted rows, a status
+        only moving forward (pending < sent < delivered < read|failed), with ``source``
+        (``webhook`` or ``poll``) as who set it; in the same transaction move the webhook
+        high-water mark to ``mark`` = ``(source, seq)`` and add ``requests``. Returns how many
+        rows moved."""
+        rank = (
+            "CASE {0} WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 "
+            "WHEN 'read' THEN 3 WHEN 'failed' THEN 3 ELSE -1 END"
+        )
+        changed = 0
+        with self._transaction():
+            for line, status, error, external_id, event_at in updates:
+                cur = self._db.execute(
+                    "UPDATE campaign_rows SET delivery_status = ?, delivery_error = ? "
+                    "WHERE campaign_id = ? AND line = ? AND state = ? AND "
+                    f"{rank.format('delivery_status')} < {rank.format('?')}",
+                    (status, error, campaign_id, line, RowState.ACCEPTED.value, status),
+                )
+                moved = cur.rowcount > 0
+                changed += int(moved)
+                if moved or external_id is not None:
+                    self._db.execute(
+                        "INSERT INTO campaign_delivery (campaign_id, line, source, external_id,"
+                        " event_at, heard) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id,"
+                        " line) DO UPDATE SET source = CASE WHEN ? = 1 THEN excluded.source "
+                        "ELSE campaign_delivery.source END, external_id = COALESCE("
+                        "campaign_delivery.external_id, excluded.external_id), event_at = "
+                        "COALESCE(excluded.event_at, campaign_delivery.event_at), heard = "
+                        "CASE WHEN excluded.heard = 1 THEN 1 ELSE campaign_delivery.heard END",
+                        (
+                            campaign_id,
+                            line,
+                            source,
+                            external_id,
+                            event_at,
+                            int(source == "webhook"),
+                            int(moved),
+                        ),
+                    )
+            if mark is not None or requests:
+                self._db.execute(
+                    "INSERT INTO campaign_tracking (campaign_id) VALUES (?) "
+                    "ON CONFLICT (campaign_id) DO NOTHING",
+                    (campaign_id,),
+                )
+                self._db.execute(
+                    "UPDATE campaign_tracking SET requests = requests + ? WHERE campaign_id = ?",
+                    (requests, campaign_id),
+                )
+                if mark is not None:
+                    self._db.execute(
+                        "UPDATE campaign_tracking SET webhook_source = ?, webhook_seq = ? "
+                        "WHERE campaign_id = ?",
+                        (mark[0], mark[1], campaign_id),
+                    )
+        return changed
+
+    def delivery_sources(self, campaign_id: str) -> dict[str, int]:
+        """Accepted rows with a final status (read/failed), per source that settled them;
+        rows settled before tracking kept a source count as ``poll``."""
+        out = {"webhook": 0, "poll": 0}
+        for source, count in self._db.execute(
+            "SELECT COALESCE(d.source, 'poll'), COUNT(*) FROM campaign_rows r "
+            "LEFT JOIN campaign_delivery d ON d.campaign_id = r.campaign_id AND d.line = r.line "
+            "WHERE r.campaign_id = ? AND r.state = ? AND r.delivery_status IN ('read', 'failed') "
+            "GROUP BY COALESCE(d.source, 'poll')",
+            (campaign_id, RowState.ACCEPTED.value),
+        ):
+            out[source] = count
+        return out
+
+    def unheard_rows(self, campaign_id: str, *, sent_before: float) -> list[tuple[int, str]]:
+        """``(line, broadcast_id)`` of accepted rows not final, sent before ``sent_before``,
+        of which no webhook event was heard."""
+        return [
+            (int(line), str(broadcast_id))
+            for line, broadcast_id in self._db.execute(
+                "SELECT r.line, r.broadcast_id FROM campaign_rows r WHERE r.campaign_id = ? "
+                "AND r.state = ? AND r.broadcast_id IS NOT NULL AND r.sent_at < ? AND "
+                "(r.delivery_status IS NULL OR r.delivery_status NOT IN ('read', 'failed')) "
+                "AND NOT EXISTS (SELECT 1 FROM campaign_delivery d WHERE d.campaign_id = "
+                "r.campaign_id AND d.line = r.line AND d.heard = 1) ORDER BY r.line",
+                (campaign_id, RowState.ACCEPTED.value, sent_before),
+            )
+        ]
 
 
 class _Tx:

@@ -506,27 +506,63 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--interval", help="Seconds between refreshes with --watch.")
         ] = 10.0,
         rate_limits: RateOpt = None,
+        webhook_db: Annotated[
+            Path | None,
+            typer.Option(
+                "--webhook-db",
+                help="Event store of 'qontak webhooks serve' (default: the ledger's file, "
+                "when a receiver writes there).",
+            ),
+        ] = None,
+        poll_after: Annotated[
+            float,
+            typer.Option(
+                "--poll-after",
+                min=0,
+                help="With webhooks: poll only rows with no event this many seconds after "
+                "they were accepted.",
+            ),
+        ] = campaigns.DEFAULT_POLL_AFTER,
     ) -> None:
-        """Counts per state and delivery status, failures grouped by reason.
+        """Counts per state and delivery status, failures grouped by reason; delivery from
+        webhook events when a receiver feeds the ledger, polling only what they miss.
 
         JSON: {"campaign", "counts", "delivery", "failures": [{"kind", "code", "reason",
-        "count"}], "rejects", "refresh": {"updated", "requests", "complete"} | null}.
+        "count"}], "rejects", "tracking": {"by_webhook", "by_polling", "requests",
+        "high_water_mark"}, "refresh": {"updated", "requests", "complete", "webhook_events",
+        "from_webhooks", "polled"} | null}.
         """
         st = state()
         store = _store(db)
+        events = None
         try:
             _campaign(store, campaign_id)
+            events = campaigns.open_webhook_events(getattr(store, "path", None), webhook_db)
             while True:
                 tracked = None
-                if refresh:
+                if refresh or events is not None:
+                    # Webhook events cost nothing; a client is opened only to poll.
+                    polling = refresh and (
+                        events is None
+                        or campaigns.due_for_polling(store, campaign_id, poll_after=poll_after)
+                    )
 
-                    async def track() -> campaigns.TrackResult:
+                    async def track(polling: bool) -> campaigns.TrackResult:
+                        if not polling:
+                            return await campaigns.track_delivery(
+                                None, store, campaign_id, webhooks=events
+                            )
                         async with _async_client(st, rate_limits) as client:
-                            return await campaigns.refresh_delivery(
-                                client, store, campaign_id, max_requests=max_requests
+                            return await campaigns.track_delivery(
+                                client,
+                                store,
+                                campaign_id,
+                                webhooks=events,
+                                poll_after=poll_after,
+                                max_requests=max_requests,
                             )
 
-                    tracked = anyio.run(track)
+                    tracked = anyio.run(track, bool(polling))
                 report = campaigns.status(store, campaign_id)
                 _show_status(st, report, tracked)
                 pending = report.counts["pending"] + report.counts["sending"]
@@ -541,6 +577,8 @@ def register(app: typer.Typer) -> None:
                 time.sleep(interval)
         finally:
             store.close()
+            if events is not None:
+                events.close()
 
     @group.command("reconcile")
     @command
@@ -704,6 +742,12 @@ def _show_status(
     out.print("rows: " + _counts_line(report.counts))
     if report.delivery:
         out.print("delivery: " + ", ".join(f"{k} {v}" for k, v in report.delivery.items()))
+    t = report.tracking
+    if t and (t["by_webhook"] or t["by_polling"] or t["requests"]):
+        out.print(
+            f"settled by webhook {t['by_webhook']}, by polling {t['by_polling']}; "
+            f"tracking cost {t['requests']} API requests"
+        )
     if report.rejects:
         out.print("not imported: " + ", ".join(f"{k} {v}" for k, v in report.rejects.items()))
     if report.failures:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from ._admin import AdminGuard, admin_routes
 from ._api import api_routes, error_response
 from ._faults import API_PREFIX, SEND_PATH, SERVED, FaultLayer
 from ._gateway import GatewayLayer
+from ._interactions import interaction_routes
 
 if TYPE_CHECKING:
     from . import Sandbox
@@ -70,6 +72,21 @@ class QuietDisconnects:
             )
 
 
+class CountRequests:
+    """ASGI layer: count every API request as ``(method, path)`` in ``counts`` (what a client
+    spent, refused ones included), so tests can tell e.g. how many logs were polled."""
+
+    def __init__(self, app: ASGIApp, counts: Counter[tuple[str, str]]) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count, then run the app."""
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            self.counts[(scope["method"], scope["path"])] += 1
+        await self.app(scope, receive, send)
+
+
 def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
     """The Starlette app (routes only) and the full ASGI stack to serve."""
 
@@ -84,7 +101,12 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
         finally:
             sandbox.stop_webhooks()
 
-    routes: list[BaseRoute] = [*api_routes(sandbox), *admin_routes(sandbox), *_inbox_routes()]
+    routes: list[BaseRoute] = [
+        *api_routes(sandbox),
+        *interaction_routes(sandbox),
+        *admin_routes(sandbox),
+        *_inbox_routes(),
+    ]
     app = Starlette(
         routes=routes,
         exception_handlers={404: _http_error, 405: _http_error},
@@ -102,5 +124,6 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
     gateway = GatewayLayer(
         guarded, secret_for=sandbox.secret_for, limiter=sandbox.limiter, clock=sandbox.now
     )
-    stack: Any = QuietDisconnects(FaultLayer(gateway, sandbox.faults, advertised_limit))
+    faulty = FaultLayer(gateway, sandbox.faults, advertised_limit)
+    stack: Any = QuietDisconnects(CountRequests(faulty, sandbox.requests))
     return app, stack

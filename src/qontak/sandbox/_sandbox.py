@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from importlib import resources
@@ -137,6 +138,8 @@ class Sandbox:
         faults = config.faults if config.faults is not None else FaultConfig.from_env()
         self.faults = FaultInjector(faults)
         self.webhooks = WebhookDispatcher(self)
+        self.requests: Counter[tuple[str, str]] = Counter()
+        """API requests received, by ``(method, path)`` (see :meth:`request_count`)."""
         self._load_configured_seeds()
         starlette_app, stack = build_app(self)
         self.starlette: Starlette = starlette_app
@@ -343,6 +346,15 @@ class Sandbox:
         if full:
             self.store.clear_all()
             self._load_configured_seeds()
+
+    def request_count(self, method: str | None = None, *, path_suffix: str = "") -> int:
+        """How many API requests came in (of ``method``, on paths ending ``path_suffix``):
+        ``request_count("GET", path_suffix="/whatsapp/log")`` is how many logs were polled."""
+        return sum(
+            n
+            for (m, p), n in list(self.requests.items())
+            if (method is None or m == method) and p.endswith(path_suffix)
+        )
 
     # -- webhooks -------------------------------------------------------------------------
     def start_webhooks(self) -> None:

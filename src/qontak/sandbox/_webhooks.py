@@ -9,7 +9,8 @@ Payload: Qontak's message-interaction object (spec §5) for an outbound campaign
 ``is_campaign: true``, ``sender_type: "Models::SystemAccount"``, ``participant_type:
 "bot"``, ``external_id`` = the wamid, ``status`` = ``sent|delivered|read`` (and ``failed``,
 with an ``error`` object, which Qontak does not document but a client can ignore).
-Delivery is best effort: a failed POST is retried on the next poll.
+The URL is the registered one (``PUT /message_interactions``), else ``webhook_url``; a failed
+POST is retried per message with exponential backoff (:mod:`._interactions`).
 
 The polling thread must outlive anything a poll runs into, since nothing would restart it:
 a message removed by a reset while a poll is under way is skipped, a status whose payload
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._delivery import iso
+from ._interactions import RetryQueue, status_url
 from ._store import MessageRow
 from ._views import message_state
 
@@ -46,6 +48,10 @@ class WebhookDispatcher:
         self.sandbox = sandbox
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.serving = False
+        """True between :meth:`start` and :meth:`stop`: a URL registered then starts posting."""
+        self.retries = RetryQueue(sandbox.now)
+        """Failed POSTs waiting for their backoff (set ``retries.policy`` to tune it)."""
 
     def payload(self, row: MessageRow, status: str, at: float) -> dict[str, Any]:
         """The message-interaction object for one status change of ``row``."""
@@ -98,14 +104,26 @@ class WebhookDispatcher:
 
     def deliver_due(self, client: httpx.Client | None = None) -> int:
         """Post every due status change once; returns how many were posted."""
-        url = self.sandbox.config.webhook_url
+        url = status_url(self.sandbox)
         if not url:
             return 0
         store = self.sandbox.store
         own = client is None
         http = client or httpx.Client(timeout=5.0)
-        posted = 0
+
+        def post(body: str) -> bool:
+            try:
+                response = http.post(
+                    url, content=body, headers={"Content-Type": "application/json"}
+                )
+            except httpx.HTTPError:
+                return False
+            return response.status_code < 300
+
         try:
+            posted = self.retries.flush(
+                post, still_due=store.webhook_due, done=store.mark_webhook_sent
+            )
             for row, status, at in self.due():
                 if not store.webhook_due(row.id, status):
                     continue
@@ -118,24 +136,24 @@ class WebhookDispatcher:
                     )
                     store.mark_webhook_sent(row.id, status)
                     continue
-                try:
-                    response = http.post(
-                        url, content=body, headers={"Content-Type": "application/json"}
-                    )
-                except httpx.HTTPError:
-                    break  # receiver down: try again on the next poll, keeping order
-                if response.status_code >= 300:
-                    break
-                store.mark_webhook_sent(row.id, status)
-                posted += 1
+                if self.retries.holds(row.id):
+                    # Behind an earlier status of the same message: order per message kept.
+                    self.retries.defer(row.id, status, body, failed=False)
+                elif post(body):
+                    store.mark_webhook_sent(row.id, status)
+                    posted += 1
+                else:
+                    # Backoff for this message only; the others go on.
+                    self.retries.defer(row.id, status, body, failed=True)
         finally:
             if own:
                 http.close()
         return posted
 
     def start(self) -> None:
-        """Poll in a daemon thread until :meth:`stop`."""
-        if not self.sandbox.config.webhook_url or self._thread is not None:
+        """Poll in a daemon thread until :meth:`stop` (once a URL is known)."""
+        self.serving = True
+        if not status_url(self.sandbox) or self._thread is not None:
             return
         self._stop.clear()
 
@@ -152,6 +170,7 @@ class WebhookDispatcher:
 
     def stop(self) -> None:
         """Stop the polling thread."""
+        self.serving = False
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
