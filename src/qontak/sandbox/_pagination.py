@@ -13,6 +13,11 @@ that assumes 0-based gets the first page rather than an error.
   served), ``limit``, ``total`` (items matching the filters) and ``target_offset: 0``.
 
 Bad values (non-numbers, a garbled cursor) give 422 through :class:`PaginationError`.
+
+:func:`page_request` reads the parameters into a :class:`PageRequest` (which items, by
+position) before anything is read, so the store fetches just that page with ``LIMIT`` /
+``OFFSET`` and counts the matches in SQL; :func:`paginate` does the same over a list held in
+memory (the built-in languages).
 """
 
 from __future__ import annotations
@@ -20,12 +25,22 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "PaginationError", "paginate"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "PageRequest",
+    "PaginationError",
+    "page_request",
+    "paginate",
+]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 100
+#: Positions past this are clamped: SQLite integers stop at 2**63 and no list is that long.
+_MAX_POSITION = 2**53
 
 T = TypeVar("T")
 
@@ -59,38 +74,56 @@ def _int(params: Mapping[str, str], name: str, default: int) -> int:
         raise PaginationError(f"{name} is invalid") from exc
 
 
-def paginate(items: Sequence[T], params: Mapping[str, str]) -> tuple[list[T], dict[str, Any]]:
-    """One page of ``items`` and the ``meta`` block describing it."""
+@dataclass(frozen=True)
+class PageRequest:
+    """The items a request asks for, by position in the filtered, ordered list."""
+
+    start: int
+    """Position of the first item (0-based)."""
+    end: int
+    """Position after the last item."""
+    limit: int
+
+    @property
+    def count(self) -> int:
+        """How many items to read."""
+        return self.end - self.start
+
+    def meta(self, total: int) -> dict[str, Any]:
+        """The ``meta`` block for this page of ``total`` matching items."""
+        return {
+            "pagination": {
+                "cursor": {
+                    "next": _encode(self.end) if self.end < total else None,
+                    "prev": _encode(self.start) if self.start > 0 else None,
+                    "pit": None,
+                },
+                "offset": self.start // self.limit + 1,
+                "limit": self.limit,
+                "total": total,
+                "target_offset": 0,
+            }
+        }
+
+
+def page_request(params: Mapping[str, str]) -> PageRequest:
+    """Read ``limit``, ``offset``, ``cursor`` and ``cursor_direction``."""
     limit = _int(params, "limit", DEFAULT_LIMIT)
     if limit < 1:
         raise PaginationError("limit must be greater than 0")
     limit = min(limit, MAX_LIMIT)
     cursor = params.get("cursor")
     if cursor:
-        anchor = _decode(cursor)
+        anchor = min(_decode(cursor), _MAX_POSITION)
         if params.get("cursor_direction", "after") == "before":
-            start = max(0, anchor - limit)
-            end = anchor
-        else:
-            start = anchor
-            end = anchor + limit
-    else:
-        page = max(1, _int(params, "offset", 1))
-        start = (page - 1) * limit
-        end = start + limit
-    page_items = list(items[start:end])
-    total = len(items)
-    meta = {
-        "pagination": {
-            "cursor": {
-                "next": _encode(end) if end < total else None,
-                "prev": _encode(start) if start > 0 else None,
-                "pit": None,
-            },
-            "offset": start // limit + 1,
-            "limit": limit,
-            "total": total,
-            "target_offset": 0,
-        }
-    }
-    return page_items, meta
+            return PageRequest(max(0, anchor - limit), anchor, limit)
+        return PageRequest(anchor, anchor + limit, limit)
+    page = max(1, _int(params, "offset", 1))
+    start = min((page - 1) * limit, _MAX_POSITION)
+    return PageRequest(start, start + limit, limit)
+
+
+def paginate(items: Sequence[T], params: Mapping[str, str]) -> tuple[list[T], dict[str, Any]]:
+    """One page of ``items`` held in memory and the ``meta`` block describing it."""
+    request = page_request(params)
+    return list(items[request.start : request.end]), request.meta(len(items))

@@ -1,9 +1,12 @@
 """Optional webhook callbacks: POST each message status change to ``webhook_url``.
 
 Statuses are computed lazily from the clock, so changes are found by polling: every
-``webhook_poll_seconds`` a background thread (started with the server) looks for statuses
-reached but not yet posted, and posts each once, in order. Tests with a fake clock call
-:meth:`WebhookDispatcher.deliver_due` directly instead.
+``webhook_poll_seconds`` a background thread (started with the server) reads the change feed
+(:meth:`Store.events_after <._store.Store.events_after>`) past its **high-water mark** — the
+number of the last change it has dealt with, kept in the store's ``meta`` so a restart on
+the same database goes on where it stopped — and posts each status once, in order. A poll
+therefore reads only what changed since the last one, never every message. Tests with a
+fake clock call :meth:`WebhookDispatcher.deliver_due` directly instead.
 
 Payload: Qontak's message-interaction object (spec §5) for an outbound campaign message,
 ``is_campaign: true``, ``sender_type: "Models::SystemAccount"``, ``participant_type:
@@ -14,7 +17,8 @@ Delivery is best effort: a failed POST is retried on the next poll.
 The polling thread must outlive anything a poll runs into, since nothing would restart it:
 a message removed by a reset while a poll is under way is skipped, a status whose payload
 cannot be encoded as JSON is logged and skipped for good, and any other error is logged and
-the next poll tries again. Each poll reads the messages once.
+the next poll tries again. The mark moves past a change only once it is posted or skipped
+for good, so a receiver that is down gets the same change again on the next poll.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._delivery import iso
-from ._store import MessageRow
+from ._store import Event, MessageRow
 from ._views import message_state
 
 if TYPE_CHECKING:
@@ -37,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["WebhookDispatcher"]
 
 _log = logging.getLogger(__name__)
+
+#: Changes read from the feed per query.
+_BATCH = 500
+_MARK = "webhook_hwm"
 
 
 class WebhookDispatcher:
@@ -86,15 +94,18 @@ class WebhookDispatcher:
             body["error"] = state.error.to_dict()
         return body
 
-    def due(self) -> list[tuple[MessageRow, str, float]]:
-        """``(message, status, time)`` reached so far (``pending`` never is), posted or not."""
+    @property
+    def high_water_mark(self) -> int:
+        """Number of the last change posted (or skipped for good)."""
+        return int(self.sandbox.store.get_meta(_MARK) or 0)
+
+    def due(self, limit: int = _BATCH) -> list[Event]:
+        """Up to ``limit`` changes past the high-water mark (``pending`` included: it is
+        never posted), oldest first."""
         sandbox = self.sandbox
-        now = sandbox.now()
-        out: list[tuple[MessageRow, str, float]] = []
-        for row in sandbox.store.messages():
-            state = message_state(row, now, sandbox.config.delivery_delays)
-            out.extend((row, status, at) for status, at in state.history if status != "pending")
-        return out
+        return sandbox.store.events_after(
+            self.high_water_mark, limit, sandbox.now(), sandbox.config.delivery_delays
+        )
 
     def deliver_due(self, client: httpx.Client | None = None) -> int:
         """Post every due status change once; returns how many were posted."""
@@ -106,32 +117,44 @@ class WebhookDispatcher:
         http = client or httpx.Client(timeout=5.0)
         posted = 0
         try:
-            for row, status, at in self.due():
-                if not store.webhook_due(row.id, status):
-                    continue
-                try:
-                    # Encoded here, strictly, so a bad payload is this status's problem only.
-                    body = json.dumps(self.payload(row, status, at), allow_nan=False)
-                except (TypeError, ValueError):
-                    _log.exception(
-                        "webhook for message %s (%s) cannot be encoded; skipped", row.id, status
-                    )
-                    store.mark_webhook_sent(row.id, status)
-                    continue
-                try:
-                    response = http.post(
-                        url, content=body, headers={"Content-Type": "application/json"}
-                    )
-                except httpx.HTTPError:
-                    break  # receiver down: try again on the next poll, keeping order
-                if response.status_code >= 300:
-                    break
-                store.mark_webhook_sent(row.id, status)
-                posted += 1
+            while True:
+                batch = self.due()
+                for event in batch:
+                    outcome = self._deliver(http, url, event)
+                    if outcome is None:
+                        return posted  # receiver down: the same change again next poll
+                    posted += outcome
+                    store.set_meta(_MARK, str(event.seq))
+                if len(batch) < _BATCH:
+                    return posted
         finally:
             if own:
                 http.close()
-        return posted
+
+    def _deliver(self, http: httpx.Client, url: str, event: Event) -> int | None:
+        """Post one change: 1 when posted, 0 when it needs no post, None when the receiver
+        did not take it."""
+        store = self.sandbox.store
+        row = event.message
+        if row is None or event.status == "pending":
+            return 0
+        if store.posted_before_upgrade(row.id, event.status):
+            return 0
+        try:
+            # Encoded here, strictly, so a bad payload is this status's problem only.
+            body = json.dumps(self.payload(row, event.status, event.at), allow_nan=False)
+        except (TypeError, ValueError):
+            _log.exception(
+                "webhook for message %s (%s) cannot be encoded; skipped", row.id, event.status
+            )
+            return 0
+        if not store.event_exists(event.seq):
+            return 0  # a reset removed the message while this poll was posting
+        try:
+            response = http.post(url, content=body, headers={"Content-Type": "application/json"})
+        except httpx.HTTPError:
+            return None
+        return None if response.status_code >= 300 else 1
 
     def start(self) -> None:
         """Poll in a daemon thread until :meth:`stop`."""
