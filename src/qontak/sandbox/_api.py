@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -59,7 +60,7 @@ from ._views import broadcast_view, log_row
 if TYPE_CHECKING:
     from . import Sandbox
 
-__all__ = ["api_routes", "error_response", "offload", "success"]
+__all__ = ["api_routes", "error_response", "offload", "success", "synthetic_sends"]
 
 R = TypeVar("R")
 
@@ -413,3 +414,41 @@ def broadcast_record(
         "channel_account_name": settings.get("account_name"),
         "channel_phone_number": str(settings.get("phone_number") or "").lstrip("+"),
     }
+
+
+def synthetic_sends(
+    sandbox: Sandbox,
+    payload: dict[str, Any],
+    count: int,
+    *,
+    start: float,
+    step: float,
+    client_id: str,
+) -> Iterator[tuple[dict[str, Any], str, MessageRow]]:
+    """``count`` accepted sends of ``payload`` (validated once, as the API would), accepted
+    ``step`` seconds apart from ``start``, numbers and names varied; for
+    :meth:`Store.add_sends <._store.Store.add_sends>` to fill a store fast (benchmarks, tests).
+    """
+    store = sandbox.store
+    valid = check_send(
+        payload,
+        find_template=lambda i: store.get_object("templates", i),
+        find_channel=lambda i: store.get_object("channels", i),
+    )
+    organization_id = sandbox.organization_id
+    sender = store.sender(client_id)
+    base = int(valid.to_number[:-6] + "000000")
+    for i in range(count):
+        number = str(base + 200_000 + i % 700_000)  # never a magic (error) number
+        one = replace(valid, to_number=number, to_name=f"{valid.to_name} {i}")
+        at = start + i * step
+        broadcast_id = str(uuid.uuid4())
+        record = broadcast_record(
+            one,
+            broadcast_id=broadcast_id,
+            payload={**payload, "name": f"{payload.get('name') or 'campaign'} {i}"},
+            organization_id=organization_id,
+            sender=sender,
+            now=at,
+        )
+        yield record, client_id, new_message(one, broadcast_id, at)

@@ -534,6 +534,10 @@ class Store:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args += list(values)
         order = "DESC" if filters.newest_first else "ASC"
+        # A date window reads its matches through the created_at index and sorts them;
+        # without statistics the planner would walk every broadcast in seq order instead.
+        dated = filters.since is not None or filters.until is not None
+        source = "broadcasts INDEXED BY broadcasts_by_created" if dated else "broadcasts"
         with self._lock:
             if where:
                 clause = " WHERE " + " AND ".join(where)
@@ -546,7 +550,7 @@ class Store:
                 clause = ""
                 total = self._broadcast_count()
             rows = self._conn.execute(
-                f"SELECT data FROM broadcasts{clause} ORDER BY seq {order} LIMIT ? OFFSET ?",
+                f"SELECT data FROM {source}{clause} ORDER BY seq {order} LIMIT ? OFFSET ?",
                 [*args, count, start],
             ).fetchall()
         return [json.loads(r["data"]) for r in rows], total
