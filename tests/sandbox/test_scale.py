@@ -370,3 +370,18 @@ def test_what_a_request_reads_does_not_grow_with_the_store() -> None:
     small, large = _costs(300), _costs(3000)
     grew = {k: (small[k], large[k]) for k in small if large[k] > small[k] * 1.2 + 100}
     assert not grew, f"SQLite steps grew with the store (300 → 3000 broadcasts): {grew}"
+
+
+def test_feed_turns_a_stored_nan_into_null_instead_of_breaking_every_poll(
+    client: httpx.Client, sandbox: Sandbox
+) -> None:
+    from dataclasses import replace
+
+    client.post(SEND, json=TEXT)
+    [good] = sandbox.store.messages()
+    # A row from an older database, stored before sends were parsed strictly.
+    poison = replace(good, id="poison", rendered={"body": float("nan")})
+    sandbox.store.add_send(broadcast={"id": "b-poison"}, client_id="x", message=poison)
+    body = _poll(client, 0)
+    assert [m["id"] for m in body["data"]] == [good.id, "poison"]
+    assert body["data"][1]["rendered"] == {"body": None}

@@ -166,7 +166,8 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         if not 0 <= after < 2**63 or limit < 1:
             return _bad("after must be a whole number >= 0 and limit one >= 1")
         feed = params.get("feed") or None
-        return await offload(lambda: JSONResponse(inbox_feed(sandbox, after, limit, feed)))
+        body = await offload(inbox_feed, sandbox, after, limit, feed)
+        return Response(body, media_type="application/json")
 
     async def reset(request: Request) -> Response:
         refused = _refuse_cross_site(request)

@@ -29,8 +29,11 @@ however many are stored.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import TYPE_CHECKING, Any
 
+from ._store import FeedEntry
 from ._views import ground_truth
 
 if TYPE_CHECKING:
@@ -41,18 +44,49 @@ __all__ = ["DEFAULT_FEED_LIMIT", "MAX_FEED_LIMIT", "inbox_feed"]
 DEFAULT_FEED_LIMIT = 200
 MAX_FEED_LIMIT = 1000
 
+_PARTS = ("template", "parameters", "rendered")
 
-def inbox_feed(sandbox: Sandbox, after: int, limit: int, feed_id: str | None) -> dict[str, Any]:
-    """The body of one ``GET /_sandbox/messages?after=`` answer (blocking: run it in a thread)."""
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _part(text: str) -> str:
+    """Stored JSON text, passed through as it is unless it holds a NaN or an Infinity (a row
+    from before sends were parsed strictly): those become null, so one old row cannot make
+    every later poll unreadable."""
+    if "NaN" in text or "Infinity" in text:
+        return json.dumps(_finite(json.loads(text)), allow_nan=False)
+    return text
+
+
+def _entry(entry: FeedEntry, now: float, delays: tuple[float, float, float]) -> str:
+    light = ground_truth(entry.message, now, delays)
+    for key in _PARTS:
+        del light[key]  # spliced in below from the stored text, in the same place
+    # ASCII escapes: a lone surrogate in a stored name must not make the page unencodable.
+    head = json.dumps(light, allow_nan=False, separators=(",", ":"))
+    return (
+        f'{head[:-1]},"template":{_part(entry.template_json)}'
+        f',"parameters":{_part(entry.parameters_json)}'
+        f',"rendered":{_part(entry.rendered_json)},"order":{entry.position}}}'
+    )
+
+
+def inbox_feed(sandbox: Sandbox, after: int, limit: int, feed_id: str | None) -> bytes:
+    """The JSON body of one ``GET /_sandbox/messages?after=`` answer (blocking: run it in a
+    thread)."""
     delays = sandbox.config.delivery_delays
     page = sandbox.store.feed(after, min(limit, MAX_FEED_LIMIT), sandbox.now(), delays, feed_id)
-    return {
-        "data": [
-            {**ground_truth(row, page.now, delays), "order": position}
-            for position, row in page.entries
-        ],
-        "seq": page.next_after,
-        "feed": page.feed_id,
-        "reset": page.reset,
-        "more": page.more,
-    }
+    rest = json.dumps(
+        {"seq": page.next_after, "feed": page.feed_id, "reset": page.reset, "more": page.more},
+        separators=(",", ":"),
+    )
+    items = ",".join(_entry(entry, page.now, delays) for entry in page.entries)
+    return f'{{"data":[{items}],{rest[1:]}'.encode()

@@ -41,6 +41,7 @@ from ._delivery import MAGIC_ERRORS, advance_status
 __all__ = [
     "BroadcastFilter",
     "Event",
+    "FeedEntry",
     "FeedPage",
     "MessageRow",
     "ObjectFilter",
@@ -159,12 +160,28 @@ class Event:
 
 
 @dataclass(frozen=True)
+class FeedEntry:
+    """One message of a feed page, its big JSON parts left as the text stored.
+
+    A feed page passes them through untouched: decoding and re-encoding every template is
+    most of what a page would otherwise cost.
+    """
+
+    position: int
+    """Orders messages as they were accepted."""
+    message: MessageRow
+    """The message, with ``template``, ``parameters`` and ``rendered`` left empty."""
+    template_json: str
+    parameters_json: str
+    rendered_json: str
+
+
+@dataclass(frozen=True)
 class FeedPage:
     """Messages changed after a feed position, oldest change first."""
 
     feed_id: str
-    entries: list[tuple[int, MessageRow]]
-    """``(position, message)``: position orders messages as they were accepted."""
+    entries: list[FeedEntry]
     next_after: int
     """Where the next read starts: the last change returned, or the head when all were."""
     more: bool
@@ -214,7 +231,8 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _message(row: sqlite3.Row) -> MessageRow:
+def _message(row: sqlite3.Row, *, parts: bool = True) -> MessageRow:
+    """The message in ``row``; ``parts=False`` leaves template/parameters/rendered empty."""
     return MessageRow(
         id=row["id"],
         broadcast_id=row["broadcast_id"],
@@ -224,9 +242,9 @@ def _message(row: sqlite3.Row) -> MessageRow:
         channel_integration_id=row["channel_integration_id"],
         wamid=row["wamid"],
         error_code=row["error_code"],
-        template=json.loads(row["template"]),
-        parameters=json.loads(row["parameters"]),
-        rendered=json.loads(row["rendered"]),
+        template=json.loads(row["template"]) if parts else {},
+        parameters=json.loads(row["parameters"]) if parts else None,
+        rendered=json.loads(row["rendered"]) if parts else {},
     )
 
 
@@ -463,6 +481,17 @@ class Store:
         benchmarks and tests that need a big store quickly); returns how many were stored."""
         broadcasts: list[tuple[Any, ...]] = []
         messages: list[tuple[Any, ...]] = []
+        # Sends made from one payload share their template, parameters and rendered parts:
+        # encode each shared object once, keyed by identity (the object is kept with its
+        # text, so no id is reused by another object while this runs).
+        encoded: dict[int, tuple[Any, str]] = {}
+
+        def dumps(value: Any) -> str:
+            key = id(value)
+            if key not in encoded:
+                encoded[key] = (value, json.dumps(value))
+            return encoded[key][1]
+
         for broadcast, client_id, message in sends:
             broadcasts.append(
                 (broadcast["id"], client_id, message.accepted_at, json.dumps(broadcast))
@@ -477,9 +506,9 @@ class Store:
                     message.channel_integration_id,
                     message.wamid,
                     message.error_code,
-                    json.dumps(message.template),
-                    json.dumps(message.parameters),
-                    json.dumps(message.rendered),
+                    dumps(message.template),
+                    dumps(message.parameters),
+                    dumps(message.rendered),
                 )
             )
         with self._lock:
@@ -696,8 +725,22 @@ class Store:
         more = len(rows) > limit
         rows = rows[:limit]
         next_after = int(rows[-1]["version"]) if more else max(after, head)
-        entries = [(int(r["seq"]), _message(r)) for r in rows]
+        entries = [
+            FeedEntry(
+                int(r["seq"]),
+                _message(r, parts=False),
+                r["template"],
+                r["parameters"],
+                r["rendered"],
+            )
+            for r in rows
+        ]
         return FeedPage(current, entries, next_after, more, reset, at)
+
+    def head(self) -> int:
+        """Number of the newest change ever logged (0 for none)."""
+        with self._lock:
+            return self._head()
 
     def _head(self) -> int:
         row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
