@@ -385,3 +385,67 @@ def test_feed_turns_a_stored_nan_into_null_instead_of_breaking_every_poll(
     body = _poll(client, 0)
     assert [m["id"] for m in body["data"]] == [good.id, "poison"]
     assert body["data"][1]["rendered"] == {"body": None}
+
+
+def test_a_database_from_before_the_change_feed_is_upgraded_in_place(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    import sqlite3
+
+    from qontak.sandbox._store import _SCHEMA
+
+    db = tmp_path / "old.db"
+    source = Sandbox(clock=clock, faults=FaultConfig())
+    [(broadcast, client_id, message)] = synthetic_sends(
+        source, TEXT, 1, start=clock() - 60, step=1, client_id=SANDBOX_CLIENT_ID
+    )
+    source.close()
+    old = sqlite3.connect(db)  # the tables exactly as the previous version made them
+    old.executescript(_SCHEMA)
+    old.execute(
+        "INSERT INTO broadcasts (id, client_id, created_at, data) VALUES (?,?,?,?)",
+        (broadcast["id"], client_id, message.accepted_at, json.dumps(broadcast)),
+    )
+    old.execute(
+        "INSERT INTO messages (id, broadcast_id, accepted_at, to_number, to_name, "
+        "channel_integration_id, wamid, error_code, template, parameters, rendered) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            message.id,
+            message.broadcast_id,
+            message.accepted_at,
+            message.to_number,
+            message.to_name,
+            message.channel_integration_id,
+            message.wamid,
+            None,
+            json.dumps(message.template),
+            json.dumps(message.parameters),
+            json.dumps(message.rendered),
+        ),
+    )
+    old.execute("INSERT INTO webhook_sent VALUES (?, 'sent')", (message.id,))  # posted before
+    old.commit()
+    old.close()
+
+    posted: list[str] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content)["status"])
+        return httpx.Response(200)
+
+    box = Sandbox(db=db, clock=clock, faults=FaultConfig(), webhook_url="http://h/in")
+    with httpx.Client(
+        transport=SyncASGITransport(box.app), base_url="http://x", auth=HmacAuth(clock)
+    ) as http:
+        feed = _poll(http, 0)
+        assert [(m["id"], m["status"]) for m in feed["data"]] == [(message.id, "read")]
+        listed = _page(http, LIST)
+        assert [b["id"] for b in listed["data"]] == [broadcast["id"]]
+        assert listed["meta"]["pagination"]["total"] == 1
+        assert http.post(SEND, json=TEXT).status_code == 201
+        assert _page(http, LIST)["meta"]["pagination"]["total"] == 2
+    with httpx.Client(transport=httpx.MockTransport(receiver)) as hooks:
+        box.webhooks.deliver_due(hooks)
+    assert posted == ["delivered", "read"]  # "sent" was posted by the older version
+    box.close()

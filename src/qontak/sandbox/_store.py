@@ -261,6 +261,8 @@ class Store:
             if db is not None:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
+                # Indexes over random ids outgrow the 2 MB default at ~10,000 messages.
+                self._conn.execute("PRAGMA cache_size=-32768")
             self._conn.executescript(_SCHEMA)
             self._migrate()
             self._conn.executescript(_FEED_SCHEMA)
