@@ -17,9 +17,11 @@ Deep ``offset`` pages walk the index in C (no row is decoded before the page).
 **The change feed.** Every message change gets a number from one increasing sequence (the
 ``events`` table): the trigger ``message_accepted`` logs ``pending`` when a message is
 stored, and :meth:`Store.advance` logs each later status when the clock reaches it, found
-through the due-time index (``messages.due_at``), so it only ever touches messages that
-change. ``messages.version`` is the number of a message's latest change: the inbox asks for
-messages with ``version > after`` (:meth:`Store.feed`), the webhook poller for events after
+through the due-time index (``feed.due_at``), so it only ever touches messages that change.
+The narrow ``feed`` table (one row per message: last status logged, next due time, number of
+its latest change) is what changes; the wide message rows are written once. ``feed.version``
+is the number of a message's latest change: the inbox asks for messages with
+``version > after`` (:meth:`Store.feed`), the webhook poller for events after
 its high-water mark (:meth:`Store.events_after`). A reset gives the feed a new id, so a
 reader holding a number from before it knows to start over.
 """
@@ -75,11 +77,6 @@ CREATE TABLE IF NOT EXISTS webhook_sent (
 
 # Columns added to tables that older databases already have (see Store._migrate).
 _ADDED_COLUMNS = {
-    "messages": (
-        ("status", "TEXT NOT NULL DEFAULT 'pending'"),  # last status logged in events
-        ("due_at", "REAL"),  # when the next status is due; NULL once final
-        ("version", "INTEGER NOT NULL DEFAULT 0"),  # seq of the message's latest event
-    ),
     "broadcasts": (
         ("name", "TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) VIRTUAL"),
         (
@@ -96,15 +93,20 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) SELECT 'broadcasts', count(*) FROM broadcasts;
-CREATE INDEX IF NOT EXISTS messages_by_version ON messages (version);
-CREATE INDEX IF NOT EXISTS messages_due ON messages (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS feed (
+    seq INTEGER PRIMARY KEY,  -- the message's seq
+    status TEXT NOT NULL,  -- the last status logged in events
+    due_at REAL,  -- when the next status is due; NULL once final
+    version INTEGER NOT NULL);  -- seq of the message's latest event
+CREATE INDEX IF NOT EXISTS feed_by_version ON feed (version);
+CREATE INDEX IF NOT EXISTS feed_due ON feed (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS broadcasts_by_created ON broadcasts (created_at);
 CREATE INDEX IF NOT EXISTS broadcasts_by_channel ON broadcasts (target_channel);
 CREATE INDEX IF NOT EXISTS broadcasts_by_type ON broadcasts (execute_type);
 CREATE TRIGGER IF NOT EXISTS message_accepted AFTER INSERT ON messages BEGIN
     INSERT INTO events (message_id, status, at) VALUES (NEW.id, 'pending', NEW.accepted_at);
-    UPDATE messages SET status = 'pending', due_at = NEW.accepted_at,
-        version = last_insert_rowid() WHERE seq = NEW.seq;
+    INSERT INTO feed (seq, status, due_at, version)
+        VALUES (NEW.seq, 'pending', NEW.accepted_at, last_insert_rowid());
 END;
 CREATE TRIGGER IF NOT EXISTS broadcast_added AFTER INSERT ON broadcasts BEGIN
     UPDATE counters SET value = value + 1 WHERE name = 'broadcasts';
@@ -115,6 +117,11 @@ _MESSAGE_COLUMNS = (
     "id, broadcast_id, accepted_at, to_number, to_name, channel_integration_id, wamid, "
     "error_code, template, parameters, rendered"
 )
+
+
+def _qualified(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+
 
 #: Due messages moved on per transaction, so a huge backlog (a restored database, a clock
 #: jump) never holds the lock for long.
@@ -304,7 +311,11 @@ class Store:
                     status TEXT NOT NULL, at REAL NOT NULL);
                 INSERT INTO events (seq, message_id, status, at)
                     SELECT seq, id, 'pending', accepted_at FROM messages;
-                UPDATE messages SET status = 'pending', due_at = accepted_at, version = seq;
+                CREATE TABLE feed (
+                    seq INTEGER PRIMARY KEY, status TEXT NOT NULL, due_at REAL,
+                    version INTEGER NOT NULL);
+                INSERT INTO feed (seq, status, due_at, version)
+                    SELECT seq, 'pending', accepted_at, seq FROM messages;
                 COMMIT;
                 """
             )
@@ -655,8 +666,9 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 due = conn.execute(
-                    "SELECT seq, id, accepted_at, error_code, status FROM messages "
-                    "INDEXED BY messages_due WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+                    "SELECT f.seq, f.status, m.id, m.accepted_at, m.error_code "
+                    "FROM feed f INDEXED BY feed_due JOIN messages m ON m.seq = f.seq "
+                    "WHERE f.due_at <= ? ORDER BY f.due_at LIMIT ?",
                     (now, _ADVANCE_BATCH),
                 ).fetchall()
                 head = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
@@ -682,7 +694,7 @@ class Store:
                     "INSERT INTO events (seq, message_id, status, at) VALUES (?,?,?,?)", events
                 )
                 conn.executemany(
-                    "UPDATE messages SET status = ?1, due_at = ?2, "
+                    "UPDATE feed SET status = ?1, due_at = ?2, "
                     "version = CASE WHEN ?3 > 0 THEN ?3 ELSE version END WHERE seq = ?4",
                     updates,
                 )
@@ -720,8 +732,9 @@ class Store:
             if reset:
                 after = 0
             rows = self._conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS}, seq, version FROM messages "
-                "INDEXED BY messages_by_version WHERE version > ? ORDER BY version LIMIT ?",
+                f"SELECT {_qualified('m')}, m.seq AS seq, f.version AS version "
+                "FROM feed f INDEXED BY feed_by_version JOIN messages m ON m.seq = f.seq "
+                "WHERE f.version > ? ORDER BY f.version LIMIT ?",
                 (after, limit + 1),
             ).fetchall()
         more = len(rows) > limit
@@ -757,9 +770,8 @@ class Store:
             self._advance(now, delays)
             rows = self._conn.execute(
                 "SELECT e.seq AS event_seq, e.status AS event_status, e.at AS event_at, "
-                "m.seq AS message_seq, "
-                + ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
-                + " FROM events e LEFT JOIN messages m ON m.id = e.message_id "
+                f"m.seq AS message_seq, {_qualified('m')} "
+                "FROM events e LEFT JOIN messages m ON m.id = e.message_id "
                 "WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
                 (after, limit),
             ).fetchall()
@@ -809,7 +821,14 @@ class Store:
         with self._lock:
             self._conn.execute("BEGIN")
             try:
-                for table in ("broadcasts", "messages", "uploads", "webhook_sent", "events"):
+                for table in (
+                    "broadcasts",
+                    "messages",
+                    "uploads",
+                    "webhook_sent",
+                    "events",
+                    "feed",
+                ):
                     self._conn.execute(f"DELETE FROM {table}")
                 self._conn.execute("UPDATE counters SET value = 0 WHERE name = 'broadcasts'")
             except BaseException:
