@@ -100,14 +100,8 @@ def fill(db: Path, total: int) -> tuple[float, int]:
     return time.perf_counter() - started, head
 
 
-def _no_filter() -> Any:
-    from qontak.sandbox._store import BroadcastFilter
-
-    return BroadcastFilter()
-
-
 def _count(box: Any) -> int:
-    return int(box.store.page_broadcasts(_no_filter(), 0, 1)[1])
+    return int(box.store.broadcast_count())
 
 
 # ----------------------------------------------------------------------------- processes

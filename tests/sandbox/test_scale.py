@@ -139,6 +139,27 @@ def test_cursor_walk_covers_every_broadcast_once_in_both_directions(
     assert [b["id"] for b in back["data"]] == ids[15:20]
 
 
+def test_cursor_walk_while_broadcasts_arrive_neither_repeats_nor_skips(
+    client: httpx.Client, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    sandbox.set_rate_limits(RateLimitConfig(enabled=False))
+    _fill(sandbox, 30, start=START - 3600)
+    before = [b["id"] for b in reversed(sandbox.store.list_broadcasts())]  # newest first
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 7}
+    while True:
+        body = _page(client, LIST, **params)
+        seen += [b["id"] for b in body["data"]]
+        assert client.post(SEND, json=TEXT).status_code == 201  # lands at the front
+        cursor = body["meta"]["pagination"]["cursor"]
+        if cursor["next"] is None:
+            break
+        params = {"limit": 7, "cursor": cursor["next"]}
+    assert seen == before  # no page repeated what the arrivals pushed down
+    back = _page(client, LIST, limit=7, cursor=cursor["prev"], cursor_direction="before")
+    assert [b["id"] for b in back["data"]] == before[-9:-2]  # the last page held two
+
+
 def test_log_pages_and_templates_filter_in_sql(client: httpx.Client, sandbox: Sandbox) -> None:
     _fill(sandbox, 3, start=START - 60)
     broadcast = sandbox.store.list_broadcasts()[1]
@@ -328,13 +349,20 @@ def test_webhooks_post_each_change_once_across_polls_failures_and_a_restart(
 def _costs(small: int) -> dict[str, int]:
     """SQLite steps of each read, with ``small`` broadcasts stored and then ten times as many."""
     clock = FakeClock()
-    box = Sandbox(SandboxConfig(clock=clock, faults=FaultConfig(), webhook_url="http://h/in"))
+    box = Sandbox(
+        SandboxConfig(
+            clock=clock,
+            faults=FaultConfig(),
+            webhook_url="http://h/in",
+            rate_limits=RateLimitConfig(enabled=False),
+        )
+    )
     hooks = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     auth = HmacAuth(clock)
     http = httpx.Client(transport=SyncASGITransport(box.app), base_url="http://x", auth=auth)
     _fill(box, small, start=clock() - small * 60, step=60.0)
     box.store.advance(clock(), box.config.delivery_delays)
-    box.webhooks.deliver_due(hooks)
+    box.store.set_meta("webhook_hwm", str(box.store.head()))  # the backlog counts as posted
     one = box.store.list_broadcasts()[-1]["id"]
     after, more = 0, True
     while more:  # an inbox tab that has caught up
@@ -347,10 +375,23 @@ def _costs(small: int) -> dict[str, int]:
         return counted[0]
 
     window = {"start_date": iso(clock() - 600)}  # the last ten sends, however many are stored
+    # Cursors as deep in the list as the store is big: the next page after the last but one,
+    # and back from there.
+    pages = -(-box.store.broadcast_count() // 20)
+    meta = http.get(LIST, params={"limit": 20, "offset": pages - 1}).json()["meta"]
+    last_page = {"limit": 20, "cursor": meta["pagination"]["cursor"]["next"]}
+    meta = http.get(LIST, params=last_page).json()["meta"]
+    back = {
+        "limit": 20,
+        "cursor": meta["pagination"]["cursor"]["prev"],
+        "cursor_direction": "before",
+    }
     figures = {
         "list first page": steps(lambda: http.get(LIST, params={"limit": 20})),
         "list last hour": steps(lambda: http.get(LIST, params=window | {"limit": 20})),
-        "list page 3 by cursor": steps(lambda: http.get(LIST, params={"limit": 20, "offset": 3})),
+        "list page 3 by offset": steps(lambda: http.get(LIST, params={"limit": 20, "offset": 3})),
+        "list last page by cursor": steps(lambda: http.get(LIST, params=last_page)),
+        "list back from the last page": steps(lambda: http.get(LIST, params=back)),
         "detail": steps(lambda: http.get(BASE + f"/broadcasts/{one}/whatsapp")),
         "log": steps(lambda: http.get(BASE + f"/broadcasts/{one}/whatsapp/log")),
         "inbox poll, nothing new": steps(lambda: http.get(FEED, params={"after": after})),

@@ -136,9 +136,9 @@ class _Api:
         pages = _pages(request)
         if isinstance(pages, Response):
             return pages
-        items, total = await offload(
-            self.store.page_objects, table, filters, pages.start, pages.count
-        )
+        # Channels and templates are few: plain positions (a keyset anchor is not theirs).
+        count = pages.end - pages.start
+        items, total = await offload(self.store.page_objects, table, filters, pages.start, count)
         return success(items, pages.meta(total))
 
     # -- integrations ---------------------------------------------------------------------
@@ -268,12 +268,12 @@ class _Api:
         return await offload(self._broadcast_page, filters, pages)
 
     def _broadcast_page(self, filters: BroadcastFilter, pages: PageRequest) -> Response:
-        stored, total = self.store.page_broadcasts(filters, pages.start, pages.count)
+        stored, total, seqs = self.store.page_broadcasts(filters, pages)
         rows = self.store.messages_of([b["id"] for b in stored])
         now = self.sandbox.now()
         delays = self.sandbox.config.delivery_delays
         views = [broadcast_view(b, rows[b["id"]], now, delays, detail=False) for b in stored]
-        return success(views, pages.meta(total))
+        return success(views, pages.meta(total, seqs))
 
     async def broadcast(self, request: Request) -> Response:
         """``GET /broadcasts/{id}/whatsapp``"""
@@ -295,11 +295,11 @@ class _Api:
     def _log_page(self, broadcast_id: str, pages: PageRequest) -> Response:
         if self.store.get_broadcast(broadcast_id) is None:
             return _not_found()
-        rows, total = self.store.page_messages(broadcast_id, pages.start, pages.count)
+        rows, total, seqs = self.store.page_messages(broadcast_id, pages)
         now = self.sandbox.now()
         delays = self.sandbox.config.delivery_delays
         org = self.sandbox.organization_id
-        return success([log_row(r, now, delays, org) for r in rows], pages.meta(total))
+        return success([log_row(r, now, delays, org) for r in rows], pages.meta(total, seqs))
 
     # -- uploads --------------------------------------------------------------------------
     async def upload(self, request: Request) -> Response:

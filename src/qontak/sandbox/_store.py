@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ._delivery import MAGIC_ERRORS, advance_status
+from ._pagination import PageRequest
 
 __all__ = [
     "BroadcastFilter",
@@ -117,6 +118,26 @@ _MESSAGE_COLUMNS = (
     "id, broadcast_id, accepted_at, to_number, to_name, channel_integration_id, wamid, "
     "error_code, template, parameters, rendered"
 )
+
+
+def _window(page: PageRequest, newest_first: bool) -> tuple[str, list[Any], str, bool]:
+    """SQL for one page of a list ordered by ``seq``: an extra condition and its arguments,
+    the ``ORDER BY … LIMIT … [OFFSET …]`` tail, and whether to reverse what it returns.
+
+    Next to an anchor the page is a range of the index (keyset); otherwise ``OFFSET``.
+    """
+    ahead, behind = ("<", ">") if newest_first else (">", "<")
+    if page.anchor is None:
+        order = "DESC" if newest_first else "ASC"
+        return "", [], f"ORDER BY seq {order} LIMIT {page.count} OFFSET {page.start}", False
+    seq, after = page.anchor.seq, page.anchor.after
+    if page.backward:  # the items before the anchor, read from it backwards
+        order = "ASC" if newest_first else "DESC"
+        op = behind + ("=" if after else "")
+        return f"seq {op} ?", [seq], f"ORDER BY seq {order} LIMIT {page.count}", True
+    order = "DESC" if newest_first else "ASC"
+    op = ahead + ("" if after else "=")
+    return f"seq {op} ?", [seq], f"ORDER BY seq {order} LIMIT {page.count}", False
 
 
 def _qualified(alias: str) -> str:
@@ -548,10 +569,10 @@ class Store:
         ]
 
     def page_broadcasts(
-        self, filters: BroadcastFilter, start: int, count: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of broadcasts matching ``filters`` (in SQL, through the indexes) and how
-        many match."""
+        self, filters: BroadcastFilter, page: PageRequest
+    ) -> tuple[list[dict[str, Any]], int, list[int]]:
+        """One page of broadcasts matching ``filters`` (in SQL, through the indexes), how
+        many match, and the page's seqs (for keyset cursors)."""
         where: list[str] = []
         args: list[Any] = []
         if filters.since is not None:
@@ -575,11 +596,12 @@ class Store:
             if values:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args += list(values)
-        order = "DESC" if filters.newest_first else "ASC"
         # A date window reads its matches through the created_at index and sorts them;
         # without statistics the planner would walk every broadcast in seq order instead.
         dated = filters.since is not None or filters.until is not None
         source = "broadcasts INDEXED BY broadcasts_by_created" if dated else "broadcasts"
+        extra, extra_args, tail, backwards = _window(page, filters.newest_first)
+        conditions = [*where, extra] if extra else where
         with self._lock:
             if where:
                 clause = " WHERE " + " AND ".join(where)
@@ -589,13 +611,19 @@ class Store:
                     ]
                 )
             else:
-                clause = ""
                 total = self._broadcast_count()
+            clause = (" WHERE " + " AND ".join(conditions)) if conditions else ""
             rows = self._conn.execute(
-                f"SELECT data FROM {source}{clause} ORDER BY seq {order} LIMIT ? OFFSET ?",
-                [*args, count, start],
+                f"SELECT seq, data FROM {source}{clause} {tail}", [*args, *extra_args]
             ).fetchall()
-        return [json.loads(r["data"]) for r in rows], total
+        if backwards:
+            rows.reverse()
+        return [json.loads(r["data"]) for r in rows], total, [int(r["seq"]) for r in rows]
+
+    def broadcast_count(self) -> int:
+        """How many broadcasts are stored (kept by a trigger: no scan)."""
+        with self._lock:
+            return self._broadcast_count()
 
     def _broadcast_count(self) -> int:
         row = self._conn.execute("SELECT value FROM counters WHERE name = 'broadcasts'").fetchone()
@@ -633,19 +661,23 @@ class Store:
         return found
 
     def page_messages(
-        self, broadcast_id: str, start: int, count: int
-    ) -> tuple[list[MessageRow], int]:
-        """One page of a broadcast's messages, oldest first, and how many it has."""
+        self, broadcast_id: str, page: PageRequest
+    ) -> tuple[list[MessageRow], int, list[int]]:
+        """One page of a broadcast's messages, oldest first, how many it has, and the
+        page's seqs (for keyset cursors)."""
+        extra, extra_args, tail, backwards = _window(page, newest_first=False)
+        clause = "broadcast_id = ?" + (f" AND {extra}" if extra else "")
         with self._lock:
             total = self._conn.execute(
                 "SELECT count(*) FROM messages WHERE broadcast_id = ?", (broadcast_id,)
             ).fetchone()
             rows = self._conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE broadcast_id = ? "
-                "ORDER BY seq LIMIT ? OFFSET ?",
-                (broadcast_id, count, start),
+                f"SELECT seq, {_MESSAGE_COLUMNS} FROM messages WHERE {clause} {tail}",
+                [broadcast_id, *extra_args],
             ).fetchall()
-        return [_message(r) for r in rows], int(total[0])
+        if backwards:
+            rows.reverse()
+        return [_message(r) for r in rows], int(total[0]), [int(r["seq"]) for r in rows]
 
     # -- the change feed ------------------------------------------------------------------
     def feed_id(self) -> str:
