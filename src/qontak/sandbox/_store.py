@@ -8,11 +8,15 @@ file runs in WAL mode with ``synchronous=NORMAL``: a commit is an append, not an
 Channels and templates are stored as the JSON objects the API serves, so what a seed file
 says is exactly what a client reads back. ``seq`` columns keep insertion order.
 
-**Everything a request reads is O(page).** Lists are filtered, ordered, counted and cut in
-SQL: broadcasts have indexes on ``created_at`` (date filters) and on the channel and execute
-type (generated columns over the stored JSON), a trigger keeps the number of broadcasts so an
+**What a request reads is its page.** Lists are filtered, ordered, counted and cut in SQL:
+broadcasts have indexes on ``created_at`` (date filters) and on the channel and execute type
+(generated columns over the stored JSON), a trigger keeps the number of broadcasts so an
 unfiltered ``total`` costs nothing, and a page's status counts come from one indexed query.
-Deep ``offset`` pages walk the index in C (no row is decoded before the page).
+Cursors are keyset ranges of the ``seq`` index (:func:`_window`). Where SQL cannot do
+better the cost is the matches, in C: a filtered ``total`` counts them through the index, a
+deep ``offset`` page walks the index (no row decoded before the page), and a name search
+(``query``, a substring) scans the names. ``messages()`` and ``list_broadcasts()`` read
+everything: ground truth for tests and scripts, never used by a request of the API or inbox.
 
 **The change feed.** Every message change gets a number from one increasing sequence (the
 ``events`` table): the trigger ``message_accepted`` logs ``pending`` when a message is
