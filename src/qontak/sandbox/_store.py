@@ -15,8 +15,9 @@ unfiltered ``total`` costs nothing, and a page's status counts come from one ind
 Cursors are keyset ranges of the ``seq`` index (:func:`_window`). Where SQL cannot do
 better the cost is the matches, in C: a filtered ``total`` counts them through the index, a
 deep ``offset`` page walks the index (no row decoded before the page), and a name search
-(``query``, a substring) scans the names. ``messages()`` and ``list_broadcasts()`` read
-everything: ground truth for tests and scripts, never used by a request of the API or inbox.
+(``query``, a substring) scans the names. ``messages()`` (without a broadcast id) and
+``list_broadcasts()`` read everything: ground truth for tests and scripts (and a plain
+``GET /_sandbox/messages``), never used by the API or by the inbox's polls.
 
 **The change feed.** Every message change gets a number from one increasing sequence (the
 ``events`` table): the trigger ``message_accepted`` logs ``pending`` when a message is
