@@ -699,6 +699,10 @@ class Store:
     def _advance(self, now: float, delays: tuple[float, float, float]) -> float:
         now = max(now, self._advanced_to)
         conn = self._conn
+        due_sql = "FROM feed f INDEXED BY feed_due WHERE f.due_at <= ?"
+        if conn.execute(f"SELECT 1 {due_sql} LIMIT 1", (now,)).fetchone() is None:
+            self._advanced_to = now  # nothing changes: no write transaction for an idle poll
+            return now
         while True:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -735,7 +739,7 @@ class Store:
                     "version = CASE WHEN ?3 > 0 THEN ?3 ELSE version END WHERE seq = ?4",
                     updates,
                 )
-                if len(due) < _ADVANCE_BATCH:
+                if len(due) < _ADVANCE_BATCH and events:
                     conn.execute(
                         "INSERT INTO meta (key, value) VALUES ('advanced_to', ?) "
                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -747,7 +751,8 @@ class Store:
             conn.execute("COMMIT")
             if len(due) < _ADVANCE_BATCH:
                 self._advanced_to = now
-                self._meta["advanced_to"] = repr(now)
+                if events:
+                    self._meta["advanced_to"] = repr(now)
                 return now
 
     def feed(
