@@ -149,7 +149,7 @@ def _tab(url: str, after: int) -> None:
 class _Process:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, *args],
+            [sys.executable, os.path.abspath(__file__), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
