@@ -572,3 +572,30 @@ def _css(locator: Any) -> str:
     """A CSS selector for a bubble locator made by :func:`_bubble`."""
     message_id = locator.get_attribute("data-message-id")
     return f'[data-testid=bubble][data-message-id="{message_id}"]'
+
+
+def test_inbox_catches_up_in_pages_then_starts_over_after_a_reset(
+    page: Any, live_sandbox: tuple[Sandbox, str, Qontak]
+) -> None:
+    from qontak.sandbox._api import synthetic_sends
+
+    from .examples import TEXT
+
+    box, url, client = live_sandbox
+    # More than one page of the feed (the page asks for 500 at a time), straight into the store.
+    box.store.add_sends(
+        synthetic_sends(box, TEXT, 1200, start=START - 3600, step=1, client_id=SANDBOX_CLIENT_ID)
+    )
+    page.goto(url + "/")
+    page.wait_for_selector("html[data-messages='1200']")
+    assert page.get_by_test_id("recipient").count() == 1200
+    box.reset()
+    page.wait_for_selector("html[data-messages='0']")
+    assert page.get_by_text("Nothing sent yet").is_visible()
+    template = client.templates.find("order_update", language="id")
+    channel = client.channels.list()[0]
+    sent = client.broadcasts.send_direct(
+        messages.text(BUDI, {"name": "Budi", "order": "tas"}, template=template, channel=channel)
+    )
+    _bubble(page, box, sent.id).wait_for()
+    assert page.get_by_test_id("recipient").count() == 1

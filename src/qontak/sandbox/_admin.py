@@ -277,7 +277,22 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
     """The ``/_sandbox`` routes of one sandbox."""
 
     async def messages(request: Request) -> Response:
-        return JSONResponse({"data": sandbox.messages()})
+        # ?after=<seq>: the inbox's incremental feed (._feed); without it, everything.
+        from ._api import offload
+        from ._feed import DEFAULT_FEED_LIMIT, inbox_feed
+
+        params = request.query_params
+        if "after" not in params:
+            return await offload(lambda: JSONResponse({"data": sandbox.messages()}))
+        try:
+            after, limit = int(params["after"]), int(params.get("limit") or DEFAULT_FEED_LIMIT)
+        except ValueError:
+            after = limit = -1
+        if not 0 <= after < 2**63 or limit < 1:
+            return _bad("after must be a whole number >= 0 and limit one >= 1")
+        feed = params.get("feed") or None
+        body = await offload(inbox_feed, sandbox, after, limit, feed)
+        return Response(body, media_type="application/json")
 
     async def reset(request: Request) -> Response:
         refused = _refuse_cross_site(request)

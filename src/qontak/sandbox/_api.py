@@ -18,16 +18,30 @@ List filters:
   ``execute_types[]``, ``order_direction`` (default ``desc``: newest first).
 - ``GET /broadcasts/{id}/whatsapp/log``: oldest first.
 
-All of them paginate as described in :mod:`._pagination`.
+All of them paginate as described in :mod:`._pagination`, filtered, counted and cut in SQL
+(:mod:`._store`), so a request costs its page, not the size of the store.
+
+**Off the event loop.** Each handler does its SQLite work, and the JSON decoding and view
+building around it, in one call to :func:`anyio.to_thread.run_sync`: one thread hop per
+request, whichever event loop serves the app (uvicorn's, or the in-process transports'). The
+store serialises SQL on its own lock and holds it only for the SQL, so a long page (or the
+webhook poller) never stalls the loop that accepts the other requests. anyio's shared worker
+pool rather than one dedicated thread: the pool belongs to whichever loop runs the app (a
+sandbox may be served by uvicorn and an in-process transport at once), needs no start/stop
+of its own, and lets the decoding and rendering of two requests overlap while SQL stays
+one-at-a-time under the lock.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,16 +50,23 @@ from ._catalog import CATEGORIES, LANGUAGE, LANGUAGES
 from ._delivery import error_for_number, iso, new_wamid
 from ._faults import API_PREFIX
 from ._json import InvalidJson, parse_json
-from ._pagination import PaginationError, paginate
-from ._store import MessageRow
+from ._pagination import PageRequest, PaginationError, page_request, paginate
+from ._store import BroadcastFilter, MessageRow, ObjectFilter
 from ._uploads import receive_upload
 from ._validation import SendRejected, ValidSend, check_send
-from ._views import log_row
+from ._views import broadcast_view, log_row
 
 if TYPE_CHECKING:
     from . import Sandbox
 
-__all__ = ["api_routes", "error_response", "success"]
+__all__ = ["api_routes", "error_response", "offload", "success", "synthetic_sends"]
+
+R = TypeVar("R")
+
+
+async def offload(fn: Callable[..., R], *args: Any) -> R:
+    """Run blocking store work in a worker thread, keeping the event loop free."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args))
 
 
 def success(data: Any, meta: dict[str, Any] | None = None, status: int = 200) -> JSONResponse:
@@ -89,8 +110,11 @@ def _parse_day(value: str, *, end: bool) -> float:
     return moment.timestamp()
 
 
-def _epoch(iso_text: str) -> float:
-    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+def _pages(request: Request) -> PageRequest | Response:
+    try:
+        return page_request(request.query_params)
+    except PaginationError as exc:
+        return error_response(422, [str(exc)])
 
 
 class _Api:
@@ -107,60 +131,59 @@ class _Api:
             return error_response(422, [str(exc)])
         return success(page, meta)
 
+    async def _objects(self, request: Request, table: str, filters: ObjectFilter) -> Response:
+        pages = _pages(request)
+        if isinstance(pages, Response):
+            return pages
+        # Channels and templates are few: plain positions (a keyset anchor is not theirs).
+        count = pages.end - pages.start
+        items, total = await offload(self.store.page_objects, table, filters, pages.start, count)
+        return success(items, pages.meta(total))
+
     # -- integrations ---------------------------------------------------------------------
     async def integrations(self, request: Request) -> Response:
         """``GET /integrations``"""
-        items = self.store.list_objects("channels")
         channels = _multi(request, "target_channel")
-        if channels:
-            items = [c for c in items if c.get("target_channel") in channels]
         query = (request.query_params.get("query") or "").lower()
-        if query:
-            items = [
-                c
-                for c in items
-                if query in str((c.get("settings") or {}).get("account_name", "")).lower()
-            ]
-        return self._page(request, items)
+        filters = ObjectFilter(
+            exact={"$.target_channel": channels} if channels else {},
+            contains={"$.settings.account_name": query} if query else {},
+        )
+        return await self._objects(request, "channels", filters)
 
     async def integration(self, request: Request) -> Response:
         """``GET /integrations/{id}``"""
-        channel = self.store.get_object("channels", request.path_params["id"])
+        channel = await offload(self.store.get_object, "channels", request.path_params["id"])
         return _not_found() if channel is None else success(channel)
 
     # -- templates ------------------------------------------------------------------------
     async def templates(self, request: Request) -> Response:
         """``GET /templates/whatsapp``"""
         params = request.query_params
-        items = self.store.list_objects("templates")
         query = (params.get("query") or "").lower()
-        if query:
-            items = [t for t in items if query in str(t.get("name", "")).lower()]
         statuses = _multi(request, "statuses") + _multi(request, "status")
-        if statuses:
-            wanted = {s.upper() for s in statuses}
-            items = [t for t in items if str(t.get("status", "")).upper() in wanted]
-        categories = {c.upper() for c in _multi(request, "category")}
-        if categories:
-            items = [t for t in items if str(t.get("category", "")).upper() in categories]
-        excluded = {c.upper() for c in _multi(request, "excluded_category")}
-        if excluded:
-            items = [t for t in items if str(t.get("category", "")).upper() not in excluded]
+        categories = _multi(request, "category")
+        excluded = _multi(request, "excluded_category")
         language = params.get("language")
-        if language:
-            items = [t for t in items if t.get("language") == language]
         hsm = _flag(params.get("hsm_chat"))
-        if hsm is not None:
-            items = [
-                t for t in items if str(t.get("name", "")).endswith("_hsm_chat_expired") is hsm
-            ]
-        if params.get("order_direction") == "desc":
-            items.reverse()
-        return self._page(request, items)
+        equals: dict[str, Sequence[str]] = {}
+        if statuses:
+            equals["$.status"] = statuses
+        if categories:
+            equals["$.category"] = categories
+        filters = ObjectFilter(
+            equals=equals,
+            excluded={"$.category": excluded} if excluded else {},
+            contains={"$.name": query} if query else {},
+            exact={"$.language": [language]} if language else {},
+            suffix=None if hsm is None else ("$.name", "_hsm_chat_expired", hsm),
+            newest_first=params.get("order_direction") == "desc",
+        )
+        return await self._objects(request, "templates", filters)
 
     async def template(self, request: Request) -> Response:
         """``GET /templates/{id}/whatsapp``"""
-        template = self.store.get_object("templates", request.path_params["id"])
+        template = await offload(self.store.get_object, "templates", request.path_params["id"])
         return _not_found() if template is None else success(template)
 
     async def categories(self, request: Request) -> Response:
@@ -199,6 +222,10 @@ class _Api:
         raw = await self._read_body(request)
         if isinstance(raw, Response):
             return raw
+        client_id: str = request.state.client_id
+        return await offload(self._send, raw, client_id)
+
+    def _send(self, raw: bytes, client_id: str) -> Response:
         try:
             payload = parse_json(raw)
         except InvalidJson:
@@ -212,7 +239,6 @@ class _Api:
             )
         except SendRejected as exc:
             return error_response(exc.status, exc.messages)
-        client_id: str = request.state.client_id
         broadcast = self.sandbox.record_send(valid, client_id, payload)
         return success(broadcast, status=201)
 
@@ -220,55 +246,59 @@ class _Api:
     async def broadcasts(self, request: Request) -> Response:
         """``GET /broadcasts/whatsapp``"""
         params = request.query_params
-        stored = self.store.list_broadcasts()
         try:
-            if params.get("start_date"):
-                start = _parse_day(params["start_date"], end=False)
-                stored = [b for b in stored if _epoch(b["created_at"]) >= start]
-            if params.get("end_date"):
-                end = _parse_day(params["end_date"], end=True)
-                stored = [b for b in stored if _epoch(b["created_at"]) <= end]
+            since = (
+                _parse_day(params["start_date"], end=False) if params.get("start_date") else None
+            )
+            until = _parse_day(params["end_date"], end=True) if params.get("end_date") else None
         except ValueError:
             return error_response(422, ["start_date or end_date is invalid"])
-        query = (params.get("query") or "").lower()
-        if query:
-            stored = [b for b in stored if query in str(b.get("name", "")).lower()]
-        channels = _multi(request, "target_channel")
-        if channels:
-            stored = [b for b in stored if b.get("target_channel") in channels]
-        types = _multi(request, "execute_types")
-        if types:
-            stored = [b for b in stored if b.get("execute_type") in types]
-        if params.get("order_direction", "desc") != "asc":
-            stored.reverse()
-        try:
-            page, meta = paginate(stored, params)
-        except PaginationError as exc:
-            return error_response(422, [str(exc)])
-        views = [self.sandbox.broadcast_view(b, detail=False) for b in page]
-        return success(views, meta)
+        pages = _pages(request)
+        if isinstance(pages, Response):
+            return pages
+        filters = BroadcastFilter(
+            since=since,
+            until=until,
+            name_contains=params.get("query") or "",
+            target_channels=_multi(request, "target_channel"),
+            execute_types=_multi(request, "execute_types"),
+            newest_first=params.get("order_direction", "desc") != "asc",
+        )
+        return await offload(self._broadcast_page, filters, pages)
+
+    def _broadcast_page(self, filters: BroadcastFilter, pages: PageRequest) -> Response:
+        stored, total, seqs = self.store.page_broadcasts(filters, pages)
+        rows = self.store.messages_of([b["id"] for b in stored])
+        now = self.sandbox.now()
+        delays = self.sandbox.config.delivery_delays
+        views = [broadcast_view(b, rows[b["id"]], now, delays, detail=False) for b in stored]
+        return success(views, pages.meta(total, seqs))
 
     async def broadcast(self, request: Request) -> Response:
         """``GET /broadcasts/{id}/whatsapp``"""
-        stored = self.store.get_broadcast(request.path_params["id"])
+        return await offload(self._broadcast, request.path_params["id"])
+
+    def _broadcast(self, broadcast_id: str) -> Response:
+        stored = self.store.get_broadcast(broadcast_id)
         if stored is None:
             return _not_found()
         return success(self.sandbox.broadcast_view(stored, detail=True))
 
     async def broadcast_log(self, request: Request) -> Response:
         """``GET /broadcasts/{id}/whatsapp/log``"""
-        broadcast_id = request.path_params["id"]
+        pages = _pages(request)
+        if isinstance(pages, Response):
+            return pages
+        return await offload(self._log_page, request.path_params["id"], pages)
+
+    def _log_page(self, broadcast_id: str, pages: PageRequest) -> Response:
         if self.store.get_broadcast(broadcast_id) is None:
             return _not_found()
-        rows: list[MessageRow] = self.store.messages(broadcast_id)
-        try:
-            page, meta = paginate(rows, request.query_params)
-        except PaginationError as exc:
-            return error_response(422, [str(exc)])
+        rows, total, seqs = self.store.page_messages(broadcast_id, pages)
         now = self.sandbox.now()
         delays = self.sandbox.config.delivery_delays
         org = self.sandbox.organization_id
-        return success([log_row(r, now, delays, org) for r in page], meta)
+        return success([log_row(r, now, delays, org) for r in rows], pages.meta(total, seqs))
 
     # -- uploads --------------------------------------------------------------------------
     async def upload(self, request: Request) -> Response:
@@ -360,3 +390,41 @@ def broadcast_record(
         "channel_account_name": settings.get("account_name"),
         "channel_phone_number": str(settings.get("phone_number") or "").lstrip("+"),
     }
+
+
+def synthetic_sends(
+    sandbox: Sandbox,
+    payload: dict[str, Any],
+    count: int,
+    *,
+    start: float,
+    step: float,
+    client_id: str,
+) -> Iterator[tuple[dict[str, Any], str, MessageRow]]:
+    """``count`` accepted sends of ``payload`` (validated once, as the API would), accepted
+    ``step`` seconds apart from ``start``, numbers and names varied; for
+    :meth:`Store.add_sends <._store.Store.add_sends>` to fill a store fast (benchmarks, tests).
+    """
+    store = sandbox.store
+    valid = check_send(
+        payload,
+        find_template=lambda i: store.get_object("templates", i),
+        find_channel=lambda i: store.get_object("channels", i),
+    )
+    organization_id = sandbox.organization_id
+    sender = store.sender(client_id)
+    base = int(valid.to_number[:-6] + "000000")
+    for i in range(count):
+        number = str(base + 200_000 + i % 700_000)  # never a magic (error) number
+        one = replace(valid, to_number=number, to_name=f"{valid.to_name} {i}")
+        at = start + i * step
+        broadcast_id = str(uuid.uuid4())
+        record = broadcast_record(
+            one,
+            broadcast_id=broadcast_id,
+            payload={**payload, "name": f"{payload.get('name') or 'campaign'} {i}"},
+            organization_id=organization_id,
+            sender=sender,
+            now=at,
+        )
+        yield record, client_id, new_message(one, broadcast_id, at)

@@ -32,6 +32,13 @@ the others are reported later by a status webhook, after a ``wamid`` was issued.
 The log row then has ``status: "failed"``, ``whatsapp_error_message`` = the error's details
 and ``messages_response = {"code": "400", "meta": {…}, "errors": [{"code", "title",
 "details"}]}``.
+
+**Due-time index.** Reading a status never needs the store: :func:`status_history` is a pure
+function of the clock. Consumers of *changes* (the inbox's ``?after=`` feed, the webhook
+poller) need each change once, in order, without re-reading every message; for them the store
+keeps each message's last status and the time its next one is due (``None`` once final), and
+:func:`advance_status` moves one message on. Only messages whose due time has passed are ever
+touched, so a poll costs what changed, not what is stored.
 """
 
 from __future__ import annotations
@@ -46,10 +53,12 @@ __all__ = [
     "MAGIC_ERRORS",
     "STATUSES",
     "WhatsAppError",
+    "advance_status",
     "error_for_number",
     "iso",
     "new_wamid",
     "status_history",
+    "status_schedule",
 ]
 
 #: Every status a log row can have, in Qontak's ``message_status_count`` key order.
@@ -172,6 +181,16 @@ def iso(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def status_schedule(
+    accepted_at: float, delays: tuple[float, float, float], error: WhatsAppError | None
+) -> list[tuple[str, float]]:
+    """Every status the message will ever reach, oldest first, with the time it reaches it."""
+    if error is not None:
+        return [("pending", accepted_at), ("failed", accepted_at + delays[0])]
+    steps = zip(("sent", "delivered", "read"), delays, strict=True)
+    return [("pending", accepted_at), *((status, accepted_at + delay) for status, delay in steps)]
+
+
 def status_history(
     accepted_at: float,
     now: float,
@@ -179,15 +198,28 @@ def status_history(
     error: WhatsAppError | None,
 ) -> list[tuple[str, float]]:
     """Every status the message has reached by ``now``, oldest first, with its time."""
-    history: list[tuple[str, float]] = [("pending", accepted_at)]
-    if error is not None:
-        failed_at = accepted_at + delays[0]
-        if now >= failed_at:
-            history.append(("failed", failed_at))
-        return history
-    for status, delay in zip(("sent", "delivered", "read"), delays, strict=True):
-        at = accepted_at + delay
-        if now < at:
-            break
-        history.append((status, at))
-    return history
+    schedule = status_schedule(accepted_at, delays, error)
+    return [schedule[0], *(step for step in schedule[1:] if now >= step[1])]
+
+
+def advance_status(
+    status: str,
+    accepted_at: float,
+    delays: tuple[float, float, float],
+    error: WhatsAppError | None,
+    now: float,
+) -> tuple[list[tuple[str, float]], str, float | None]:
+    """Move a message on from its stored ``status`` to where the clock says it is by ``now``.
+
+    Returns the statuses reached since ``status`` (oldest first, with their times), the status
+    it is now in, and when its next status is due (None once it is final).
+    """
+    schedule = status_schedule(accepted_at, delays, error)
+    names = [name for name, _ in schedule]
+    position = names.index(status) if status in names else 0
+    reached: list[tuple[str, float]] = []
+    for step in schedule[position + 1 :]:
+        if now < step[1]:
+            return reached, (reached[-1][0] if reached else schedule[position][0]), step[1]
+        reached.append(step)
+    return reached, schedule[-1][0], None

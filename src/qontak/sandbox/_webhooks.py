@@ -1,9 +1,12 @@
 """Optional webhook callbacks: POST each message status change to ``webhook_url``.
 
 Statuses are computed lazily from the clock, so changes are found by polling: every
-``webhook_poll_seconds`` a background thread (started with the server) looks for statuses
-reached but not yet posted, and posts each once, in order. Tests with a fake clock call
-:meth:`WebhookDispatcher.deliver_due` directly instead.
+``webhook_poll_seconds`` a background thread (started with the server) reads the change feed
+(:meth:`Store.events_after <._store.Store.events_after>`) past its **high-water mark** — the
+number of the last change it has dealt with, kept in the store's ``meta`` so a restart on
+the same database goes on where it stopped — and posts each status once, in order. A poll
+therefore reads only what changed since the last one, never every message. Tests with a
+fake clock call :meth:`WebhookDispatcher.deliver_due` directly instead.
 
 Payload: Qontak's message-interaction object (spec §5) for an outbound campaign message,
 ``is_campaign: true``, ``sender_type: "Models::SystemAccount"``, ``participant_type:
@@ -15,7 +18,8 @@ POST is retried per message with exponential backoff (:mod:`._interactions`).
 The polling thread must outlive anything a poll runs into, since nothing would restart it:
 a message removed by a reset while a poll is under way is skipped, a status whose payload
 cannot be encoded as JSON is logged and skipped for good, and any other error is logged and
-the next poll tries again. Each poll reads the messages once.
+the next poll tries again. The mark moves past a change only once it is posted or skipped
+for good, so a receiver that is down gets the same change again on the next poll.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._delivery import iso
 from ._interactions import RetryQueue, status_url
-from ._store import MessageRow
+from ._store import Event, MessageRow
 from ._views import message_state
 
 if TYPE_CHECKING:
@@ -38,7 +43,16 @@ if TYPE_CHECKING:
 
 __all__ = ["WebhookDispatcher"]
 
+
+def _nothing(message_id: str, status: str) -> None:
+    """Posted statuses need no record: the high-water mark is already past them."""
+
+
 _log = logging.getLogger(__name__)
+
+#: Changes read from the feed per query.
+_BATCH = 500
+_MARK = "webhook_hwm"
 
 
 class WebhookDispatcher:
@@ -92,15 +106,18 @@ class WebhookDispatcher:
             body["error"] = state.error.to_dict()
         return body
 
-    def due(self) -> list[tuple[MessageRow, str, float]]:
-        """``(message, status, time)`` reached so far (``pending`` never is), posted or not."""
+    @property
+    def high_water_mark(self) -> int:
+        """Number of the last change posted (or skipped for good)."""
+        return int(self.sandbox.store.get_meta(_MARK) or 0)
+
+    def due(self, limit: int = _BATCH) -> list[Event]:
+        """Up to ``limit`` changes past the high-water mark (``pending`` included: it is
+        never posted), oldest first."""
         sandbox = self.sandbox
-        now = sandbox.now()
-        out: list[tuple[MessageRow, str, float]] = []
-        for row in sandbox.store.messages():
-            state = message_state(row, now, sandbox.config.delivery_delays)
-            out.extend((row, status, at) for status, at in state.history if status != "pending")
-        return out
+        return sandbox.store.events_after(
+            self.high_water_mark, limit, sandbox.now(), sandbox.config.delivery_delays
+        )
 
     def deliver_due(self, client: httpx.Client | None = None) -> int:
         """Post every due status change once; returns how many were posted."""
@@ -121,34 +138,52 @@ class WebhookDispatcher:
             return response.status_code < 300
 
         try:
-            posted = self.retries.flush(
-                post, still_due=store.webhook_due, done=store.mark_webhook_sent
-            )
-            for row, status, at in self.due():
-                if not store.webhook_due(row.id, status):
-                    continue
-                try:
-                    # Encoded here, strictly, so a bad payload is this status's problem only.
-                    body = json.dumps(self.payload(row, status, at), allow_nan=False)
-                except (TypeError, ValueError):
-                    _log.exception(
-                        "webhook for message %s (%s) cannot be encoded; skipped", row.id, status
-                    )
-                    store.mark_webhook_sent(row.id, status)
-                    continue
-                if self.retries.holds(row.id):
-                    # Behind an earlier status of the same message: order per message kept.
-                    self.retries.defer(row.id, status, body, failed=False)
-                elif post(body):
-                    store.mark_webhook_sent(row.id, status)
-                    posted += 1
-                else:
-                    # Backoff for this message only; the others go on.
-                    self.retries.defer(row.id, status, body, failed=True)
+            # Earlier failures whose backoff has passed go first (each message in order).
+            posted = self.retries.flush(post, still_due=self._still_due, done=_nothing)
+            while True:
+                batch = self.due()
+                for event in batch:
+                    posted += self._deliver(event, post)
+                    # The change is dealt with: posted, needing no post, or owned by the
+                    # retry queue (in memory: a sandbox restart re-reads nothing before it).
+                    store.set_meta(_MARK, str(event.seq))
+                if len(batch) < _BATCH:
+                    return posted
         finally:
             if own:
                 http.close()
-        return posted
+
+    def _still_due(self, message_id: str, status: str) -> bool:
+        """A deferred status is still worth posting unless a reset removed its message."""
+        return self.sandbox.store.has_message(message_id)
+
+    def _deliver(self, event: Event, post: Callable[[str], bool]) -> int:
+        """Post one change now, or leave it to the retry queue; 1 when posted."""
+        store = self.sandbox.store
+        row = event.message
+        if row is None or event.status == "pending":
+            return 0
+        if store.posted_before_upgrade(row.id, event.status):
+            return 0
+        try:
+            # Encoded here, strictly, so a bad payload is this status's problem only.
+            body = json.dumps(self.payload(row, event.status, event.at), allow_nan=False)
+        except (TypeError, ValueError):
+            _log.exception(
+                "webhook for message %s (%s) cannot be encoded; skipped", row.id, event.status
+            )
+            return 0
+        if not store.event_exists(event.seq):
+            return 0  # a reset removed the message while this poll was posting
+        if self.retries.holds(row.id):
+            # Behind an earlier status of the same message: order per message kept.
+            self.retries.defer(row.id, event.status, body, failed=False)
+            return 0
+        if post(body):
+            return 1
+        # Backoff for this message only; the others go on.
+        self.retries.defer(row.id, event.status, body, failed=True)
+        return 0
 
     def start(self) -> None:
         """Poll in a daemon thread until :meth:`stop` (once a URL is known)."""

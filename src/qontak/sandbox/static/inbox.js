@@ -1,6 +1,10 @@
 /* Qontak sandbox web inbox.
  *
- * Polls GET /_sandbox/messages (same origin) and shows every message the sandbox accepted the way
+ * Polls GET /_sandbox/messages?after=<seq> (same origin): each answer holds only the messages that
+ * changed since the last one (new, or moved on to another status) and the seq to ask from next, so
+ * an open tab costs the sandbox what changed, not what it stores (see qontak/sandbox/_feed.py). A
+ * first load catches up in pages ("more": true) before drawing. A feed that answers without a seq
+ * (a plain {"data": [...]} snapshot) is taken whole each time. The page shows every message the sandbox accepted the way
  * WhatsApp shows a template message to its recipient: header media, body with WhatsApp formatting,
  * footer, time, status ticks and buttons. Everything is built with DOM nodes and textContent, never
  * innerHTML with data, so nothing a sender puts in a variable can run in this page.
@@ -14,6 +18,7 @@
   var POLL_MS = 500;
   var POLL_HIDDEN_MS = 2000;
   var FEED_URL = "/_sandbox/messages";
+  var FEED_LIMIT = 500;
   var SVG_NS = "http://www.w3.org/2000/svg";
 
   // ---------------------------------------------------------------- icons (inline SVG, no files)
@@ -480,7 +485,12 @@
 
   // ------------------------------------------------------------------------------------ state
   var state = {
-    messages: [],
+    messages: [],          // oldest first (order of acceptance)
+    index: {},             // message id -> position in messages
+    cursor: 0,             // the feed's seq: what the next poll asks from
+    feed: null,            // the feed's id; a new one after a sandbox reset
+    pending: false,        // catching up: more pages to read before drawing
+    dirty: false,          // changes read while catching up, not drawn yet
     byNumber: {},          // number -> {number, name, messages[]}
     order: [],             // numbers, most recent first
     selected: null,        // number shown on the right
@@ -691,23 +701,77 @@
     conn.textContent = ok ? "Live · " + detail : "Reconnecting… " + detail;
   }
 
-  function apply(text) {
-    if (text === state.lastText) return;
-    var payload = JSON.parse(text);
-    var messages = Array.isArray(payload) ? payload : payload && Array.isArray(payload.data) ? payload.data : [];
-    state.lastText = text;
-    state.messages = messages;
-    var grouped = groupMessages(messages);
+  function regroup() {
+    var grouped = groupMessages(state.messages);
     state.byNumber = grouped.byNumber;
     state.order = grouped.order;
     render();
-    document.documentElement.setAttribute("data-messages", String(messages.length));
+    document.documentElement.setAttribute("data-messages", String(state.messages.length));
+  }
+
+  function reindex() {
+    state.index = {};
+    state.messages.forEach(function (m, i) { state.index[str(m.id)] = i; });
+  }
+
+  /** A whole snapshot: {"data": [every message]}. */
+  function applySnapshot(text, payload) {
+    if (text === state.lastText) return;
+    state.lastText = text;
+    state.messages = Array.isArray(payload) ? payload : payload && Array.isArray(payload.data) ? payload.data : [];
+    reindex();
+    regroup();
+  }
+
+  /** Changes since the last poll: new messages are added, changed ones replaced in place. */
+  function applyChanges(payload) {
+    if (payload.reset) {
+      state.messages = [];
+      state.index = {};
+    }
+    var unsorted = false;
+    payload.data.forEach(function (m) {
+      var id = str(m.id);
+      var at = state.index[id];
+      if (at === undefined) {
+        var last = state.messages[state.messages.length - 1];
+        if (last && !(m.order > last.order)) unsorted = true;
+        state.index[id] = state.messages.length;
+        state.messages.push(m);
+      } else {
+        state.messages[at] = m;
+      }
+    });
+    if (unsorted) {
+      state.messages.sort(function (a, b) { return a.order - b.order; });
+      reindex();
+    }
+    state.cursor = payload.seq;
+    state.feed = payload.feed;
+    state.pending = !!payload.more;
+    if (!state.pending && (payload.data.length || payload.reset || state.dirty)) {
+      state.dirty = false;
+      regroup();
+    } else if (state.pending && payload.data.length) {
+      state.dirty = true;  // drawn once the catching up is done
+    }
+  }
+
+  function apply(text) {
+    var payload = JSON.parse(text);
+    if (payload && typeof payload.seq === "number" && Array.isArray(payload.data)) applyChanges(payload);
+    else applySnapshot(text, payload);
+  }
+
+  function feedUrl() {
+    var url = FEED_URL + "?after=" + encodeURIComponent(String(state.cursor)) + "&limit=" + FEED_LIMIT;
+    return state.feed ? url + "&feed=" + encodeURIComponent(state.feed) : url;
   }
 
   var timer = null;
   function poll() {
     timer = null;
-    fetch(FEED_URL, { cache: "no-store", headers: { Accept: "application/json" } })
+    fetch(feedUrl(), { cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.text();
@@ -718,6 +782,7 @@
         setConnection(true, n + " message" + (n === 1 ? "" : "s"));
       })
       .catch(function (err) {
+        state.pending = false;
         setConnection(false, "(" + (err && err.message ? err.message : "offline") + ")");
       })
       .then(schedule);
@@ -725,7 +790,7 @@
 
   function schedule() {
     if (timer) clearTimeout(timer);
-    timer = setTimeout(poll, document.hidden ? POLL_HIDDEN_MS : POLL_MS);
+    timer = setTimeout(poll, state.pending ? 0 : document.hidden ? POLL_HIDDEN_MS : POLL_MS);
   }
 
   function start() {
