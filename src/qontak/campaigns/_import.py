@@ -195,6 +195,8 @@ def _checked(
         if fast
         else None
     )
+    # A handful of zone sets cover a whole file (they follow the number's prefix).
+    zone_keys: dict[tuple[str, ...], str] = {}
     for line, values in records:
         if "\0error" in values:
             yield [Reject(line, "row", values["\0error"], "invalid_row")]
@@ -241,12 +243,11 @@ def _checked(
         if problems:
             yield [Reject(line, p.field, p.reason, p.code, to_number) for p in problems]
             continue
+        key = zone_keys.get(zones)
+        if key is None:
+            key = zone_keys[zones] = zones_key(zones)
         yield NewRow(
-            line=line,
-            to_number=to_number,
-            to_name=to_name,
-            parameters=parameters,
-            zones=zones_key(zones),
+            line=line, to_number=to_number, to_name=to_name, parameters=parameters, zones=key
         )
 
 

@@ -199,33 +199,42 @@ class RowShape:
             self._hydrated_slots.append(keys[m.group(1)])
         if "header" in parameters:
             parameters = {**parameters, "header": _HEADER}
-        return self._compile(parameters, sentinels)
+        expression = self._source(parameters, sentinels)
+        if expression is None:
+            return None
+        # The parameters of a row as one Python expression of literals and slot lookups,
+        # compiled once: building a row's dict is then a single call (a recursive builder
+        # cost a fifth of the import). Constants are repr()s of JSON values (str, int,
+        # bool, None), which read back as equal values.
+        make: _Make = eval(f"lambda values, header: {expression}", {"__builtins__": {}})
+        return make
 
-    def _compile(self, node: Any, sentinels: dict[str, int]) -> _Make | None:
+    def _source(self, node: Any, sentinels: dict[str, int]) -> str | None:
         if node is _HEADER:
-            return lambda values, header: header
+            return "header"
         if isinstance(node, str):
             if node in sentinels:
                 k = sentinels[node]
                 self._slots[k].occurrences += 1
-                return lambda values, header: values[k]
+                return f"values[{k}]"
             if any(s in node for s in sentinels):
                 return None
-            return lambda values, header: node
+            return repr(node)
         if isinstance(node, dict):
-            items = [(key, self._compile(value, sentinels)) for key, value in node.items()]
-            if any(f is None for _, f in items):
-                return None
-            pairs = [(key, f) for key, f in items if f is not None]
-            return lambda values, header: {key: f(values, header) for key, f in pairs}
+            items = []
+            for key, value in node.items():
+                part = self._source(value, sentinels)
+                if part is None or not isinstance(key, str):
+                    return None
+                items.append(f"{key!r}: {part}")
+            return "{" + ", ".join(items) + "}"
         if isinstance(node, list):
-            parts = [self._compile(value, sentinels) for value in node]
-            fs = [f for f in parts if f is not None]
-            if len(fs) != len(parts):
+            parts = [self._source(value, sentinels) for value in node]
+            if any(p is None for p in parts):
                 return None
-            return lambda values, header: [f(values, header) for f in fs]
-        if node is None or isinstance(node, bool | int | float):
-            return lambda values, header: node
+            return "[" + ", ".join(p for p in parts if p is not None) + "]"
+        if node is None or isinstance(node, bool | int):
+            return repr(node)
         return None
 
     def learn_header(self, values: dict[str, str], header: Any) -> None:
