@@ -205,7 +205,7 @@ def _column_values(column: str, i: int) -> str:
         "fname": FILENAMES,
     }
     pool = pools[column]
-    stride = {"phone": 1, "nama": 3, "v1": 5, "v2": 7, "v3": 11, "b": 2, "media": 3, "fname": 5}[
+    stride = {"phone": 1, "nama": 3, "v1": 7, "v2": 11, "v3": 13, "b": 3, "media": 3, "fname": 5}[
         column
     ]
     # Mostly good values (the pool's first), the rest cycling through every bad one.
@@ -259,26 +259,33 @@ def _shape(template: Template, mapping: ColumnMap) -> RowShape | None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_shape_gives_what_the_sdk_gives_on_varied_rows(
-    name: str, templates: dict[str, Template]
+    name: str, templates: dict[str, Template], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     template = templates[name]
     columns = list(CASES[name])
     mapping = resolve_mapping(columns, template, CASES[name])
     records = _varied_rows(columns, 240)
+    taken = []
+    build = RowShape.build
+
+    def counting(shape: RowShape, values: dict[str, str]) -> Any:
+        result = build(shape, values)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(RowShape, "build", counting)
     fast = _run(records, template, mapping, fast=True)
     slow = _run(records, template, mapping, fast=False)
     assert fast == slow
-    shape = _shape(template, mapping)
+    good = [r for r in slow if isinstance(r, NewRow)]
     if template.is_approved:
-        # The comparison means something: most good rows took the fast path.
-        assert shape is not None
-        good = [r for r in slow if isinstance(r, NewRow)]
+        # The comparison means something: good and bad rows, most good ones fast (a media
+        # header goes fast once the SDK has found that header clean in an earlier row).
         assert good and any(isinstance(r, list) for r in slow)
-        if template.header_format is None:
-            taken = sum(shape.build(values) is not None for _, values in records)
-            assert taken >= len(good) * 0.9, (taken, len(good))
+        assert sum(taken) >= len(good) * (0.6 if template.has_media_header else 0.9)
     else:
-        assert shape is None  # not approved: every row is checked by the SDK and says so
+        # Not approved: no shape, every row is checked by the SDK and says so.
+        assert _shape(template, mapping) is None and not any(taken)
 
 
 def test_the_shape_keeps_windows_and_timezones_as_the_sdk_path_does(
