@@ -321,7 +321,7 @@ _ROW_VALUES = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     name=st.sampled_from(sorted(CASES)),
     rows=st.lists(_ROW_VALUES, min_size=1, max_size=8),
