@@ -138,6 +138,8 @@ _CAMPAIGN_FIELDS = {
     "window": "send_window",
 }
 _BATCH = 500
+#: The stored form of a row's parameters (compact, non-ASCII kept): one encoder for all rows.
+_JSON_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def default_db_path() -> Path:
@@ -322,29 +324,79 @@ class SQLiteStore:
     # -- rows -----------------------------------------------------------------------------
     def add_rows(self, campaign_id: str, rows: Sequence[NewRow]) -> list[tuple[NewRow, int]]:
         """See :meth:`.Store.add_rows`."""
+        # An import's hot loop: one executemany per batch. Which rows the unique index turns
+        # away is known beforehand when no line of the batch is in the ledger yet (always, in
+        # an import): a number the ledger holds, or one seen earlier in the batch (first wins).
         duplicates: list[tuple[NewRow, int]] = []
         with self._transaction():
+            lines = [row.line for row in rows]
+            if len(set(lines)) != len(lines) or self._held(campaign_id, "line", lines):
+                return self._add_rows_one_by_one(campaign_id, rows)
+            first = self._held(campaign_id, "to_number", [row.to_number for row in rows])
             for row in rows:
-                cur = self._db.execute(
-                    "INSERT INTO campaign_rows (campaign_id, line, to_number, to_name, "
-                    "parameters, zones, state) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
+                held = first.setdefault(row.to_number, row.line)
+                if held != row.line:
+                    duplicates.append((row, int(held)))
+            encode = _JSON_COMPACT.encode
+            pending = RowState.PENDING.value
+            self._db.executemany(
+                "INSERT INTO campaign_rows (campaign_id, line, to_number, to_name, "
+                "parameters, zones, state) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [
                     (
                         campaign_id,
                         row.line,
                         row.to_number,
                         row.to_name,
-                        json.dumps(row.parameters, ensure_ascii=False, separators=(",", ":")),
+                        encode(row.parameters),
                         row.zones,
-                        RowState.PENDING.value,
-                    ),
-                )
-                if cur.rowcount == 0:
-                    first = self._db.execute(
-                        "SELECT line FROM campaign_rows WHERE campaign_id = ? AND to_number = ?",
-                        (campaign_id, row.to_number),
-                    ).fetchone()
-                    duplicates.append((row, int(first[0]) if first else row.line))
+                        pending,
+                    )
+                    for row in rows
+                ],
+            )
+        return duplicates
+
+    def _held(self, campaign_id: str, column: str, values: Sequence[Any]) -> dict[Any, int]:
+        """``{value: line}`` of the campaign's rows whose ``column`` is one of ``values``."""
+        found: dict[Any, int] = {}
+        for start in range(0, len(values), _BATCH):
+            chunk = list(values[start : start + _BATCH])
+            found.update(
+                self._db.execute(
+                    f"SELECT {column}, line FROM campaign_rows WHERE campaign_id = ? "
+                    f"AND {column} IN ({_marks(len(chunk))})",
+                    [campaign_id, *chunk],
+                ).fetchall()
+            )
+        return found
+
+    def _add_rows_one_by_one(
+        self, campaign_id: str, rows: Sequence[NewRow]
+    ) -> list[tuple[NewRow, int]]:
+        duplicates: list[tuple[NewRow, int]] = []
+        for row in rows:
+            cur = self._db.execute(
+                "INSERT INTO campaign_rows (campaign_id, line, to_number, to_name, "
+                "parameters, zones, state) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (
+                    campaign_id,
+                    row.line,
+                    row.to_number,
+                    row.to_name,
+                    _JSON_COMPACT.encode(row.parameters),
+                    row.zones,
+                    RowState.PENDING.value,
+                ),
+            )
+            if cur.rowcount == 0:
+                first = self._db.execute(
+                    "SELECT line FROM campaign_rows WHERE campaign_id = ? AND to_number = ?",
+                    (campaign_id, row.to_number),
+                ).fetchone()
+                duplicates.append((row, int(first[0]) if first else row.line))
         return duplicates
 
     def add_rejects(self, campaign_id: str, rejects: Sequence[Reject]) -> None:
