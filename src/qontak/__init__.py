@@ -13,6 +13,7 @@ from ._client import AsyncQontak, Qontak
 from ._config import ENVIRONMENTS, Secret
 from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule
 from ._retry import RetryPolicy
+from ._shared_ratelimit import SharedRateLimiter
 from ._version import __version__ as __version__
 from .compat import QontakClient
 from .errors import (
@@ -118,6 +119,7 @@ __all__ = [
     "Secret",
     "SentQuery",
     "SentSearch",
+    "SharedRateLimiter",
     "Template",
     "TemplateButton",
     "TemplateCategory",
