@@ -463,8 +463,9 @@ class _PostgresStore(_Store):
         return "extract(epoch FROM clock_timestamp())::float8"
 
     def _is_store_error(self, exc: BaseException) -> bool:
-        errors = self._psycopg
-        return isinstance(exc, errors.OperationalError | errors.InterfaceError)
+        # Any database error (a lost connection, a dropped table) reconnects once, which also
+        # recreates the tables; a second failure is reported as ours.
+        return isinstance(exc, self._psycopg.Error)
 
 
 def _open_store(url: str, setting: str) -> _Store:
