@@ -367,3 +367,54 @@ def _no_store_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("QONTAK_RATE_LIMIT_STORE", raising=False)
     monkeypatch.delenv("QONTAK_RATE_LIMITS", raising=False)
     yield
+
+
+def _freeze_inside_claim(url: str, key: str, inside: Any) -> None:
+    import qontak._shared_ratelimit as module
+
+    module._STUCK_CLAIM_SECONDS = 1.0
+
+    def hang(*args: Any) -> float:
+        inside.set()
+        time.sleep(60)
+        raise AssertionError("should have been killed")
+
+    module._earliest = hang
+    SharedRateLimiter(url, limits={"all": (Rule(2, 30.0),)}, key=key).reserve()
+
+
+def test_a_host_frozen_mid_claim_loses_its_lock(postgres: Any) -> None:
+    """A stopped process keeps its connection open (as a vanished host would until TCP gives
+    up): the server ends its transaction, and the others go ahead."""
+    url = postgres.createdb(f"rl_frozen_{os.getpid()}")
+    inside = _SPAWN.Event()
+    victim = _SPAWN.Process(target=_freeze_inside_claim, args=(url, "k", inside))
+    victim.start()
+    try:
+        assert inside.wait(60)
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGSTOP)
+        limiter = SharedRateLimiter(url, limits={"all": (Rule(2, 30.0),)}, key="k")
+        done: list[float] = []
+        t = threading.Thread(target=lambda: done.append(limiter.reserve()), daemon=True)
+        t.start()
+        t.join(20)
+        assert done == [0.0], "a frozen claim kept the budget locked"
+    finally:
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(10)
+
+
+def test_a_lost_connection_is_reopened(postgres: Any) -> None:
+    import psycopg
+
+    url = postgres.createdb(f"rl_lost_{os.getpid()}")
+    limiter = SharedRateLimiter(url, limits={"all": (Rule(5, 30.0),)}, key="k")
+    assert limiter.reserve() == 0.0
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    assert limiter.reserve() == 0.0
+    assert len(grants(url, "k")) == 2
