@@ -48,8 +48,9 @@ when the request really goes. It has no notion of a pause written by a 429 for e
 our two scopes (``send`` counted in ``all``) would be two buckets claimed one after the other,
 not atomically. The whole thing here is a few SQL statements on the two stores we already use.
 
-Fairness across processes is not first come, first served: waiters poll at the moment a slot
-frees and the first claim wins. Within the limit, nobody is refused for long.
+Unlike the in-memory limiter, waiters are not served first come, first served (neither across
+processes nor across threads of one process): each sleeps until a slot may free, and the first
+claim then wins. The limit itself is exact either way.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ _PG_SCHEMES = ("postgresql", "postgres")
 # than this (its host froze or vanished without closing the connection, which TCP may take
 # hours to notice) is ended by the server, and its lock with it.
 _STUCK_CLAIM_SECONDS = 10.0
+
+# Connections a forked child found open; see _Store._connection.
+_INHERITED: list[Any] = []
 
 # Taken while creating the tables, so two processes starting together do not race on
 # CREATE TABLE IF NOT EXISTS (which PostgreSQL does not make atomic). Any fixed number works.
@@ -235,6 +239,10 @@ class _Store:
     def _connection(self) -> Any:
         # A connection must not cross a fork: the child opens its own.
         if self._conn is None or self._pid != os.getpid():
+            if self._conn is not None:
+                # Inherited from the parent: never closed here (that would act on the parent's
+                # socket or file locks), just kept from the garbage collector.
+                _INHERITED.append(self._conn)
             self._conn = None
             self._known.clear()
             self._conn = self._connect()
@@ -368,12 +376,19 @@ class _Store:
 
         self._run(work)
 
+    def __del__(self) -> None:
+        # A store nobody uses any more closes its connection (only one this process opened).
+        if getattr(self, "_conn", None) is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self._conn.close()
+
     def close(self) -> None:
         """Close this process's connection (a later call reopens it)."""
         with self._lock:
             if self._pid == os.getpid():
                 self._drop()
-            else:
+            elif self._conn is not None:
+                _INHERITED.append(self._conn)
                 self._conn = None
 
 

@@ -287,9 +287,12 @@ def test_two_accounts_never_share_a_budget(tmp_path: Path) -> None:
     assert la.reserve() > 1.0
     assert lb.reserve() == 0.0
     # A limiter that names its key and its rules keeps both.
-    own = SharedRateLimiter(shared_url := f"sqlite:///{tmp_path / 'a.db'}", key="ops")
-    assert client(own, client_id="account-c").rate_limiter.key == "ops"  # type: ignore[union-attr]
-    assert shared_url.endswith("a.db")
+    own = SharedRateLimiter(
+        f"sqlite:///{tmp_path / 'a.db'}", key="ops", limits={"all": (Rule(3, 1.0),)}
+    )
+    kept = client(own, client_id="account-c", rate_limits="all=1/min").rate_limiter
+    assert isinstance(kept, SharedRateLimiter)
+    assert kept.key == "ops" and kept.rules["all"] == (Rule(3, 1.0),)
 
 
 def test_store_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -418,3 +421,23 @@ def test_a_lost_connection_is_reopened(postgres: Any) -> None:
         )
     assert limiter.reserve() == 0.0
     assert len(grants(url, "k")) == 2
+
+
+def _claim_in_child(limiter: SharedRateLimiter, out: Any) -> None:
+    out.put([limiter.reserve(), limiter.reserve()])
+
+
+def test_a_forked_worker_opens_its_own_connection(store_url: str) -> None:
+    """A client made before the fork (gunicorn --preload): each worker claims on its own
+    connection and the parent's keeps working."""
+    limiter = SharedRateLimiter(store_url, limits={"all": (Rule(3, 30.0),)}, key="k")
+    assert limiter.reserve() == 0.0  # the parent's connection is open
+    fork = multiprocessing.get_context("fork")
+    out = fork.Queue()
+    child = fork.Process(target=_claim_in_child, args=(limiter, out))
+    child.start()
+    assert out.get(timeout=30) == [0.0, 0.0]
+    child.join(10)
+    assert child.exitcode == 0
+    assert limiter.reserve() > 1.0  # the parent sees the child's grants on its own connection
+    assert len(grants(store_url, "k")) == 3
