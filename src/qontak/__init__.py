@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     "DEFAULT_LIMITS": "._ratelimit",
     "RateLimiter": "._ratelimit",
     "Rule": "._ratelimit",
+    "SharedRateLimiter": "._shared_ratelimit",
     "parse_rate_limits": "._ratelimit",
     "RetryPolicy": "._retry",
     "QontakClient": ".compat",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
     from ._media import check_media_file
     from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule, parse_rate_limits
     from ._retry import RetryPolicy
+    from ._shared_ratelimit import SharedRateLimiter
     from .compat import QontakClient
     from .models import (
         BodyParameter,
@@ -200,6 +202,7 @@ __all__ = [
     "Secret",
     "SentQuery",
     "SentSearch",
+    "SharedRateLimiter",
     "Template",
     "TemplateButton",
     "TemplateCategory",

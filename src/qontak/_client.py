@@ -20,12 +20,20 @@ import anyio
 import httpx
 import phonenumbers
 
-from ._config import ENV_RATE_LIMITS, Settings, resolve_rate_limits_text, resolve_settings
+from ._config import (
+    ENV_RATE_LIMIT_STORE,
+    ENV_RATE_LIMITS,
+    Settings,
+    resolve_rate_limit_store,
+    resolve_rate_limits_text,
+    resolve_settings,
+)
 from ._http import HttpTransport, async_http_client, check_pool_options, sync_http_client
 from ._logging import setup_logging
 from ._pipeline import DEFAULT_TIMEOUT, ApiRequest, ApiResponse, Pipeline
-from ._ratelimit import RateLimiter, Rule, parse_rate_limits
+from ._ratelimit import DEFAULT_LIMITS, RateLimiter, Rule, parse_rate_limits
 from ._retry import DEFAULT_RETRY, RetryPolicy
+from ._shared_ratelimit import SharedRateLimiter, shared_from_setting
 from .errors import ConfigurationError
 from .models import DirectMessage, Template
 from .render import preview as render_preview
@@ -52,22 +60,61 @@ TEMPLATE_CACHE_SECONDS = 300.0
 RateLimitSetting = bool | str | RateLimiter | Mapping[str, Iterable[Rule]] | None
 
 
-def _limiter(
-    setting: RateLimitSetting, env_file: str | os.PathLike[str] | None = None
-) -> RateLimiter | None:
+def _rules(
+    setting: RateLimitSetting, env_file: str | os.PathLike[str] | None
+) -> Mapping[str, Iterable[Rule]] | None:
+    """The rules ``rate_limits`` asks for (``None``: switched off)."""
     if setting is None or setting is False:
         return None
     if setting is True or isinstance(setting, str):
         # True: the documented defaults, unless QONTAK_RATE_LIMITS says otherwise.
         text = resolve_rate_limits_text(env_file=env_file) if setting is True else setting
         if text is None:
-            return RateLimiter()
+            return DEFAULT_LIMITS
         name = ENV_RATE_LIMITS if setting is True else "rate_limits"
-        rules = parse_rate_limits(text, setting=name)
-        return None if rules is None else RateLimiter(rules)
+        return parse_rate_limits(text, setting=name)
+    if isinstance(setting, RateLimiter):
+        return setting.rules
+    return setting
+
+
+def _limiter(
+    setting: RateLimitSetting,
+    env_file: str | os.PathLike[str] | None = None,
+    *,
+    limiter: RateLimiter | None = None,
+    client_id: str = "",
+) -> RateLimiter | None:
+    if limiter is None and isinstance(setting, SharedRateLimiter):
+        limiter, setting = setting, True
+    if limiter is not None:
+        if not isinstance(limiter, RateLimiter):
+            raise ConfigurationError(
+                "rate_limiter: expected a RateLimiter or SharedRateLimiter, "
+                f"got {type(limiter).__name__}",
+                setting="rate_limiter",
+                reason="wrong type",
+            )
+        rules = _rules(setting, env_file)
+        if rules is None and setting is not True:
+            raise ConfigurationError(
+                "rate_limiter: given while rate_limits switches limiting off; drop one",
+                setting="rate_limiter",
+                reason="conflicts with rate_limits",
+            )
+        if isinstance(limiter, SharedRateLimiter):
+            # The budget is the account's: keyed by client id unless the limiter names one.
+            return limiter.bound(client_id, rules)
+        return limiter
     if isinstance(setting, RateLimiter):
         return setting
-    return RateLimiter(setting)
+    rules = _rules(setting, env_file)
+    if rules is None:
+        return None
+    store = resolve_rate_limit_store(env_file=env_file)
+    if store is not None:
+        return shared_from_setting(store, ENV_RATE_LIMIT_STORE, rules).bound(client_id)
+    return RateLimiter(rules)
 
 
 def _timeout(value: httpx.Timeout | float | None) -> httpx.Timeout:
@@ -126,6 +173,7 @@ class _Common:
         max_retries: int | None,
         retry: RetryPolicy | None,
         rate_limits: RateLimitSetting,
+        rate_limiter: RateLimiter | None,
         default_region: str,
         env_file: str | os.PathLike[str] | None,
         clock: Callable[[], float] | None,
@@ -144,7 +192,9 @@ class _Common:
         self._pipeline = Pipeline(
             settings=settings,
             retry=policy,
-            limiter=_limiter(rate_limits, env_file),
+            limiter=_limiter(
+                rate_limits, env_file, limiter=rate_limiter, client_id=settings.client_id
+            ),
             timeout=_timeout(timeout),
             clock=clock or time.time,
             # An injected clock (tests, simulations) drives the limiter too.
@@ -222,6 +272,10 @@ class Qontak(_Common):
             ``QONTAK_RATE_LIMITS``), text such as ``"send=600/min,all=1000/min,burst=20/s"``
             or ``"off"``, ``False``/``None`` to switch off, or
             ``{"send": [Rule(...)], "all": [...]}``.
+        rate_limiter: a limiter to use, e.g. ``SharedRateLimiter("postgresql://…")`` to share
+            the budget with every process using that store (keyed by client id; its rules
+            are ``rate_limits`` unless it has its own). Default: in this process only, or
+            ``QONTAK_RATE_LIMIT_STORE`` when set.
         http_client: your own ``httpx.Client`` (proxies, transports, tests).
         default_region: region for numbers without a country code (default ``ID``).
         max_connections: connections the client may open, all kept alive for reuse
@@ -239,6 +293,7 @@ class Qontak(_Common):
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         rate_limits: RateLimitSetting = True,
+        rate_limiter: RateLimiter | None = None,
         http_client: httpx.Client | None = None,
         default_region: str = DEFAULT_REGION,
         env_file: str | os.PathLike[str] | None = ".env",
@@ -256,6 +311,7 @@ class Qontak(_Common):
             max_retries=max_retries,
             retry=retry,
             rate_limits=rate_limits,
+            rate_limiter=rate_limiter,
             default_region=default_region,
             env_file=env_file,
             clock=clock,
@@ -345,6 +401,7 @@ class AsyncQontak(_Common):
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         rate_limits: RateLimitSetting = True,
+        rate_limiter: RateLimiter | None = None,
         http_client: httpx.AsyncClient | None = None,
         default_region: str = DEFAULT_REGION,
         env_file: str | os.PathLike[str] | None = ".env",
@@ -364,6 +421,7 @@ class AsyncQontak(_Common):
             max_retries=max_retries,
             retry=retry,
             rate_limits=rate_limits,
+            rate_limiter=rate_limiter,
             default_region=default_region,
             env_file=env_file,
             clock=clock,

@@ -180,3 +180,21 @@ def resolve_rate_limits_text(
     if value is None and env_file is not None:
         value = load_dotenv_values(env_file).get(ENV_RATE_LIMITS)
     return value or None
+
+
+#: Where the rate budget is kept: ``sqlite:///path`` or ``postgresql://…`` (``memory``: in
+#: this process only, the default). Read by the clients; see ``SharedRateLimiter``.
+ENV_RATE_LIMIT_STORE = "QONTAK_RATE_LIMIT_STORE"
+
+
+def resolve_rate_limit_store(
+    env: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env"
+) -> str | None:
+    """``QONTAK_RATE_LIMIT_STORE`` from the environment, else ``.env``; ``None`` when unset
+    or ``memory`` (the in-process limiter)."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    value = environ.get(ENV_RATE_LIMIT_STORE)
+    if value is None and env_file is not None:
+        value = load_dotenv_values(env_file).get(ENV_RATE_LIMIT_STORE)
+    value = (value or "").strip()
+    return None if value.lower() in ("", "memory", "memory://") else value

@@ -1,0 +1,698 @@
+"""A rate limiter whose budget is shared by every process that uses the same store.
+
+:class:`SharedRateLimiter` keeps the exact rules of the in-memory
+:class:`~qontak._ratelimit.RateLimiter` (a sliding log per rule, every window
+:data:`~qontak._ratelimit.SAFETY_MARGIN` longer than the server's, ``send`` requests counted in
+``send`` and ``all``, 429 and ``X-RateLimit-*`` pauses), but the log lives in a database:
+
+- ``sqlite:///path/to/file.db`` (SQLAlchemy's convention: three slashes and a relative path, four
+  for an absolute one) for several processes on one host;
+- ``postgresql://user@host/db`` (or ``postgres://``) for many hosts (the ``qontak[postgres]``
+  extra; psycopg is imported only when such a store is used).
+
+**One claim, one transaction.** A slot is taken by one transaction that locks the budget's row
+(PostgreSQL: ``SELECT … FOR UPDATE`` on the key's row in ``qontak_rate_budget``; SQLite:
+``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the grant only if
+every rule allows it. Old grants (older than the longest window any user of the key declared)
+are pruned in the same transaction. A caller that must wait sleeps until the earliest moment a
+slot can be free (computed from the grants in the window), then claims again: no busy loop.
+
+**Nothing to release.** A grant is one timestamp row and a pause is one "until" row; the only
+lock is the transaction's, which the database drops when the transaction ends or its connection
+dies. A process SIGKILLed in the middle of a claim leaves either a whole grant (counted, as it
+should be: the request may have gone) or nothing. A host that vanishes mid-claim without closing
+its connection is cut off by PostgreSQL after ``idle_in_transaction_session_timeout`` (set to
+10 s on our sessions); a lost connection is reopened once on the next claim.
+
+**Clocks.** Monotonic clocks of different hosts are not comparable, and a monotonic clock is not
+even defined across reboots, while the store outlives both. So time is the store's:
+
+- PostgreSQL: the database server's ``clock_timestamp()``, read inside the claiming transaction
+  after the lock is held. One clock for every host, whatever their own clocks say.
+- SQLite: the host's wall clock (``time.time()``), read after ``BEGIN IMMEDIATE``; every user
+  of the file is on that host.
+
+A grant is never logged earlier than the key's last grant (``last_at``), so a clock stepped back
+(NTP) only makes the limiter stricter; a clock stepped forward can shorten the windows open at
+that moment, once. The clock and sleep that the pipeline passes to :meth:`acquire` are used only
+to sleep and to convert :meth:`pause`'s deadline into a wait; :meth:`pause_for` takes the wait
+itself.
+
+**Why not pyrate-limiter** (4.5.1, evaluated): its PostgreSQL bucket reads the clock in a
+separate query (and silently falls back to the local clock when that fails), takes
+``LOCK TABLE … NOWAIT`` and *rejects* on contention, so six busy processes mostly get refusals
+rather than turns; it is sync only and needs ``psycopg_pool``. Its SQLite bucket counts then
+inserts under a thread lock, and is atomic across processes only with the ``filelock`` extra;
+its blocking wait advances the item's timestamp by the planned sleep instead of taking the slot
+when the request really goes. It has no notion of a pause written by a 429 for everyone, and
+our two scopes (``send`` counted in ``all``) would be two buckets claimed one after the other,
+not atomically. The whole thing here is a few SQL statements on the two stores we already use.
+
+Unlike the in-memory limiter, waiters are not served first come, first served (neither across
+processes nor across threads of one process): each sleeps until a slot may free, and the first
+claim then wins. The limit itself is exact either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import anyio
+import anyio.to_thread
+
+from ._config import Secret
+from ._logging import register_secret
+from ._ratelimit import SCOPE_ALL, RateLimiter, Rule
+from .errors import APIConnectionError, ConfigurationError
+
+__all__ = ["SharedRateLimiter", "redact_url", "shared_from_setting"]
+
+# A wait shorter than this is rounded up, so a poller always really sleeps.
+_MIN_WAIT = 0.001
+
+_PG_SCHEMES = ("postgresql", "postgres")
+
+# A claim holds its lock for milliseconds. A PostgreSQL session that sits inside a claim longer
+# than this (its host froze or vanished without closing the connection, which TCP may take
+# hours to notice) is ended by the server, and its lock with it.
+_STUCK_CLAIM_SECONDS = 10.0
+
+# Connections a forked child found open; see _Store._connection.
+_INHERITED: list[Any] = []
+
+# Taken while creating the tables, so two processes starting together do not race on
+# CREATE TABLE IF NOT EXISTS (which PostgreSQL does not make atomic). Any fixed number works.
+_SCHEMA_LOCK = 0x716E74_52
+
+_SCHEMA = (
+    # One row per budget: its lock (FOR UPDATE), the longest window any user declared (grants
+    # older than that are pruned) and the last grant (grants are never logged earlier).
+    """CREATE TABLE IF NOT EXISTS qontak_rate_budget (
+        key TEXT PRIMARY KEY,
+        horizon DOUBLE PRECISION NOT NULL,
+        last_at DOUBLE PRECISION NOT NULL DEFAULT 0
+    )""",
+    # One row per request let through: epoch seconds on the store's clock.
+    """CREATE TABLE IF NOT EXISTS qontak_rate_grant (
+        key TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_at ON qontak_rate_grant (key, at)",
+    """CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_scope_at
+        ON qontak_rate_grant (key, scope, at)""",
+    # Nothing is granted in (key, scope) before ``until`` (a 429 or X-RateLimit-Remaining: 0).
+    """CREATE TABLE IF NOT EXISTS qontak_rate_pause (
+        key TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        until DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (key, scope)
+    )""",
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: the password (in the user part or the query) becomes ``***``.
+
+    >>> redact_url("postgresql://ops:s3cret@db.example/qontak?sslmode=require&password=x")
+    'postgresql://ops:***@db.example/qontak?sslmode=require&password=%2A%2A%2A'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostinfo}"
+    query = urlencode(
+        [
+            (k, "***" if k.lower() == "password" else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="/",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _passwords(url: str) -> list[str]:
+    """Every password spelled in ``url`` (raw and decoded), to scrub from error texts."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+    if parts.password:
+        found.append(parts.password)
+    return [p for raw in found for p in {raw, unquote(raw)} if p]
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One rule as the store sees it: at most ``requests`` grants of ``scope`` (``None``:
+    of any scope) in any window of ``span`` seconds (the margin included)."""
+
+    scope: str | None
+    requests: int
+    span: float
+
+
+def _earliest(
+    now: float, paused_until: float | None, nth: Sequence[tuple[float | None, float]]
+) -> float:
+    """The first moment, not before ``now``, at which one more grant keeps every rule.
+
+    ``nth`` holds, per rule, the ``requests``-th most recent grant inside the window ending at
+    ``now`` (``None`` when there are fewer) and the rule's span: exactly the in-memory
+    limiter's ``grants[-requests] + span``.
+    """
+    at = now if paused_until is None else max(now, paused_until)
+    for grant, span in nth:
+        if grant is not None:
+            at = max(at, grant + span)
+    return at
+
+
+def _store_error(url: Secret, exc: BaseException) -> APIConnectionError:
+    """A store failure as our error: names the store (password hidden), never the secret."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for secret in _passwords(url.get()):
+        text = text.replace(secret, "***")
+    return APIConnectionError(
+        f"rate-limit store {redact_url(url.get())} failed ({type(exc).__name__}: {text}); "
+        "nothing was sent"
+    )
+
+
+class _Store:
+    """A database holding budgets (one per key). Subclasses say how to connect, lock and
+    read the clock; the claim itself is written once, here."""
+
+    #: SQL placeholder for a named parameter, and the name of the two-argument maximum.
+    _param = ":{}"
+    _greatest = "max"
+
+    def __init__(self, url: Secret) -> None:
+        self.url = url
+        self._lock = threading.Lock()  # one connection per process, used by one thread at a time
+        self._conn: Any = None
+        self._pid = 0
+        self._known: dict[str, float] = {}  # keys whose budget row exists, with our horizon
+
+    # -- per backend --------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _begin_locked(self, conn: Any, key: str) -> tuple[float, float] | None:
+        """Open the claiming transaction, lock ``key``'s budget; its (horizon, last_at), or
+        ``None`` (transaction still open) when the row does not exist yet."""
+        raise NotImplementedError
+
+    def _now_sql(self) -> str:
+        """SQL for "now" on the store's clock, in epoch seconds."""
+        raise NotImplementedError
+
+    def _commit(self, conn: Any) -> None:
+        conn.execute("COMMIT")
+
+    def _rollback(self, conn: Any) -> None:
+        conn.execute("ROLLBACK")
+
+    def _is_store_error(self, exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    def _p(self, name: str) -> str:
+        return self._param.format(name)
+
+    def _connection(self) -> Any:
+        # A connection must not cross a fork: the child opens its own.
+        if self._conn is None or self._pid != os.getpid():
+            if self._conn is not None:
+                # Inherited from the parent: never closed here (that would act on the parent's
+                # socket or file locks), just kept from the garbage collector.
+                _INHERITED.append(self._conn)
+            self._conn = None
+            self._known.clear()
+            self._conn = self._connect()
+            self._pid = os.getpid()
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self._known.clear()
+        if conn is not None:
+            # The connection is already broken; nothing else to release.
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _run(self, work: Callable[[Any], float]) -> float:
+        """Run ``work`` on this process's connection; a broken connection is reopened once."""
+        with self._lock:
+            for attempt in (0, 1):
+                try:
+                    return work(self._connection())
+                except Exception as exc:
+                    if not self._is_store_error(exc):
+                        raise
+                    self._drop()
+                    if attempt:
+                        raise _store_error(self.url, exc) from None
+            raise AssertionError("unreachable")
+
+    def _register(self, conn: Any, key: str, horizon: float) -> None:
+        p = self._p
+        conn.execute(
+            f"INSERT INTO qontak_rate_budget (key, horizon, last_at) VALUES ({p('k')}, {p('h')}, 0)"
+            " ON CONFLICT (key) DO UPDATE SET horizon = "
+            f"CASE WHEN qontak_rate_budget.horizon < {p('h')} THEN {p('h')}"
+            " ELSE qontak_rate_budget.horizon END",
+            {"k": key, "h": horizon},
+        )
+
+    def claim(self, key: str, scope: str, checks: Sequence[_Check], horizon: float) -> float:
+        """Take one slot for ``key`` in ``scope`` now and return 0.0, or take nothing and return
+        the seconds until one may be free. One transaction, under the budget's lock."""
+
+        def work(conn: Any) -> float:
+            locked = self._begin_locked(conn, key)
+            try:
+                if locked is None or self._known.get(key, 0.0) < horizon:
+                    self._register(conn, key, horizon)
+                    self._known[key] = horizon
+                    if locked is None:
+                        self._commit(conn)
+                        locked = self._begin_locked(conn, key)
+                        assert locked is not None
+                stored_horizon, last_at = locked
+                wait = self._decide_and_take(
+                    conn, key, scope, checks, max(horizon, stored_horizon), last_at
+                )
+                self._commit(conn)
+                return wait
+            except BaseException:
+                # A dead connection has rolled back on its own.
+                with contextlib.suppress(Exception):
+                    self._rollback(conn)
+                raise
+
+        return self._run(work)
+
+    def _decide_and_take(
+        self,
+        conn: Any,
+        key: str,
+        scope: str,
+        checks: Sequence[_Check],
+        horizon: float,
+        last_at: float,
+    ) -> float:
+        p = self._p
+        params: dict[str, Any] = {"k": key, "last": last_at, "sa": SCOPE_ALL, "sc": scope}
+        columns = [
+            f"(SELECT max(until) FROM qontak_rate_pause WHERE key = {p('k')}"
+            f" AND scope IN ({p('sa')}, {p('sc')}))"
+        ]
+        for i, check in enumerate(checks):
+            params[f"span{i}"] = check.span
+            params[f"off{i}"] = check.requests - 1
+            only = ""
+            if check.scope is not None:
+                params[f"scope{i}"] = check.scope
+                only = f" AND scope = {p(f'scope{i}')}"
+            columns.append(
+                f"(SELECT at FROM qontak_rate_grant WHERE key = {p('k')}{only}"
+                f" AND at > n.t - {p(f'span{i}')} ORDER BY at DESC LIMIT 1 OFFSET {p(f'off{i}')})"
+            )
+        row = conn.execute(
+            f"SELECT n.t, {', '.join(columns)} FROM"
+            f" (SELECT {self._greatest} ({self._now_sql()}, {p('last')}) AS t) AS n",
+            params,
+        ).fetchone()
+        now = float(row[0])
+        at = _earliest(now, row[1], [(row[2 + i], c.span) for i, c in enumerate(checks)])
+        if at > now:
+            return max(at - now, _MIN_WAIT)
+        conn.execute(
+            "INSERT INTO qontak_rate_grant (key, scope, at)"
+            f" VALUES ({p('k')}, {p('sc')}, {p('t')})",
+            {"k": key, "sc": scope, "t": now},
+        )
+        conn.execute(
+            f"UPDATE qontak_rate_budget SET last_at = {p('t')} WHERE key = {p('k')}",
+            {"k": key, "t": now},
+        )
+        conn.execute(
+            f"DELETE FROM qontak_rate_grant WHERE key = {p('k')} AND at <= {p('cut')}",
+            {"k": key, "cut": now - horizon},
+        )
+        return 0.0
+
+    def pause(self, key: str, scope: str, seconds: float) -> None:
+        """Grant nothing for ``key`` in ``scope`` for ``seconds`` from now (store's clock)."""
+        p = self._p
+
+        def work(conn: Any) -> float:
+            conn.execute(
+                "INSERT INTO qontak_rate_pause (key, scope, until)"
+                f" VALUES ({p('k')}, {p('sc')}, {self._now_sql()} + {p('s')})"
+                " ON CONFLICT (key, scope) DO UPDATE SET until = CASE"
+                " WHEN qontak_rate_pause.until < excluded.until THEN excluded.until"
+                " ELSE qontak_rate_pause.until END",
+                {"k": key, "sc": scope, "s": seconds},
+            )
+            return 0.0
+
+        self._run(work)
+
+    def __del__(self) -> None:
+        # A store nobody uses any more closes its connection (only one this process opened).
+        if getattr(self, "_conn", None) is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self._conn.close()
+
+    def close(self) -> None:
+        """Close this process's connection (a later call reopens it)."""
+        with self._lock:
+            if self._pid == os.getpid():
+                self._drop()
+            elif self._conn is not None:
+                _INHERITED.append(self._conn)
+                self._conn = None
+
+
+class _SqliteStore(_Store):
+    """A SQLite file: every process on the host that opens it shares its budgets."""
+
+    def __init__(self, url: Secret, path: Path) -> None:
+        super().__init__(url)
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit mode: the claim's transaction is our explicit BEGIN IMMEDIATE. A writer
+        # waiting for the lock is woken by SQLite's busy handler (no polling of our own).
+        conn = sqlite3.connect(
+            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        return conn
+
+    def _begin_locked(self, conn: Any, key: str) -> tuple[float, float] | None:
+        # BEGIN IMMEDIATE takes the file's write lock now, so the count and the insert below
+        # see and change the same state; no other process can claim in between.
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(
+            "SELECT horizon, last_at FROM qontak_rate_budget WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else (float(row[0]), float(row[1]))
+
+    def _now_sql(self) -> str:
+        # Wall time of this host, read under the lock (one host shares a SQLite file).
+        return repr(time.time())
+
+    def _is_store_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.Error)
+
+
+def _load_psycopg(setting: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigurationError(
+            f"{setting}: a PostgreSQL rate-limit store needs psycopg: "
+            "pip install 'qontak[postgres]'",
+            setting=setting,
+            reason="the qontak[postgres] extra is not installed",
+        ) from None
+    return psycopg
+
+
+class _PostgresStore(_Store):
+    """A PostgreSQL database: every process on every host that uses it shares its budgets."""
+
+    _param = "%({})s"
+    _greatest = "greatest"
+
+    def __init__(self, url: Secret, setting: str) -> None:
+        super().__init__(url)
+        self._psycopg = _load_psycopg(setting)
+
+    def _connect(self) -> Any:
+        conn = self._psycopg.connect(self.url.get(), autocommit=True, connect_timeout=10)
+        try:
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{int(_STUCK_CLAIM_SECONDS * 1000)}ms",),
+            )
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _begin_locked(self, conn: Any, key: str) -> tuple[float, float] | None:
+        conn.execute("BEGIN")
+        # The budget's row lock serializes claims on one key (other keys go in parallel). It is
+        # the transaction's: released at COMMIT/ROLLBACK or when the connection dies.
+        row = conn.execute(
+            "SELECT horizon, last_at FROM qontak_rate_budget WHERE key = %s FOR UPDATE", (key,)
+        ).fetchone()
+        return None if row is None else (float(row[0]), float(row[1]))
+
+    def _now_sql(self) -> str:
+        # The database's clock, read inside the claiming transaction after the row lock:
+        # one clock for every host.
+        return "extract(epoch FROM clock_timestamp())::float8"
+
+    def _is_store_error(self, exc: BaseException) -> bool:
+        # Any database error (a lost connection, a dropped table) reconnects once, which also
+        # recreates the tables; a second failure is reported as ours.
+        return isinstance(exc, self._psycopg.Error)
+
+
+def _open_store(url: str, setting: str) -> _Store:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(
+            f"{setting}: expected a store URL such as sqlite:///limits.db or postgresql://host/db",
+            setting=setting,
+            reason="empty or not text",
+        )
+    secret = Secret(url.strip())
+    for password in _passwords(secret.get()):
+        register_secret(password)
+    scheme = secret.get().partition("://")[0].lower()
+    if scheme in _PG_SCHEMES:
+        return _PostgresStore(secret, setting)
+    if scheme == "sqlite":
+        # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute/path.db
+        rest = secret.get()[len("sqlite://") :]
+        if not rest.startswith("/") or len(rest) < 2 or "?" in rest:
+            _bad_url(secret, setting)
+        return _SqliteStore(secret, Path(rest[1:]))
+    _bad_url(secret, setting)
+
+
+def _bad_url(url: Secret, setting: str) -> NoReturn:
+    raise ConfigurationError(
+        f"{setting}: {redact_url(url.get())!r} is not a rate-limit store "
+        "(use sqlite:///path/to/file.db or postgresql://user@host/db)",
+        setting=setting,
+        reason="unknown store URL",
+    )
+
+
+class SharedRateLimiter(RateLimiter):
+    """A :class:`~qontak._ratelimit.RateLimiter` whose budget lives in a database, shared by
+    every process (on every host) that uses the same store and key.
+
+    >>> limiter = SharedRateLimiter("postgresql://app@db.internal/qontak")  # doctest: +SKIP
+    >>> client = Qontak(rate_limiter=limiter)  # doctest: +SKIP
+
+    Args:
+        url: ``sqlite:///path/to/file.db`` (processes on one host) or
+            ``postgresql://user@host/db`` (many hosts; the ``qontak[postgres]`` extra). A
+            password in it is never shown.
+        limits: rules by scope, as for :class:`RateLimiter`; ``None`` takes the client's
+            ``rate_limits`` (or ``QONTAK_RATE_LIMITS``) when given to a client, else the
+            documented defaults.
+        key: the budget's name in the store; given to a client, ``None`` means the client id,
+            so two accounts never share a budget.
+
+    A slot is a timestamp row taken in one locked transaction; a pause (a 429 or
+    ``X-RateLimit-Remaining: 0``) is a row every user of the budget sees. See the module
+    documentation for the clocks used.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        limits: Mapping[str, Iterable[Rule]] | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(limits)
+        self._explicit_limits = limits is not None
+        self._store = _open_store(url, "url")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ConfigurationError(
+                "key: expected a non-empty text naming the budget", setting="key", reason="empty"
+            )
+        self.key = key
+        # The clock the pipeline last gave to acquire: pause(scope, until) is on it.
+        self._local_clock: Callable[[], float] = time.monotonic
+
+    # -- configuration ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The store's URL with any password replaced by ``***``."""
+        return redact_url(self._store.url.get())
+
+    @property
+    def has_own_limits(self) -> bool:
+        """Whether rules were given to the constructor (a client's ``rate_limits`` then yield)."""
+        return self._explicit_limits
+
+    def bound(
+        self, key: str, limits: Mapping[str, Iterable[Rule]] | None = None
+    ) -> SharedRateLimiter:
+        """This limiter for budget ``key`` (with ``limits`` if it has no rules of its own),
+        sharing this one's connection."""
+        rules = self.rules if self._explicit_limits or limits is None else limits
+        clone = object.__new__(SharedRateLimiter)
+        RateLimiter.__init__(clone, rules)
+        clone._explicit_limits = self._explicit_limits
+        clone._store = self._store
+        clone.key = self.key if self.key is not None else key
+        clone._local_clock = time.monotonic
+        return clone
+
+    def __repr__(self) -> str:
+        return f"SharedRateLimiter({self.url!r}, key={self.key!r})"
+
+    def __reduce__(self) -> NoReturn:
+        # Its URL may hold a password, and secrets never go into pickles: build one per process.
+        raise TypeError(
+            "SharedRateLimiter cannot be pickled; pass its URL and build one per process"
+        )
+
+    def close(self) -> None:
+        """Close this process's connection to the store (reopened on next use)."""
+        self._store.close()
+
+    # -- the claim -------------------------------------------------------------------------------
+    def _checks(self, scope: str) -> list[_Check]:
+        scopes = (SCOPE_ALL,) if scope == SCOPE_ALL else (SCOPE_ALL, scope)
+        return [
+            _Check(None if sc == SCOPE_ALL else sc, w.rule.requests, w.span)
+            for sc in scopes
+            for w in self._windows.get(sc, ())
+        ]
+
+    def _horizon(self) -> float:
+        return max((w.span for ws in self._windows.values() for w in ws), default=1.0)
+
+    def _key(self) -> str:
+        if self.key is None:
+            raise ConfigurationError(
+                "key: missing; pass key= to SharedRateLimiter or give it to a client "
+                "(the client id names the budget)",
+                setting="key",
+                reason="missing",
+            )
+        return self.key
+
+    def _claim(self, scope: str) -> float:
+        return self._store.claim(self._key(), scope, self._checks(scope), self._horizon())
+
+    def reserve(self, scope: str = SCOPE_ALL, *, now: float | None = None) -> float:
+        """Take one slot in ``scope`` (and ``"all"``) if one is free now and return 0.0;
+        otherwise take nothing and return the seconds until one may be free. ``now`` is
+        ignored: the store's clock decides."""
+        return self._claim(scope)
+
+    def acquire(
+        self, scope: str = SCOPE_ALL, *, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> float:
+        """Wait (with ``sleep``) until a slot in ``scope`` is free and take it; returns the
+        moment on ``clock``. The wait is in real time: a ``sleep`` that returns early (a fake
+        clock) is topped up with :func:`time.sleep`, so polling never spins."""
+        self._local_clock = clock
+        while True:
+            wait = self._claim(scope)
+            if wait <= 0.0:
+                return clock()
+            started = time.monotonic()
+            sleep(wait)
+            left = wait - (time.monotonic() - started)
+            if left > 0:
+                time.sleep(left)
+
+    async def acquire_async(
+        self,
+        scope: str = SCOPE_ALL,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> float:
+        """The async form of :meth:`acquire`: the claim runs in a worker thread, the wait
+        with ``sleep`` (topped up with :func:`anyio.sleep`)."""
+        self._local_clock = clock
+        while True:
+            wait = await anyio.to_thread.run_sync(self._claim, scope)
+            if wait <= 0.0:
+                return clock()
+            started = time.monotonic()
+            await sleep(wait)
+            left = wait - (time.monotonic() - started)
+            if left > 0:
+                await anyio.sleep(left)
+
+    def pause_for(self, scope: str, seconds: float) -> None:
+        """Grant nothing in ``scope`` to any user of this budget for ``seconds`` from now."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        self._store.pause(self._key(), scope, float(seconds))
+
+    def pause(self, scope: str, until: float) -> None:
+        """Grant nothing in ``scope`` before ``until`` on the clock last given to
+        :meth:`acquire` (the pipeline's monotonic clock; :func:`time.monotonic` before any
+        acquire), for every user of the budget. Prefer :meth:`pause_for`."""
+        self.pause_for(scope, until - self._local_clock())
+
+
+def shared_from_setting(
+    url: str, setting: str, limits: Mapping[str, Iterable[Rule]] | None = None
+) -> SharedRateLimiter:
+    """A :class:`SharedRateLimiter` whose configuration errors name ``setting`` (e.g.
+    ``QONTAK_RATE_LIMIT_STORE``) instead of ``url``."""
+    try:
+        return SharedRateLimiter(url, limits=limits)
+    except ConfigurationError as exc:
+        if exc.setting != "url":
+            raise
+        message = setting + str(exc)[len("url") :]
+        raise ConfigurationError(message, setting=setting, reason=exc.reason) from None
