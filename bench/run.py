@@ -12,8 +12,9 @@
 - micro figures: signing, the limiter, building + validating, previews, memory.
 
 Runs alternate baseline and SDK and report medians, because the machine may be shared.
-``bench/sandbox_scale.py``, when present, is run last through its ``run()`` (or ``main()``)
-function; what it prints is kept in the report.
+Then the benchmarks kept as their own scripts (:data:`EXTRA`): the sandbox at 100k messages,
+campaign import (rows/s, peak RSS), campaign rate use (sends/s ÷ the limit, 429s) and the
+campaign ledger on PostgreSQL vs SQLite; what each prints is kept in the report.
 
 Usage: ``python bench/run.py [--quick] [--out docs/benchmarks.md]``.
 """
@@ -372,18 +373,29 @@ def kept_results(url: str) -> None:
     report(Figure(section, "a kept Broadcast from send_direct", f"{current / len(kept):,.0f} B"))
 
 
-# -- the sandbox-at-scale hook ----------------------------------------------------------------
-def sandbox_scale() -> str | None:
-    """Run ``bench/sandbox_scale.py`` (written separately) if it exists; returns its output."""
-    if not (HERE / "sandbox_scale.py").exists():
+# -- the benchmarks written as separate scripts ---------------------------------------------
+#: ``bench/<module>.py`` run after the client figures, each through its ``run(**kwargs)``,
+#: sized so that the whole of ``make bench`` stays within three minutes (each script alone
+#: runs its full size: ``python bench/campaign_import.py --rows 1000000``).
+EXTRA: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("sandbox_scale", "Sandbox at scale", {}),
+    ("campaign_import", "Campaign import", {"rows": 200_000}),
+    ("campaign_rate", "Campaign rate use", {}),
+    ("ledger_throughput", "Campaign ledger: PostgreSQL vs SQLite", {}),
+)
+
+
+def extra_bench(module_name: str, title: str, kwargs: dict[str, Any]) -> str | None:
+    """Run ``bench/<module_name>.py`` if it exists; returns what it printed (or returned)."""
+    if not (HERE / f"{module_name}.py").exists():
         return None
     import importlib
 
-    module = importlib.import_module("sandbox_scale")
+    module = importlib.import_module(module_name)
     entry = getattr(module, "run", None) or getattr(module, "main", None)
     if entry is None:
-        return "bench/sandbox_scale.py has no run() or main()"
-    print("\nSandbox at scale (bench/sandbox_scale.py)", flush=True)
+        return f"bench/{module_name}.py has no run() or main()"
+    print(f"\n{title} (bench/{module_name}.py)", flush=True)
     buffer = io.StringIO()
 
     class Tee(io.TextIOBase):
@@ -391,11 +403,18 @@ def sandbox_scale() -> str | None:
             buffer.write(text)
             return sys.__stdout__.write(text) if sys.__stdout__ else len(text)
 
-    with contextlib.redirect_stdout(Tee()):
-        result = entry()
+    try:
+        with contextlib.redirect_stdout(Tee()):
+            result = entry(**kwargs) if entry.__name__ == "run" else entry()
+            report_fn = getattr(module, "report", None)
+            if result is not None and callable(report_fn) and not buffer.getvalue():
+                print("\n".join(report_fn(result)))
+    except Exception as exc:  # one failing script must not lose the others' figures
+        return f"failed: {type(exc).__name__}: {exc}"
     text = buffer.getvalue()
     if result is not None and not text:
-        text = str(result)
+        text = "\n".join(f"{k}: {v}" for k, v in dict(result).items())
+        print(text)
     return text
 
 
@@ -421,7 +440,9 @@ def _machine() -> list[str]:
     ]
 
 
-def write_docs(path: Path, started: dt.datetime, elapsed: float, scale: str | None) -> None:
+def write_docs(
+    path: Path, started: dt.datetime, elapsed: float, extras: list[tuple[str, str, str]]
+) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -445,9 +466,8 @@ def write_docs(path: Path, started: dt.datetime, elapsed: float, scale: str | No
             lines.append("|---|---:|---:|---:|---|")
         ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else ""
         lines.append(f"| {fig.name} | {fig.value} | {fig.baseline} | {ratio} | {fig.goal} |")
-    if scale:
-        lines += ["", "## Sandbox at scale (`bench/sandbox_scale.py`)", "", "```", scale.rstrip()]
-        lines += ["```"]
+    for module_name, title, text in extras:
+        lines += ["", f"## {title} (`bench/{module_name}.py`)", "", "```", text.rstrip(), "```"]
     lines += [
         "",
         "## What is measured",
@@ -509,7 +529,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
-    rounds, seconds = (2, 0.4) if args.quick else (6, 0.8)
+    rounds, seconds = (2, 0.4) if args.quick else (4, 0.8)
     started, clock = dt.datetime.now(dt.timezone.utc), time.perf_counter()
     print(f"qontak benchmarks ({'quick' if args.quick else 'full'} run)", flush=True)
 
@@ -520,10 +540,14 @@ def main() -> None:
         sync_cpu(url, rounds, seconds * 0.7)
         async_throughput(url, rounds, seconds)
         kept_results(url)
-    scale = sandbox_scale()
+    extras = []
+    for module_name, title, kwargs in EXTRA:
+        text = extra_bench(module_name, title, kwargs)
+        if text:
+            extras.append((module_name, title, text))
 
     elapsed = time.perf_counter() - clock
-    write_docs(args.out, started, elapsed, scale)
+    write_docs(args.out, started, elapsed, extras)
     print(f"\nwrote {args.out} ({elapsed:.0f} s)")
     # Anything left here would keep the process alive after main() returns.
     lingering = [
