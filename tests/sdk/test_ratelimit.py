@@ -19,6 +19,7 @@ from qontak import ConfigurationError, Qontak, RateLimiter, RateLimitError, Rule
 from qontak._ratelimit import (
     DEFAULT_LIMITS,
     SAFETY_MARGIN,
+    SAFETY_MARGIN_MIN_SECONDS,
     parse_rate_limits,
     parse_reset,
     parse_retry_after,
@@ -66,8 +67,14 @@ def test_burst_of_ten_goes_at_once_then_waits_a_window_and_the_margin() -> None:
     limiter = RateLimiter()
     waits = [limiter.reserve(now=0.0) for _ in range(11)]
     assert waits[:10] == [0.0] * 10
-    assert waits[10] == pytest.approx(1.0 * MARGIN)
-    assert limiter.reserve(now=0.5) == pytest.approx(0.52)  # nothing was taken meanwhile
+    # A one-second window is kept 100 ms longer (2% would be 20 ms: less than jitter).
+    assert waits[10] == pytest.approx(1.0 + SAFETY_MARGIN_MIN_SECONDS)
+    assert limiter.reserve(now=0.5) == pytest.approx(0.6)  # nothing was taken meanwhile
+    minute = RateLimiter({"send": (Rule(1, 60.0),)})
+    assert [minute.reserve("send", now=0.0), minute.reserve("send", now=0.0)] == [
+        0.0,
+        pytest.approx(60.0 * MARGIN),  # on a minute the 2% is the larger: 1.2 s
+    ]
     exact = RateLimiter({"all": (Rule(1, 1.0),)}, margin=0)
     assert [exact.reserve(now=0.0), exact.reserve(now=0.0)] == [0.0, 1.0]
 
@@ -83,7 +90,7 @@ def test_shared_between_threads_never_grants_past_the_window() -> None:
     # together to ask for the one slot every instant has; thread switches are forced as
     # often as the interpreter allows. Every instant is a race for the last free slot:
     # without the limiter's lock two threads win one, and the window holds two grants.
-    instants = [i * 1.1 for i in range(200)]  # 1.1 s apart, one rule window is 1.02 s
+    instants = [i * 1.2 for i in range(200)]  # 1.2 s apart, one rule window is 1.1 s
     # many rules make the check-then-take step long enough to be interrupted
     rules = tuple(Rule(1, 1.0 - k * 1e-3) for k in range(40))
     limiter = RateLimiter({"all": rules, "send": rules})

@@ -34,8 +34,10 @@ one-at-a-time under the lock.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -64,8 +66,26 @@ __all__ = ["api_routes", "error_response", "offload", "success", "synthetic_send
 R = TypeVar("R")
 
 
+#: Event loops of real servers (uvicorn), marked by the app's lifespan. In-process
+#: transports never run a lifespan: there the caller waits for the answer anyway, and a
+#: thread hop per request would cost more than the store work it moves.
+_SERVED_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def mark_served_loop() -> None:
+    """Called by the lifespan: store work on this loop goes to worker threads."""
+    _SERVED_LOOPS.add(asyncio.get_running_loop())
+
+
 async def offload(fn: Callable[..., R], *args: Any) -> R:
-    """Run blocking store work in a worker thread, keeping the event loop free."""
+    """Run blocking store work in a worker thread when a server's event loop must stay free
+    for other clients; in process, run it directly."""
+    try:
+        served = asyncio.get_running_loop() in _SERVED_LOOPS
+    except RuntimeError:  # not asyncio (trio): be safe
+        served = True
+    if not served:
+        return fn(*args)
     return await anyio.to_thread.run_sync(functools.partial(fn, *args))
 
 

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._admin import AdminGuard, admin_routes
-from ._api import api_routes, error_response
+from ._api import api_routes, error_response, mark_served_loop
 from ._faults import API_PREFIX, SEND_PATH, SERVED, FaultLayer
 from ._gateway import GatewayLayer
 from ._interactions import interaction_routes
@@ -93,6 +93,7 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         # Webhooks need a running server; in-process transports never start a lifespan.
+        mark_served_loop()
         sandbox.start_webhooks()
         try:
             # Copied into every request's scope["state"]: a real server with a real clock
