@@ -132,11 +132,12 @@ class _Window:
 class RateLimiter:
     """Sliding-log limiter over named scopes (``"all"`` applies to every request).
 
-    ``margin`` widens every window by that fraction (default :data:`SAFETY_MARGIN`).
+    ``margin`` widens every window by that fraction (default :data:`SAFETY_MARGIN`, at
+    least :data:`SAFETY_MARGIN_MIN_SECONDS`).
 
     >>> limiter = RateLimiter({"all": (Rule(2, 1.0),)})
     >>> [limiter.reserve(now=0.0) for _ in range(3)]  # two go, the third must wait
-    [0.0, 0.0, 1.02]
+    [0.0, 0.0, 1.1]
     """
 
     def __init__(
