@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import httpx
 import phonenumbers
 
+from ._checks import check_finite, check_retries, check_text, check_timeout, type_name
 from ._config import Settings, resolve_settings
 from ._logging import setup_logging
 from ._pipeline import DEFAULT_TIMEOUT, ApiRequest, ApiResponse, Pipeline
@@ -56,26 +57,80 @@ def _limiter(setting: RateLimitSetting) -> RateLimiter | None:
         return RateLimiter()
     if isinstance(setting, RateLimiter):
         return setting
-    return RateLimiter(setting)
-
-
-def _timeout(value: httpx.Timeout | float | None) -> httpx.Timeout:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, httpx.Timeout):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigurationError(
-            f"timeout: expected seconds > 0 or an httpx.Timeout, got {value!r}"
+    if not isinstance(setting, Mapping):
+        _bad_setting(
+            "rate_limits",
+            "expected True, False, a RateLimiter or {scope: [Rule, ...]}, "
+            f"got {type_name(setting)}",
         )
-    return httpx.Timeout(float(value), connect=min(float(value), 5.0))
+    rules: dict[str, list[Rule]] = {}
+    for scope, scope_rules in setting.items():
+        check_text("rate_limits", scope, max_len=64, multiline=False, setting=True)
+        if isinstance(scope_rules, Rule | str) or not isinstance(scope_rules, Iterable):
+            _bad_setting(f"rate_limits.{scope}", "expected a list of Rule")
+        rules[scope] = []
+        for rule in scope_rules:
+            if not isinstance(rule, Rule):
+                _bad_setting(f"rate_limits.{scope}", f"expected Rule, got {type_name(rule)}")
+            # Rule checks its own bounds, but NaN passes every comparison.
+            check_finite(f"rate_limits.{scope}.per", rule.per, inclusive_min=False, setting=True)
+            if isinstance(rule.requests, bool) or not isinstance(rule.requests, int):
+                _bad_setting(f"rate_limits.{scope}.requests", "expected a whole number")
+            rules[scope].append(rule)
+    return RateLimiter(rules)
 
 
-def _region(value: str) -> str:
-    region = str(value).upper()
+def _bad_setting(setting: str, reason: str) -> NoReturn:
+    raise ConfigurationError(f"{setting}: {reason}", setting=setting, reason=reason)
+
+
+def _retry_policy(retry: object, max_retries: object) -> RetryPolicy:
+    """The policy in force, every field checked (a NaN retry count would never stop)."""
+    if retry is None:
+        policy = DEFAULT_RETRY
+    elif isinstance(retry, RetryPolicy):
+        policy = retry
+    else:
+        _bad_setting("retry", f"expected a RetryPolicy, got {type_name(retry)}")
+    check_retries("retry.max_retries", policy.max_retries, setting=True)
+    for name in ("backoff_base", "backoff_max", "max_wait"):
+        check_finite(f"retry.{name}", getattr(policy, name), setting=True)
+    check_finite("retry.jitter", policy.jitter, maximum=1.0, setting=True)
+    if max_retries is not None:
+        retries = check_retries("max_retries", max_retries, setting=True)
+        policy = dataclasses.replace(policy, max_retries=retries)
+    return policy
+
+
+def _timeout(value: object) -> httpx.Timeout:
+    checked = check_timeout("timeout", value, setting=True)
+    if checked is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(checked, httpx.Timeout):
+        return checked
+    return httpx.Timeout(checked, connect=min(checked, 5.0))
+
+
+def _region(value: object) -> str:
+    text = check_text("default_region", value, max_len=8, multiline=False, setting=True)
+    region = text.upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigurationError(f"default_region: {value!r} is not a region code such as 'ID'")
+        raise ConfigurationError(
+            f"default_region: {text!r} is not a region code such as 'ID'",
+            setting="default_region",
+            reason="not a region code such as 'ID'",
+        )
     return region
+
+
+def _callable(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        _bad_setting(name, f"expected a function, got {type_name(value)}")
+
+
+def _http_client(value: object, cls: type[httpx.Client] | type[httpx.AsyncClient]) -> None:
+    if value is not None and not isinstance(value, cls):
+        _bad_setting("http_client", f"expected an httpx.{cls.__name__}, got {type_name(value)}")
 
 
 class _TemplateCache:
@@ -120,6 +175,7 @@ class _Common:
         clock: Callable[[], float] | None,
     ) -> None:
         setup_logging()
+        _callable("clock", clock)
         settings = resolve_settings(
             client_id,
             client_secret,
@@ -127,9 +183,7 @@ class _Common:
             environment=environment,
             env_file=env_file,
         )
-        policy = retry or DEFAULT_RETRY
-        if max_retries is not None:
-            policy = dataclasses.replace(policy, max_retries=max_retries)
+        policy = _retry_policy(retry, max_retries)
         self._pipeline = Pipeline(
             settings=settings,
             retry=policy,
@@ -177,7 +231,7 @@ class _Common:
         if timeout is not None:
             changes["timeout"] = _timeout(timeout)
         if max_retries is not None:
-            changes["retry"] = dataclasses.replace(self._pipeline.retry, max_retries=max_retries)
+            changes["retry"] = _retry_policy(self._pipeline.retry, max_retries)
         clone._pipeline = self._pipeline.with_options(**changes)
         clone._owns_http = False
         clone._bind_resources()
@@ -230,6 +284,8 @@ class Qontak(_Common):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
+        _http_client(http_client, httpx.Client)
+        _callable("sleep", sleep)
         self._setup(
             client_id,
             client_secret,
@@ -324,6 +380,8 @@ class AsyncQontak(_Common):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
+        _http_client(http_client, httpx.AsyncClient)
+        _callable("sleep", sleep)
         self._setup(
             client_id,
             client_secret,

@@ -93,7 +93,7 @@ _OTP_BUTTON_TYPES = frozenset({"OTP", "COPY_CODE"})
 # --- Phone numbers ------------------------------------------------------------------------------
 
 
-def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
+def normalize_phone(number: str, region: str | None = DEFAULT_REGION) -> str:
     """Turn a phone number as people write it into Qontak's ``to_number``: digits with the
     country code and no ``+``.
 
@@ -112,6 +112,13 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
     >>> normalize_phone("62812345678")  # already Qontak's format: kept as it is
     '62812345678'
     """
+    # region=None: no default country, so only numbers that carry their country code pass.
+    if region is not None and not isinstance(region, str):
+        raise ValidationError(
+            "region",
+            f"expected a region code such as 'ID', got {type(region).__name__}",
+            code="invalid_type",
+        )
     text = number.strip() if isinstance(number, str) else ""
     if not text or not _PHONE_CHARS.match(text) or not any(c.isdigit() for c in text):
         raise ValidationError("to_number", f"{number!r} is not a phone number")
@@ -130,8 +137,8 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
     # international number and as a national number of `region`; a valid reading wins. When the
     # digits start with the region's own country code the international reading goes first,
     # or "62812345678" (already Qontak's format) would become "6262812345678".
-    region = region.upper()
-    country_code = str(phonenumbers.country_code_for_region(region) or "")
+    region = region.upper() if region else None
+    country_code = str(phonenumbers.country_code_for_region(region) or "") if region else ""
     if compact.startswith("+"):
         candidates = [compact]
     elif country_code and digits.startswith(country_code):
@@ -152,7 +159,7 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
     raise ValidationError("to_number", _phone_reason(number, first, region))
 
 
-def _phone_reason(number: str, parsed: phonenumbers.PhoneNumber | None, region: str) -> str:
+def _phone_reason(number: str, parsed: phonenumbers.PhoneNumber | None, region: str | None) -> str:
     """Say why a number was rejected, in the caller's terms."""
     if parsed is None:
         return f"{number!r} is not a phone number (no country code and region {region!r} unknown)"

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import pydantic
 
+from .._checks import check_call_options, check_date, check_message, check_wait, from_pydantic
 from .._logging import log_kv
 from .._pipeline import ApiRequest, ApiResponse, path_segment
 from .._ratelimit import SCOPE_SEND
@@ -45,17 +46,16 @@ def coerce_message(message: DirectMessage | Mapping[str, Any]) -> DirectMessage:
     """Accept a :class:`DirectMessage` or a plain dict shaped like Qontak's JSON (the Node
     README's dicts work unchanged)."""
     if isinstance(message, DirectMessage):
-        return message
+        return check_message(message)
     if not isinstance(message, Mapping):
         raise ValidationError(
             "message", f"expected a DirectMessage or a dict, got {type(message).__name__}"
         )
     try:
-        return DirectMessage.model_validate(dict(message))
+        parsed = DirectMessage.model_validate(dict(message))
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "message"
-        raise ValidationError(field, first["msg"].lower()) from None
+        raise from_pydantic(exc) from None
+    return check_message(parsed)
 
 
 def prepare_message(
@@ -86,7 +86,9 @@ def _send_request(
 
 def _log_request(broadcast_id: str, params: Mapping[str, Any]) -> ApiRequest:
     return ApiRequest(
-        "GET", f"/broadcasts/{path_segment(broadcast_id)}/whatsapp/log", params=params
+        "GET",
+        f"/broadcasts/{path_segment(broadcast_id, 'broadcast_id')}/whatsapp/log",
+        params=params,
     )
 
 
@@ -95,7 +97,7 @@ def _list_request(params: Mapping[str, Any]) -> ApiRequest:
 
 
 def _get_request(broadcast_id: str) -> ApiRequest:
-    return ApiRequest("GET", f"/broadcasts/{path_segment(broadcast_id)}/whatsapp")
+    return ApiRequest("GET", f"/broadcasts/{path_segment(broadcast_id, 'broadcast_id')}/whatsapp")
 
 
 #: How far back of a failed send's time to look when reconciling: the Date window Mekari
@@ -128,7 +130,9 @@ def _list_params(
     end_date: datetime | str | float | None,
     filters: dict[str, Any],
 ) -> dict[str, Any]:
-    return {"start_date": _iso(start_date), "end_date": _iso(end_date), **filters}
+    start = _iso(check_date("start_date", start_date))
+    end = _iso(check_date("end_date", end_date))
+    return {"start_date": start, "end_date": end, **filters}
 
 
 def _done(rows: Iterable[BroadcastLogEntry], until: frozenset[str]) -> bool:
@@ -192,6 +196,7 @@ class Broadcasts:
         dropped connection, 5xx) :class:`~qontak.DeliveryUnknownError` is raised and nothing
         is re-sent.
         """
+        check_call_options(timeout, max_retries)
         msg = coerce_message(message)
         template = self._client._template_for(msg) if validate and msg.template is None else None
         msg = prepare_message(msg, template, region=self._client.default_region, validate=validate)
@@ -255,7 +260,7 @@ class Broadcasts:
     ) -> builtins.list[BroadcastLogEntry]:
         """Poll the log until every row reaches one of ``until`` (default: read or failed)
         or ``timeout`` seconds pass; returns the last rows seen."""
-        wanted = frozenset(until)
+        wanted = check_wait(until, timeout, interval)
         deadline = self._client._now() + timeout
         while True:
             rows = self.log(broadcast_id)
@@ -299,6 +304,7 @@ class AsyncBroadcasts:
         max_retries: int | None = None,
     ) -> Broadcast:
         """See :meth:`Broadcasts.send_direct`."""
+        check_call_options(timeout, max_retries)
         msg = coerce_message(message)
         template = (
             await self._client._template_for(msg) if validate and msg.template is None else None
@@ -365,7 +371,7 @@ class AsyncBroadcasts:
         on_update: Callable[[builtins.list[BroadcastLogEntry]], None] | None = None,
     ) -> builtins.list[BroadcastLogEntry]:
         """See :meth:`Broadcasts.wait`."""
-        wanted = frozenset(until)
+        wanted = check_wait(until, timeout, interval)
         deadline = self._client._now() + timeout
         while True:
             rows = await self.log(broadcast_id)

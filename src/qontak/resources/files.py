@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import IO, Protocol
 
+from .._checks import check_choice_text, check_text
 from .._pipeline import ApiRequest, ApiResponse
 from ..errors import ValidationError
 from ..models import UploadedFile
@@ -26,19 +27,34 @@ class _AsyncClient(Protocol):
 
 
 def _upload_request(file: FileInput, filename: str | None, content_type: str | None) -> ApiRequest:
+    if content_type is not None:
+        # It goes into the multipart part's headers: a line break would inject more.
+        check_choice_text("content_type", content_type, max_len=255)
     if isinstance(file, str | os.PathLike):
-        path = Path(file)
-        if not path.is_file():
-            raise ValidationError("file", f"no such file: {path}")
-        content: bytes | IO[bytes] = path.read_bytes()
+        path = Path(check_text("file", os.fspath(file), max_len=4096, multiline=False))
+        try:
+            if not path.is_file():
+                raise ValidationError("file", f"no such file: {path}", code="not_found")
+            content: bytes | IO[bytes] = path.read_bytes()
+        except OSError as exc:
+            raise ValidationError("file", f"cannot read {path}: {exc.strerror}") from None
         filename = filename or path.name
     elif isinstance(file, bytes):
         content = file
-    else:
+    elif callable(getattr(file, "read", None)) and not isinstance(file, bytearray | memoryview):
         content = file
-        filename = filename or Path(getattr(file, "name", "") or "upload").name
+        name = getattr(file, "name", "")
+        filename = filename or Path(name if isinstance(name, str) and name else "upload").name
+    else:
+        raise ValidationError(
+            "file",
+            f"expected a path, bytes or a binary file, got {type(file).__name__}",
+            code="invalid_type",
+        )
     if not filename:
         raise ValidationError("filename", "needed when uploading raw bytes")
+    # A name taken from the file system may hold what a multipart header cannot.
+    check_text("filename", filename, max_len=255, multiline=False)
     ctype = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
     # Uploading twice only stores the file twice, so the upload may be retried like a read.
     return ApiRequest(
