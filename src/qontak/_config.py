@@ -106,6 +106,7 @@ def load_dotenv_values(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
             setting="env_file",
             reason="expected a path or None",
         )
+    check_text("env_file", os.fspath(path), max_len=4096, multiline=False, setting=True)
     try:
         p = Path(path)
         if not p.is_file():
