@@ -42,8 +42,8 @@ class _Part:
         return self._client._request(req).body
 
 
-def _mapping(field: str, value: object) -> None:
-    if value is not None and not isinstance(value, Mapping):
+def _mapping(field: str, value: object, *, required: bool = False) -> None:
+    if (required or value is not None) and not isinstance(value, Mapping):
         raise ValidationError(
             field, f"expected a dict, got {type_name(value)}", code="invalid_type"
         )
@@ -70,7 +70,7 @@ class BroadcastApi(_Part):
         Unlike the Node client, the number is checked and the message validated against
         its template before anything is sent.
         """
-        _mapping("data", data)
+        _mapping("data", data, required=True)
         broadcast = self._client.broadcasts.send_direct(data)
         return broadcast.response.envelope if broadcast.response else broadcast.to_dict()
 
@@ -124,7 +124,7 @@ class FileUploaderApi(_Part):
 
     def upload_file(self, data: Mapping[str, Any]) -> Any:
         """POST ``/file_uploader`` with ``{"file": <path, bytes or binary file>}``."""
-        _mapping("data", data)
+        _mapping("data", data, required=True)
         if "file" not in data:
             raise ValidationError(
                 "file", "missing; pass {'file': <path, bytes or file>}", code="missing"
