@@ -19,7 +19,7 @@ from ..models import FINAL_STATUSES, Broadcast, BroadcastLogEntry, DirectMessage
 from ..validation import normalize_phone, validate_message
 from ._base import MAX_PAGES, next_page_params, to_model, to_page
 
-__all__ = ["AsyncBroadcasts", "Broadcasts", "coerce_message", "prepare_message"]
+__all__ = ["AsyncBroadcasts", "Broadcasts", "coerce_message", "prepare_message", "wire_number"]
 
 SEND_PATH = "/broadcasts/whatsapp/direct"
 
@@ -58,13 +58,29 @@ def coerce_message(message: DirectMessage | Mapping[str, Any]) -> DirectMessage:
     return check_message(parsed)
 
 
+def wire_number(number: str, region: str | None) -> str:
+    """``to_number`` as Qontak reads it: digits with the country code first.
+
+    A number already in that form keeps its country. Reading it again as a national number
+    of ``region`` could change the recipient: a builder turns ``+32 12 34 56 78`` into
+    ``3212345678``, which a ``US`` client would otherwise send to ``+1 321-234-5678``. Other
+    spellings (``0812…``, ``+62 812…``) are normalised with ``region`` as people write them.
+    """
+    if isinstance(number, str) and number.isascii() and number.isdigit():
+        try:
+            return normalize_phone("+" + number, None)
+        except ValidationError:
+            pass
+    return normalize_phone(number, region)
+
+
 def prepare_message(
     message: DirectMessage, template: Template | None, *, region: str, validate: bool
 ) -> DirectMessage:
     """Normalise the number and check the message against its template (pure)."""
     prepared = message.model_copy(deep=True)
     prepared.with_template(message.template or template)
-    prepared.to_number = normalize_phone(message.to_number, region)
+    prepared.to_number = wire_number(message.to_number, region)
     if validate:
         validate_message(prepared, template or message.template)
     return prepared
