@@ -180,6 +180,12 @@ def media_header(kind: str, url: str, filename: str | None = None) -> HeaderPara
                 "parameters.header",
                 f"cannot take a filename from {url!r}; pass filename=",
             )
+        try:  # "%00" or "%0A" in the URL decode into the name
+            check_text("filename", filename, max_len=_MAX_FILENAME_CHARS, multiline=False)
+        except ValidationError as exc:
+            raise ValidationError(
+                "url", f"the file name taken from it {exc.reason}; pass filename=", code=exc.code
+            ) from None
     # Qontak's examples always send url first, then filename.
     return HeaderParameter(
         format=kind.upper(),

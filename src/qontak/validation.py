@@ -119,6 +119,11 @@ def normalize_phone(number: str, region: str | None = DEFAULT_REGION) -> str:
             f"expected a region code such as 'ID', got {type(region).__name__}",
             code="invalid_type",
         )
+    if isinstance(number, str) and len(number) > 64:
+        # Refused before it is repeated in the message (a 70,000-character "number").
+        raise ValidationError(
+            "to_number", f"is {len(number)} characters; not a phone number", code="too_long"
+        )
     text = number.strip() if isinstance(number, str) else ""
     if not text or not _PHONE_CHARS.match(text) or not any(c.isdigit() for c in text):
         raise ValidationError("to_number", f"{number!r} is not a phone number")

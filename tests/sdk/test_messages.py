@@ -373,6 +373,7 @@ def _text(**kw: Any) -> DirectMessage:
         (lambda: messages.image(TO, f"{CDN}/a.png", filename=5, **ID), "filename"),
         # AttributeError before
         (lambda: messages.image(TO, 5, **ID), "url"),
+        (lambda: messages.image(TO, f"{CDN}/a%00b.png", **ID), "url"),  # NUL in the file name
         (lambda: messages.media_header(5, f"{CDN}/a.png"), "parameters.header.format"),
         # TypeError before
         (lambda: messages.text(TO, 5, **ID), "variables"),
@@ -403,6 +404,7 @@ def _text(**kw: Any) -> DirectMessage:
         (lambda: _text(template=".."), "template"),
         (lambda: _text(channel="c h"), "channel"),
         (lambda: _text(region=5), "region"),
+        (lambda: messages.text("1" * 70_000, ["a"], **ID), "to_number"),  # was echoed whole
         # ready-made parts are checked like the rest
         (
             lambda: messages.text(

@@ -21,7 +21,7 @@ from qontak._auth import signature_headers
 from qontak._config import Secret, Settings
 from qontak._pipeline import ApiRequest, Pipeline
 from qontak.models import DirectMessage
-from qontak.resources.broadcasts import coerce_message, prepare_message
+from qontak.resources.broadcasts import coerce_message, prepare_message, wire_number
 from qontak.sandbox._signature import request_target, verify_request
 from qontak.validation import normalize_phone
 
@@ -158,9 +158,18 @@ def test_normalize_phone_raises_only_validation_error_and_is_idempotent(
     except ValidationError as exc:
         assert exc.field in ("to_number", "region")
         return
-    assert normalized.isdigit() and normalized.isascii() and 8 <= len(normalized) <= 15
-    assert normalize_phone(normalized, region) == normalized
+    # (Tokelau's +690 7290 has 7 digits: E.164 sets no floor, validation does.)
+    assert normalized.isdigit() and normalized.isascii() and len(normalized) <= 15
+    # Idempotent on its output read as what it is, an international number…
+    assert normalize_phone("+" + normalized, region) == normalized
     assert normalize_phone("+" + normalized, None) == normalized
+    assert wire_number(normalized, region) == normalized
+    # …and as bare digits when they are the region's own. (A foreign number's bare digits are
+    # read as a national number first, by design: "3212345678" from a US user is American.
+    # That is why the send path reads to_number with wire_number, never normalize_phone.)
+    code = phonenumbers.country_code_for_region(region.upper()) if region else 0
+    if code and normalized.startswith(str(code)):
+        assert normalize_phone(normalized, region) == normalized
 
 
 @PROPERTY
@@ -215,7 +224,7 @@ VARIABLES = st.one_of(
 MEDIA_URL = st.builds(
     lambda host, name, ext: f"https://{host}.example/{name}{ext}",
     st.from_regex(r"\A[a-z]{1,10}\Z"),
-    st.from_regex(r"\A[A-Za-z0-9_%-]{1,12}\Z"),
+    st.from_regex(r"\A[A-Za-z0-9_-]{1,12}\Z"),
     st.sampled_from([".png", ".jpg", ".pdf", ".mp4"]),
 )
 BUILT = st.one_of(
