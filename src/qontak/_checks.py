@@ -170,7 +170,9 @@ def check_finite(
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         fail(field, f"expected a number, got {type_name(value)}", "invalid_type", setting=setting)
     if isinstance(value, int) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
-        fail(field, f"must be at most {maximum:g}", "out_of_range", setting=setting)
+        # float() would raise OverflowError on 10**400.
+        bound = f"at most {maximum:g}" if value > 0 else f"at least {minimum:g}"
+        fail(field, f"must be {bound}", "out_of_range", setting=setting)
     number = float(value)
     if not math.isfinite(number):
         fail(field, "must be a finite number", "out_of_range", setting=setting)
