@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import httpx
 import phonenumbers
 
+from ._checks import check_finite, check_retries, check_text, check_timeout, type_name
 from ._config import (
     ENV_RATE_LIMIT_STORE,
     ENV_RATE_LIMITS,
@@ -75,7 +76,7 @@ def _rules(
         return parse_rate_limits(text, setting=name)
     if isinstance(setting, RateLimiter):
         return setting.rules
-    return setting
+    return _checked_rules(setting)
 
 
 def _limiter(
@@ -117,23 +118,82 @@ def _limiter(
     return RateLimiter(rules)
 
 
-def _timeout(value: httpx.Timeout | float | None) -> httpx.Timeout:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, httpx.Timeout):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigurationError(
-            f"timeout: expected seconds > 0 or an httpx.Timeout, got {value!r}"
+def _checked_rules(setting: object) -> dict[str, list[Rule]]:
+    """A ``{scope: [Rule, ...]}`` mapping with every rule checked."""
+    if not isinstance(setting, Mapping):
+        _bad_setting(
+            "rate_limits",
+            "expected True, False, text, a RateLimiter or {scope: [Rule, ...]}, "
+            f"got {type_name(setting)}",
         )
-    return httpx.Timeout(float(value), connect=min(float(value), 5.0))
+    rules: dict[str, list[Rule]] = {}
+    for scope, scope_rules in setting.items():
+        check_text("rate_limits", scope, max_len=64, multiline=False, setting=True)
+        if isinstance(scope_rules, Rule | str) or not isinstance(scope_rules, Iterable):
+            _bad_setting(f"rate_limits.{scope}", "expected a list of Rule")
+        rules[scope] = []
+        for rule in scope_rules:
+            if not isinstance(rule, Rule):
+                _bad_setting(f"rate_limits.{scope}", f"expected Rule, got {type_name(rule)}")
+            # Rule checks its own bounds, but NaN passes every comparison.
+            check_finite(f"rate_limits.{scope}.per", rule.per, inclusive_min=False, setting=True)
+            if isinstance(rule.requests, bool) or not isinstance(rule.requests, int):
+                _bad_setting(f"rate_limits.{scope}.requests", "expected a whole number")
+            rules[scope].append(rule)
+    return rules
 
 
-def _region(value: str) -> str:
-    region = str(value).upper()
+def _bad_setting(setting: str, reason: str) -> NoReturn:
+    raise ConfigurationError(f"{setting}: {reason}", setting=setting, reason=reason)
+
+
+def _retry_policy(retry: object, max_retries: object) -> RetryPolicy:
+    """The policy in force, every field checked (a NaN retry count would never stop)."""
+    if retry is None:
+        policy = DEFAULT_RETRY
+    elif isinstance(retry, RetryPolicy):
+        policy = retry
+    else:
+        _bad_setting("retry", f"expected a RetryPolicy, got {type_name(retry)}")
+    check_retries("retry.max_retries", policy.max_retries, setting=True)
+    for name in ("backoff_base", "backoff_max", "max_wait"):
+        check_finite(f"retry.{name}", getattr(policy, name), setting=True)
+    check_finite("retry.jitter", policy.jitter, maximum=1.0, setting=True)
+    if max_retries is not None:
+        retries = check_retries("max_retries", max_retries, setting=True)
+        policy = dataclasses.replace(policy, max_retries=retries)
+    return policy
+
+
+def _timeout(value: object) -> httpx.Timeout:
+    checked = check_timeout("timeout", value, setting=True)
+    if checked is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(checked, httpx.Timeout):
+        return checked
+    return httpx.Timeout(checked, connect=min(checked, 5.0))
+
+
+def _region(value: object) -> str:
+    text = check_text("default_region", value, max_len=8, multiline=False, setting=True)
+    region = text.upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigurationError(f"default_region: {value!r} is not a region code such as 'ID'")
+        raise ConfigurationError(
+            f"default_region: {text!r} is not a region code such as 'ID'",
+            setting="default_region",
+            reason="not a region code such as 'ID'",
+        )
     return region
+
+
+def _callable(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        _bad_setting(name, f"expected a function, got {type_name(value)}")
+
+
+def _http_client(value: object, cls: type[httpx.Client] | type[httpx.AsyncClient]) -> None:
+    if value is not None and not isinstance(value, cls):
+        _bad_setting("http_client", f"expected an httpx.{cls.__name__}, got {type_name(value)}")
 
 
 class _TemplateCache:
@@ -179,6 +239,7 @@ class _Common:
         clock: Callable[[], float] | None,
     ) -> None:
         setup_logging()
+        _callable("clock", clock)
         settings = resolve_settings(
             client_id,
             client_secret,
@@ -186,9 +247,7 @@ class _Common:
             environment=environment,
             env_file=env_file,
         )
-        policy = retry or DEFAULT_RETRY
-        if max_retries is not None:
-            policy = dataclasses.replace(policy, max_retries=max_retries)
+        policy = _retry_policy(retry, max_retries)
         self._pipeline = Pipeline(
             settings=settings,
             retry=policy,
@@ -238,7 +297,7 @@ class _Common:
         if timeout is not None:
             changes["timeout"] = _timeout(timeout)
         if max_retries is not None:
-            changes["retry"] = dataclasses.replace(self._pipeline.retry, max_retries=max_retries)
+            changes["retry"] = _retry_policy(self._pipeline.retry, max_retries)
         clone._pipeline = self._pipeline.with_options(**changes)
         clone._owns_http = False
         clone._bind_resources()
@@ -301,6 +360,8 @@ class Qontak(_Common):
         sleep: Callable[[float], None] | None = None,
         max_connections: int | None = None,
     ) -> None:
+        _http_client(http_client, httpx.Client)
+        _callable("sleep", sleep)
         pool_size = check_pool_options(max_connections, "auto", own_client=http_client is None)
         self._setup(
             client_id,
@@ -410,6 +471,8 @@ class AsyncQontak(_Common):
         max_connections: int | None = None,
         http_transport: HttpTransport = "auto",
     ) -> None:
+        _http_client(http_client, httpx.AsyncClient)
+        _callable("sleep", sleep)
         own = http_client is None
         pool_size = check_pool_options(max_connections, http_transport, own_client=own)
         self._setup(

@@ -7,11 +7,14 @@ Precedence is argument > environment > ``.env``. Secrets are held in :class:`Sec
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
+from ._checks import check_text, check_url, type_name
 from .errors import ConfigurationError
 
 __all__ = [
@@ -40,13 +43,40 @@ ENV_BASE_URL = "QONTAK_BASE_URL"
 ENV_ENVIRONMENT = "QONTAK_ENV"
 
 
+def _refuse_pickle() -> NoReturn:
+    raise ConfigurationError(
+        "client_secret: a Secret cannot be pickled; pass credentials to other processes "
+        "through the QONTAK_CLIENT_ID/QONTAK_CLIENT_SECRET environment",
+        setting="client_secret",
+        reason="cannot be pickled",
+    )
+
+
 class Secret:
-    """A string that never shows itself in ``repr``, ``str``, logs or tracebacks."""
+    """A string that never shows itself in ``repr``, ``str``, logs, tracebacks or pickles.
+
+    Pickling is refused (``ConfigurationError``) rather than done with a redacted value: a
+    redacted copy would unpickle into a client that fails later with a puzzling 401, while a
+    refusal says at once that credentials do not travel in pickles (give a worker process the
+    ``QONTAK_*`` environment instead). ``copy``/``deepcopy`` return the same object.
+    """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        _refuse_pickle()
+
+    def __reduce__(self) -> NoReturn:
+        _refuse_pickle()
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Secret:
+        return self
 
     def get(self) -> str:
         """The secret value itself. Only the signer should need it."""
@@ -67,13 +97,28 @@ class Secret:
 def load_dotenv_values(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
     """Parse a ``.env`` file (``KEY=value`` lines, ``#`` comments, optional quotes, ``export``).
 
-    A missing file yields ``{}``. Values are never logged.
+    A missing file yields ``{}``; a file that is not UTF-8 text is a ``ConfigurationError``
+    naming ``env_file``. Values are never logged.
     """
-    p = Path(path)
-    if not p.is_file():
-        return {}
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigurationError(
+            f"env_file: expected a path or None, got {type_name(path)}",
+            setting="env_file",
+            reason="expected a path or None",
+        )
+    check_text("env_file", os.fspath(path), max_len=4096, multiline=False, setting=True)
+    try:
+        p = Path(path)
+        if not p.is_file():
+            return {}
+        text = p.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the path, or not UTF-8
+        reason = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
+        raise ConfigurationError(
+            f"env_file: {reason} ({type(exc).__name__})", setting="env_file", reason=reason
+        ) from None
     values: dict[str, str] = {}
-    for raw in p.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -89,26 +134,35 @@ def load_dotenv_values(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
     return values
 
 
-def resolve_base_url(base_url: str | None = None, environment: str | None = None) -> str:
+def resolve_base_url(
+    base_url: str | None = None,
+    environment: str | None = None,
+    *,
+    setting: str = "base_url",
+    environment_setting: str = "environment",
+) -> str:
     """The API root including the ``/qontak/chat/v1`` prefix, without a trailing slash.
 
     A bare host (``https://api.mekari.com``) gets the prefix appended; a URL that already
-    has a path is taken as it is.
+    has a path is taken as it is. ``setting`` / ``environment_setting`` name where the
+    values came from (``QONTAK_BASE_URL``…) in a :class:`ConfigurationError`; a URL with a
+    user name or password is refused and never repeated.
 
     >>> resolve_base_url(environment="staging")
     'https://api.mekari.io/qontak/chat/v1'
     """
     if base_url is None:
         env = environment or "production"
+        check_text(environment_setting, env, max_len=64, multiline=False, setting=True)
         if env not in ENVIRONMENTS:
             names = ", ".join(ENVIRONMENTS)
-            raise ConfigurationError(f"environment: unknown environment {env!r} (use {names})")
+            raise ConfigurationError(
+                f"{environment_setting}: unknown environment {env!r} (use {names})",
+                setting=environment_setting,
+                reason=f"unknown environment (use {names})",
+            )
         base_url = ENVIRONMENTS[env]
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"base_url: {base_url!r} is not an http(s) URL")
-    if parts.query or parts.fragment:
-        raise ConfigurationError("base_url: must not have a query or fragment")
+    parts = urlsplit(check_url(setting, base_url, setting=True))
     path = parts.path.rstrip("/")
     if not path:
         path = API_PREFIX
@@ -117,11 +171,28 @@ def resolve_base_url(base_url: str | None = None, environment: str | None = None
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved connection settings. ``repr`` is safe to log."""
+    """Resolved connection settings. ``repr`` is safe to log; pickling is refused (the
+    secret)."""
 
     client_id: str
     client_secret: Secret = field(repr=True)
     base_url: str
+
+
+#: The client id goes in the ``Authorization`` header as ``username="…"``: printable ASCII
+#: without quotes or backslashes, or the header breaks (or httpx refuses it).
+_CLIENT_ID = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def _check_client_id(value: str, setting: str) -> str:
+    check_text(setting, value, max_len=256, multiline=False, setting=True)
+    if not _CLIENT_ID.match(value):
+        raise ConfigurationError(
+            f"{setting}: must be printable ASCII without spaces, quotes or backslashes",
+            setting=setting,
+            reason="must be printable ASCII without spaces, quotes or backslashes",
+        )
+    return value
 
 
 def resolve_settings(
@@ -135,21 +206,24 @@ def resolve_settings(
 ) -> Settings:
     """Resolve credentials and the base URL from arguments, the environment and ``.env``.
 
-    Raises :class:`ConfigurationError` naming the missing variable.
+    Raises :class:`ConfigurationError` naming the missing or invalid argument or variable
+    (``setting``), never its value.
     """
     environ: Mapping[str, str] = os.environ if env is None else env
     dotenv = load_dotenv_values(env_file) if env_file is not None else {}
 
-    def pick(arg: str | None, name: str) -> str | None:
+    def pick(arg: object, arg_name: str, name: str) -> tuple[str | None, str]:
+        """The value and where it came from (the argument or the variable's name)."""
         if arg is not None:
-            return arg
+            # Arguments are checked for type here; an empty one falls through as missing.
+            return check_text(arg_name, arg, max_len=4096, setting=True) or None, arg_name
         value = environ.get(name)
         if value is None:
             value = dotenv.get(name)
-        return value or None
+        return value or None, name
 
-    cid = pick(client_id, ENV_CLIENT_ID)
-    secret = pick(client_secret, ENV_CLIENT_SECRET)
+    cid, cid_from = pick(client_id, "client_id", ENV_CLIENT_ID)
+    secret, secret_from = pick(client_secret, "client_secret", ENV_CLIENT_SECRET)
     if not cid:
         raise ConfigurationError(
             f"client_id: missing; pass client_id= or set {ENV_CLIENT_ID} (environment or .env)",
@@ -163,8 +237,16 @@ def resolve_settings(
             setting="client_secret",
             reason="missing",
         )
-    url = resolve_base_url(pick(base_url, ENV_BASE_URL), environment or pick(None, ENV_ENVIRONMENT))
-    return Settings(client_id=cid, client_secret=Secret(secret), base_url=url)
+    _check_client_id(cid, cid_from)
+    # The secret is only hashed, so any text will do, but it must encode as UTF-8.
+    check_text(secret_from, secret, max_len=4096, multiline=False, setting=True)
+    url, url_from = pick(base_url, "base_url", ENV_BASE_URL)
+    # An empty environment argument means "not given", as before: QONTAK_ENV still applies.
+    env_name, env_from = pick(
+        None if environment == "" else environment, "environment", ENV_ENVIRONMENT
+    )
+    resolved = resolve_base_url(url, env_name, setting=url_from, environment_setting=env_from)
+    return Settings(client_id=cid, client_secret=Secret(secret), base_url=resolved)
 
 
 #: Client-side rate limits as text (``send=600/min,all=1000/min,burst=20/s`` or ``off``).

@@ -21,6 +21,7 @@ import anyio
 import httpx
 
 from . import _auth
+from ._checks import check_id, check_query, check_retries, check_timeout
 from ._config import Settings
 from ._logging import log_kv, register_secret
 from ._ratelimit import SCOPE_ALL, SCOPE_SEND, RateLimiter, parse_reset, parse_retry_after
@@ -75,9 +76,10 @@ def encode_query(params: Params | None) -> str:
     return "&".join(parts)
 
 
-def path_segment(value: str) -> str:
-    """Percent-encode one path segment (an id) so it cannot change the path."""
-    return quote(str(value), safe="")
+def path_segment(value: str, field: str = "id") -> str:
+    """Percent-encode one path segment (an id) so it cannot change the path; an id that is
+    not one (not text, empty, ``..``, too long…) is a ``ValidationError`` naming ``field``."""
+    return quote(check_id(field, value), safe="")
 
 
 @functools.lru_cache(maxsize=512)
@@ -123,6 +125,14 @@ class ApiRequest:
     scope: str = SCOPE_ALL
     timeout: httpx.Timeout | float | None = None
     max_retries: int | None = None
+
+    def __post_init__(self) -> None:
+        # Per-call options and query values come from callers: refuse bad ones before any I/O
+        # (a NaN retry count never stops, a str one fails after the send was accepted).
+        check_timeout("timeout", self.timeout)
+        if self.max_retries is not None:
+            check_retries("max_retries", self.max_retries)
+        check_query(self.params)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._checks import check_json, type_name
 from ._client import Qontak
 from ._pipeline import ApiRequest, path_segment
+from .errors import ValidationError
 
 __all__ = ["QontakClient"]
 
@@ -25,14 +27,26 @@ class _Part:
         self._client = client
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        _mapping("params", params)
         return self._client._request(ApiRequest("GET", path, params=dict(params or {}))).body
 
     def _write(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        # A dict from ported code goes out as JSON: NaN, bytes or a lone surrogate would make
+        # invalid JSON or fail halfway, so the whole body is checked first.
+        _mapping("body", body)
+        check_json("", body)
         # Writes have effects, so they follow the send rules: never repeated blindly.
         req = ApiRequest(
             method, path, json=dict(body) if body is not None else None, idempotent=False
         )
         return self._client._request(req).body
+
+
+def _mapping(field: str, value: object, *, required: bool = False) -> None:
+    if (required or value is not None) and not isinstance(value, Mapping):
+        raise ValidationError(
+            field, f"expected a dict, got {type_name(value)}", code="invalid_type"
+        )
 
 
 class BroadcastApi(_Part):
@@ -44,11 +58,11 @@ class BroadcastApi(_Part):
 
     def get_broadcast_log(self, broadcast_id: str) -> Any:
         """GET ``/broadcasts/{id}/whatsapp/log``."""
-        return self._get(f"/broadcasts/{path_segment(broadcast_id)}/whatsapp/log")
+        return self._get(f"/broadcasts/{path_segment(broadcast_id, 'broadcast_id')}/whatsapp/log")
 
     def get_broadcast_detail(self, broadcast_id: str) -> Any:
         """GET ``/broadcasts/{id}/whatsapp``."""
-        return self._get(f"/broadcasts/{path_segment(broadcast_id)}/whatsapp")
+        return self._get(f"/broadcasts/{path_segment(broadcast_id, 'broadcast_id')}/whatsapp")
 
     def create_broadcast_direct(self, data: Mapping[str, Any]) -> Any:
         """POST ``/broadcasts/whatsapp/direct`` with the Node README's dict, unchanged.
@@ -56,6 +70,7 @@ class BroadcastApi(_Part):
         Unlike the Node client, the number is checked and the message validated against
         its template before anything is sent.
         """
+        _mapping("data", data, required=True)
         broadcast = self._client.broadcasts.send_direct(data)
         return broadcast.response.envelope if broadcast.response else broadcast.to_dict()
 
@@ -81,7 +96,7 @@ class TemplateApi(_Part):
 
     def get_whatsapp_template_by_id(self, template_id: str) -> Any:
         """GET ``/templates/{id}/whatsapp``."""
-        return self._get(f"/templates/{path_segment(template_id)}/whatsapp")
+        return self._get(f"/templates/{path_segment(template_id, 'template_id')}/whatsapp")
 
     def create_whatsapp_template(self, body: Mapping[str, Any]) -> Any:
         """POST ``/templates/whatsapp`` (submit a template for approval)."""
@@ -101,7 +116,7 @@ class IntegrationApi(_Part):
 
     def get_integration_by_id(self, integration_id: str) -> Any:
         """GET ``/integrations/{id}``."""
-        return self._get(f"/integrations/{path_segment(integration_id)}")
+        return self._get(f"/integrations/{path_segment(integration_id, 'integration_id')}")
 
 
 class FileUploaderApi(_Part):
@@ -109,6 +124,11 @@ class FileUploaderApi(_Part):
 
     def upload_file(self, data: Mapping[str, Any]) -> Any:
         """POST ``/file_uploader`` with ``{"file": <path, bytes or binary file>}``."""
+        _mapping("data", data, required=True)
+        if "file" not in data:
+            raise ValidationError(
+                "file", "missing; pass {'file': <path, bytes or file>}", code="missing"
+            )
         uploaded = self._client.file_uploader.upload(data["file"], filename=data.get("filename"))
         return uploaded.response.envelope if uploaded.response else uploaded.to_dict()
 
@@ -118,11 +138,15 @@ class ContactApi(_Part):
 
     def get_contacts_list(self, contact_list_id: str) -> Any:
         """GET ``/contacts/contact_lists/contacts/{id}``."""
-        return self._get(f"/contacts/contact_lists/contacts/{path_segment(contact_list_id)}")
+        return self._get(
+            f"/contacts/contact_lists/contacts/{path_segment(contact_list_id, 'contact_list_id')}"
+        )
 
     def get_contact_list_detail(self, contact_list_id: str) -> Any:
         """GET ``/contacts/contact_lists/{id}``."""
-        return self._get(f"/contacts/contact_lists/{path_segment(contact_list_id)}")
+        return self._get(
+            f"/contacts/contact_lists/{path_segment(contact_list_id, 'contact_list_id')}"
+        )
 
     def override_contact_name(self, body: Mapping[str, Any]) -> Any:
         """PUT ``/contacts/contact_lists/override_contact_by_upload`` with ``{"enabled": …}``."""
@@ -138,7 +162,9 @@ class ContactBlockApi(_Part):
 
     def remove_block_contact(self, body: Mapping[str, Any], contact_id: str) -> Any:
         """DELETE ``/contact_block/{id}`` with ``{"room_id": …}``."""
-        return self._write("DELETE", f"/contact_block/{path_segment(contact_id)}", body)
+        return self._write(
+            "DELETE", f"/contact_block/{path_segment(contact_id, 'contact_id')}", body
+        )
 
 
 class UserApi(_Part):

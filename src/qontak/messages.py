@@ -30,12 +30,23 @@ missing); the client does that before sending, or call :func:`qontak.validation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import TypeAlias
 from urllib.parse import unquote, urlsplit
 
+import pydantic
+
+from ._checks import (
+    check_choice_text,
+    check_id,
+    check_message,
+    check_text,
+    from_pydantic,
+    type_name,
+)
 from .errors import ValidationError
 from .models import (
     BodyParameter,
@@ -49,7 +60,7 @@ from .models import (
     Template,
     placeholders,
 )
-from .validation import DEFAULT_REGION, is_auth_button, normalize_phone
+from .validation import DEFAULT_REGION, MAX_URL_CHARS, is_auth_button, normalize_phone
 
 __all__ = [
     "ButtonSpec",
@@ -83,17 +94,58 @@ Variables: TypeAlias = Mapping[str, str] | Sequence[str | tuple[str, str] | Body
 ButtonSpec: TypeAlias = ButtonParameter | tuple[int | str, str]
 
 
+#: Longest integer accepted as a value (a 77-digit number is already no one's OTP or price).
+_MAX_INT_BITS = 256
+#: A media file's name.
+_MAX_FILENAME_CHARS = 255
+
+
 # --- Small public helpers -------------------------------------------------------------------------
 
 
 def _text(value: object, field: str) -> str:
-    """A parameter value as text: numbers are accepted (an OTP code is often an int), anything
-    else is a ValidationError naming the field rather than a traceback from deep inside."""
+    """A parameter value as text: finite numbers are accepted (an order total, a count),
+    anything else is a ValidationError naming the field rather than a traceback from deep
+    inside, or worse, wrong text on the wire (``nan``, the numbers of a ``bytes``)."""
     if isinstance(value, str):
-        return value
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return check_text(field, value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise ValidationError(field, "number is too large", code="out_of_range")
         return str(value)
-    raise ValidationError(field, f"expected text, got {type(value).__name__}")
+    if isinstance(value, float | Decimal):
+        if not (math.isfinite(value) if isinstance(value, float) else value.is_finite()):
+            raise ValidationError(field, "must be a finite number", code="out_of_range")
+        return str(value)
+    raise ValidationError(field, f"expected text, got {type_name(value)}", code="invalid_type")
+
+
+def _code(value: object) -> str:
+    """An OTP code: text, or an ``int``. A float is refused: ``123456.0`` and ``nan`` are not
+    codes, and a code with a leading zero cannot be a number at all."""
+    if isinstance(value, float | Decimal):
+        raise ValidationError(
+            "code", f"give the code as text, not {type_name(value)}", code="invalid_type"
+        )
+    return _text(value, "code")
+
+
+def _label(value: object, field: str) -> str:
+    """A variable's label (Qontak's ``value``): text, or an int such as ``1``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return check_text(field, value, max_len=256, multiline=False)
+
+
+def _index(value: object) -> str:
+    """A button index: ``0``…``9`` as an int or as text (the range is checked on send)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise ValidationError(
+                "parameters.buttons.index", "number is too large", code="out_of_range"
+            )
+        return str(value)
+    return check_choice_text("parameters.buttons.index", value)
 
 
 def url_button(value: str, index: int | str = 0, *, type: str = "url") -> ButtonParameter:
@@ -102,7 +154,11 @@ def url_button(value: str, index: int | str = 0, *, type: str = "url") -> Button
     >>> url_button("track/123").model_dump()
     {'index': '0', 'type': 'url', 'value': 'track/123'}
     """
-    return ButtonParameter(index=str(index), type=type, value=_text(value, "parameters.buttons"))
+    return ButtonParameter(
+        index=_index(index),
+        type=check_choice_text("parameters.buttons.type", type),
+        value=_text(value, "parameters.buttons"),
+    )
 
 
 def media_header(kind: str, url: str, filename: str | None = None) -> HeaderParameter:
@@ -111,15 +167,25 @@ def media_header(kind: str, url: str, filename: str | None = None) -> HeaderPara
     >>> media_header("image", "https://cdn.example.com/a/Gojo_copy.jpeg").model_dump()
     {'format': 'IMAGE', 'params': [{'key': 'url', 'value': 'https://cdn.example.com/a/Gojo_copy.jpeg'}, {'key': 'filename', 'value': 'Gojo_copy.jpeg'}]}
     """  # noqa: E501
+    kind = check_choice_text("parameters.header.format", kind)
     if not url:
         raise ValidationError("parameters.header", f"a {kind.upper()} header needs a url")
-    if filename is None:
+    check_text("url", url, max_len=MAX_URL_CHARS, multiline=False)
+    if filename is not None:
+        check_text("filename", filename, max_len=_MAX_FILENAME_CHARS, multiline=False)
+    else:
         filename = PurePosixPath(unquote(urlsplit(url).path)).name
         if not filename:
             raise ValidationError(
                 "parameters.header",
                 f"cannot take a filename from {url!r}; pass filename=",
             )
+        try:  # "%00" or "%0A" in the URL decode into the name
+            check_text("filename", filename, max_len=_MAX_FILENAME_CHARS, multiline=False)
+        except ValidationError as exc:
+            raise ValidationError(
+                "url", f"the file name taken from it {exc.reason}; pass filename=", code=exc.code
+            ) from None
     # Qontak's examples always send url first, then filename.
     return HeaderParameter(
         format=kind.upper(),
@@ -147,12 +213,13 @@ def otp(
     ...     "parameters"]
     {'buttons': [{'index': '0', 'type': 'url', 'value': '123456'}], 'body': [{'key': '1', 'value_text': '123456', 'value': 'otp'}]}
     """  # noqa: E501
+    code_text = _code(code)
     return template_message(
         to,
         template=template,
         channel=channel,
-        variables=[("otp", _text(code, "code"))],
-        buttons=[url_button(code, _otp_button_index(template))],
+        variables=[("otp", code_text)],
+        buttons=[url_button(code_text, _otp_button_index(template))],
         name=name,
         language=language,
         region=region,
@@ -347,24 +414,36 @@ def template_message(
     {'buttons': [{'index': '0', 'type': 'url', 'value': '123456'}], 'body': [{'key': '1', 'value_text': '123454321', 'value': 'otp'}]}
     """  # noqa: E501
     number = normalize_phone(to, region)
-    template_id = template.id if isinstance(template, Template) else template
-    channel_id = channel.id if isinstance(channel, Channel) else channel
+    template_id = template.id if isinstance(template, Template) else check_id("template", template)
+    channel_id = channel.id if isinstance(channel, Channel) else check_id("channel", channel)
     if language is None:
         if not isinstance(template, Template):
             raise ValidationError("language", "give language= when the template is given by its id")
         language = template.language
-    message = DirectMessage(
-        to_name=name if name else number,
-        to_number=number,
-        message_template_id=template_id,
-        channel_integration_id=channel_id,
-        language=Language(code=language),
-        parameters=MessageParameters(
-            header=header,
-            buttons=None if buttons is None else [_button(b) for b in buttons],
-            body=None if variables is None else _body(variables, template),
-        ),
-    )
+    language = check_choice_text("language", language)
+    if name is not None:
+        check_text("name", name, multiline=False)
+    if header is not None and not isinstance(header, HeaderParameter):
+        raise ValidationError(
+            "header", f"expected a HeaderParameter, got {type_name(header)}", code="invalid_type"
+        )
+    try:
+        message = DirectMessage(
+            to_name=name if name else number,
+            to_number=number,
+            message_template_id=template_id,
+            channel_integration_id=channel_id,
+            language=Language(code=language),
+            parameters=MessageParameters(
+                header=header,
+                buttons=None if buttons is None else [_button(b) for b in _buttons(buttons)],
+                body=None if variables is None else _body(variables, template),
+            ),
+        )
+    except pydantic.ValidationError as exc:  # a ready-made part that was changed by hand
+        raise from_pydantic(exc) from None
+    # Ready-made parts (BodyParameter, header…) are checked like everything else.
+    check_message(message)
     return message.with_template(template if isinstance(template, Template) else None)
 
 
@@ -398,7 +477,17 @@ def _media(
     )
 
 
-def _button(spec: ButtonSpec) -> ButtonParameter:
+def _buttons(buttons: object) -> Sequence[object]:
+    if isinstance(buttons, str | bytes | bytearray) or not isinstance(buttons, Sequence):
+        raise ValidationError(
+            "buttons",
+            f"expected a list of buttons, got {type_name(buttons)}",
+            code="invalid_type",
+        )
+    return buttons
+
+
+def _button(spec: object) -> ButtonParameter:
     if isinstance(spec, ButtonParameter):
         return spec
     if not isinstance(spec, tuple | list) or len(spec) != 2:
@@ -426,7 +515,7 @@ def _item(value: object, position: int) -> tuple[str | None, str] | BodyParamete
     if isinstance(value, tuple):
         if len(value) != 2:
             raise ValidationError(f"variables[{position}]", "a pair must be (label, text)")
-        return str(value[0]), _text(value[1], f"variables[{position}]")
+        return _label(value[0], f"variables[{position}]"), _text(value[1], f"variables[{position}]")
     return None, _text(value, f"variables[{position}]")
 
 
@@ -435,6 +524,19 @@ def _body(variables: Variables | None, template: Template | str) -> list[BodyPar
         return []
     if isinstance(variables, str):
         variables = [variables]
+    if isinstance(variables, bytes | bytearray | memoryview):
+        # A bytes object is a sequence of numbers: b"AB" would be sent as "65", "66".
+        raise ValidationError(
+            "variables",
+            f"expected text values, got {type_name(variables)}; decode it first",
+            code="invalid_type",
+        )
+    if not isinstance(variables, Mapping | Sequence):
+        raise ValidationError(
+            "variables",
+            f"expected a list or a mapping of values, got {type_name(variables)}",
+            code="invalid_type",
+        )
     if isinstance(variables, Mapping):
         names = placeholders(template.body) if isinstance(template, Template) else []
         if names and set(names) == set(variables) and not all(n.isdigit() for n in names):
@@ -444,7 +546,8 @@ def _body(variables: Variables | None, template: Template | str) -> list[BodyPar
                 for n in names
             ]
         items: list[tuple[str | None, str] | BodyParameter] = [
-            (str(label), _text(v, f"variables.{label}")) for label, v in variables.items()
+            (_label(label, "variables key"), _text(v, f"variables.{label}"))
+            for label, v in variables.items()
         ]
     else:
         items = [_item(v, i) for i, v in enumerate(variables, start=1)]

@@ -163,7 +163,7 @@ _BAD_NAME_CATEGORIES = frozenset({"Cc", "Cs"})
 # --- Phone numbers ------------------------------------------------------------------------------
 
 
-def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
+def normalize_phone(number: str, region: str | None = DEFAULT_REGION) -> str:
     """Turn a phone number as people write it into Qontak's ``to_number``: digits with the
     country code and no ``+``.
 
@@ -182,6 +182,18 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
     >>> normalize_phone("62812345678")  # already Qontak's format: kept as it is
     '62812345678'
     """
+    # region=None: no default country, so only numbers that carry their country code pass.
+    if region is not None and not isinstance(region, str):
+        raise ValidationError(
+            "region",
+            f"expected a region code such as 'ID', got {type(region).__name__}",
+            code="invalid_type",
+        )
+    if isinstance(number, str) and len(number) > 64:
+        # Refused before it is repeated in the message (a 70,000-character "number").
+        raise ValidationError(
+            "to_number", f"is {len(number)} characters; not a phone number", code="too_long"
+        )
     text = number.strip() if isinstance(number, str) else ""
     if not text or not _PHONE_CHARS.match(text) or not any(c.isdigit() for c in text):
         raise ValidationError(
@@ -206,10 +218,10 @@ def normalize_phone(number: str, region: str = DEFAULT_REGION) -> str:
     # international number and as a national number of `region`; a valid reading wins. When the
     # digits start with the region's own country code the international reading goes first,
     # or "62812345678" (already Qontak's format) would become "6262812345678".
-    region = region.upper()
+    region = region.upper() if region else None
     if region == "ID" and (fast := _indonesian_mobile(compact)) is not None:
         return fast
-    country_code = str(phonenumbers.country_code_for_region(region) or "")
+    country_code = str(phonenumbers.country_code_for_region(region) or "") if region else ""
     if compact.startswith("+"):
         candidates = [compact]
     elif country_code and digits.startswith(country_code):
@@ -279,7 +291,7 @@ def _indonesian_mobile(compact: str) -> str | None:
     return "62" + nsn
 
 
-def _phone_reason(number: str, parsed: phonenumbers.PhoneNumber | None, region: str) -> str:
+def _phone_reason(number: str, parsed: phonenumbers.PhoneNumber | None, region: str | None) -> str:
     """Say why a number was rejected, in the caller's terms."""
     if parsed is None:
         return f"{number!r} is not a phone number (no country code and region {region!r} unknown)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from qontak.models import (
     Template,
     TemplateButton,
 )
+from qontak.testing import sandbox_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "node_readme"
 CHANNEL = "56b60c3c-0123-46af-958b-32f3ad12ee37"
@@ -349,3 +351,151 @@ def test_bad_builder_input_is_a_validation_error_naming_the_field(build, field: 
     with pytest.raises(ValidationError) as info:
         build()
     assert info.value.field == field
+
+
+# --- Hostile values: our ValidationError naming the argument, never another type ---------------
+
+ID = {"template": "t", "channel": "c", "language": "id"}
+
+
+def _text(**kw: Any) -> DirectMessage:
+    return messages.text(TO, ["a"], **{**ID, **kw})
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        # pydantic's own ValidationError before
+        (lambda: _text(name=5), "name"),
+        (lambda: _text(template=5), "template"),
+        (lambda: _text(channel=["c"]), "channel"),
+        (lambda: _text(language=5), "language"),
+        (lambda: messages.image(TO, f"{CDN}/a.png", filename=5, **ID), "filename"),
+        # AttributeError before
+        (lambda: messages.image(TO, 5, **ID), "url"),
+        (lambda: messages.image(TO, f"{CDN}/a%00b.png", **ID), "url"),  # NUL in the file name
+        (lambda: messages.media_header(5, f"{CDN}/a.png"), "parameters.header.format"),
+        # TypeError before
+        (lambda: messages.text(TO, 5, **ID), "variables"),
+        (lambda: messages.text(TO, {1, 2}, **ID), "variables"),
+        (lambda: messages.template_message(TO, buttons=5, **ID), "buttons"),
+        (lambda: messages.template_message(TO, buttons="0", **ID), "buttons"),
+        (lambda: messages.template_message(TO, header="IMAGE", **ID), "header"),  # type: ignore[arg-type]
+        (lambda: messages.url_button("x", index=None), "parameters.buttons.index"),  # type: ignore[arg-type]
+        (lambda: messages.url_button("x", type=5), "parameters.buttons.type"),  # type: ignore[arg-type]
+        (lambda: messages.text(TO, [(object(), "v")], **ID), "variables[1]"),
+        (lambda: messages.text(TO, {object(): "v"}, **ID), "variables key"),
+        # sent as wrong data before
+        (lambda: messages.text(TO, b"AB", **ID), "variables"),  # "65", "66"
+        (lambda: messages.text(TO, bytearray(b"AB"), **ID), "variables"),
+        (lambda: messages.otp(TO, float("nan"), **ID), "code"),  # "nan"
+        (lambda: messages.otp(TO, 123456.0, **ID), "code"),  # "123456.0"
+        (lambda: messages.text(TO, [float("inf")], **ID), "variables[1]"),
+        (lambda: messages.text(TO, [10**400], **ID), "variables[1]"),
+        (lambda: messages.text(TO, ["a\x00b"], **ID), "variables[1]"),  # NUL passed before
+        (lambda: messages.text(TO, ["a\x1bb"], **ID), "variables[1]"),
+        (lambda: _text(name="Bu\ndi"), "name"),
+        # UnicodeEncodeError at send time before
+        (lambda: messages.text(TO, ["a\ud800"], **ID), "variables[1]"),
+        (lambda: _text(name="\udcff"), "name"),
+        (lambda: messages.cta_url(TO, "x\ud800", **ID), "parameters.buttons"),
+        # httpx.InvalidURL when the template is fetched for validation, before
+        (lambda: _text(template="t" * 70_000), "template"),
+        (lambda: _text(template=".."), "template"),
+        (lambda: _text(channel="c h"), "channel"),
+        (lambda: _text(region=5), "region"),
+        (lambda: messages.text("1" * 70_000, ["a"], **ID), "to_number"),  # was echoed whole
+        # ready-made parts are checked like the rest
+        (
+            lambda: messages.text(
+                TO, [BodyParameter(key="1", value_text="a\x00", value="x")], **ID
+            ),
+            "parameters.body[0].value_text",
+        ),
+        (
+            lambda: messages.template_message(
+                TO, buttons=[ButtonParameter(index="0", type="url", value="\ud800")], **ID
+            ),
+            "parameters.buttons[0].value",
+        ),
+    ],
+)
+def test_hostile_builder_input_is_our_validation_error(build, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build()
+    assert info.value.field == field, str(info.value)
+    assert len(str(info.value)) < 300  # the value itself (70,000 characters…) is not repeated
+
+
+def test_region_none_means_the_number_must_carry_its_country_code() -> None:
+    assert _text(region=None).to_number == "6281234567890"
+    assert messages.text("+62 812-3456-7890", ["a"], region=None, **ID).to_number == TO
+    with pytest.raises(ValidationError) as info:
+        messages.text("0812-3456-7890", ["a"], region=None, **ID)
+    assert info.value.field == "to_number"
+
+
+def test_ordinary_values_still_work() -> None:
+    msg = messages.text(TO, [1, 2.5, Decimal("3.10"), "tab\tand\nnewline"], **ID)
+    assert [p.value_text for p in msg.parameters.body or []] == [
+        "1",
+        "2.5",
+        "3.10",
+        "tab\tand\nnewline",  # left to validation, which names WhatsApp's rule (132018)
+    ]
+    assert messages.text(TO, {1: "Budi"}, **ID).parameters.body == [
+        BodyParameter(key="1", value_text="Budi", value="1")
+    ]
+    assert messages.otp(TO, 42, **ID).body_values == {"1": "42"}
+    assert messages.url_button("x", index="1").index == "1"
+
+
+def test_a_message_changed_by_hand_is_checked_again_before_sending() -> None:
+    with sandbox_client() as (client, box):
+        msg = _text()
+        msg.language.code = 5  # type: ignore[assignment]
+        with pytest.raises(ValidationError) as info:
+            client.broadcasts.send_direct(msg)
+        assert info.value.field == "language.code"
+        msg = _text()
+        msg.to_name = "x\ud800"
+        with pytest.raises(ValidationError) as info:
+            client.broadcasts.send_direct(msg, validate=False)
+        assert info.value.field == "to_name"
+        assert box.messages() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"to_name": "a\ud800"}, "to_name"),
+        ({"to_name": 5}, "to_name"),
+        ({"message_template_id": "t" * 70_000}, "message_template_id"),
+        ({"language": {"code": "id\x00"}}, "language.code"),
+        ({"extra": float("nan")}, "extra"),  # would be invalid JSON
+        ({"extra": b"x"}, "extra"),
+        (
+            {"parameters": {"body": [{"key": "1", "value_text": 5, "value": "a"}]}},
+            "parameters.body[0].value_text",
+        ),
+        (
+            {"parameters": {"body": [{"key": "1", "value_text": "\x00", "value": "a"}]}},
+            "parameters.body[0].value_text",
+        ),
+    ],
+)
+def test_send_direct_dicts_are_checked_and_nothing_is_sent(change, field) -> None:
+    payload = {
+        "to_name": "Budi",
+        "to_number": TO,
+        "message_template_id": "tpl",
+        "channel_integration_id": CHANNEL,
+        "language": {"code": "id"},
+        "parameters": {},
+        **change,
+    }
+    with sandbox_client() as (client, box):
+        with pytest.raises(ValidationError) as info:
+            client.broadcasts.send_direct(payload, validate=False)
+        assert info.value.field == field
+        assert box.messages() == []

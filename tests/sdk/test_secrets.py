@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
+import pickle
 
 import httpx
 import pytest
 
 from qontak import ConfigurationError, Qontak, QontakClient, QontakError
+from qontak._config import Secret
 from qontak._logging import mask_phone, redact, setup_logging
 
 from ..conftest import CLIENT_SECRET, RecordingServer
@@ -128,3 +132,35 @@ async def test_canary_secret_never_appears_on_async_and_upload_paths(
     blob = "\n".join(texts)
     assert len(server.requests) == 3 and "Unauthorized" in blob
     assert CLIENT_SECRET not in blob
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickling_settings_or_the_secret_is_refused(make_client, protocol: int) -> None:
+    # Refused rather than pickled redacted: a redacted copy would fail later with a 401.
+    client = make_client()
+    for obj in (client.settings, client.settings.client_secret, Secret(CLIENT_SECRET)):
+        with pytest.raises(ConfigurationError) as info:
+            pickle.dumps(obj, protocol=protocol)
+        assert info.value.setting == "client_secret"
+        assert CLIENT_SECRET not in str(info.value)
+
+
+def test_settings_still_copy_in_process(make_client) -> None:
+    settings = make_client().settings
+    for clone in (copy.copy(settings), copy.deepcopy(settings)):
+        assert clone == settings and clone.client_secret.get() == CLIENT_SECRET
+    moved = dataclasses.replace(settings, base_url="http://x")
+    assert moved.client_secret == settings.client_secret
+
+
+def test_configuration_errors_never_print_a_secret_given_in_a_bad_place() -> None:
+    # The secret pasted where the id or the URL goes: named, never shown.
+    for kwargs in (
+        {"client_id": f"{CLIENT_SECRET} x", "client_secret": "s"},
+        {"client_id": "a", "client_secret": "s", "base_url": f"http://u:{CLIENT_SECRET}@h"},
+        {"client_id": "a", "client_secret": "s", "base_url": f"{CLIENT_SECRET}@h"},
+        {"client_id": "a", "client_secret": f"{CLIENT_SECRET}\x00"},
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            Qontak(env_file=None, **kwargs)  # type: ignore[arg-type]
+        assert CLIENT_SECRET not in f"{info.value} {info.value.__dict__}"

@@ -45,12 +45,11 @@ from qontak import (
     check_media_file,
     check_message,
     messages,
-    normalize_phone,
 )
 from qontak import preview as render_preview
 from qontak.errors import ValidationError
 from qontak.models import MEDIA_FORMATS
-from qontak.resources.broadcasts import coerce_message
+from qontak.resources.broadcasts import coerce_message, wire_number
 
 from ._output import bubble, console, log_table, print_json, status_text, warn_line
 from ._state import command, delivery_failure, fail, state
@@ -319,7 +318,7 @@ def _from_payload(client: Qontak, args: MessageArgs) -> Built:
     data.setdefault("to_name", args.name or data["to_number"])
     data.setdefault("language", {"code": template.language})
     message = coerce_message(data)
-    message.to_number = normalize_phone(message.to_number, client.default_region)
+    message.to_number = wire_number(message.to_number, client.default_region)
     return Built(message=message.with_template(template), template=template)
 
 

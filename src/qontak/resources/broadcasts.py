@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import pydantic
 
+from .._checks import check_call_options, check_date, check_message, check_wait, from_pydantic
 from .._logging import log_kv
 from .._pipeline import ApiRequest, ApiResponse, path_segment
 from .._ratelimit import SCOPE_SEND
@@ -44,6 +45,7 @@ __all__ = [
     "SentSearch",
     "coerce_message",
     "prepare_message",
+    "wire_number",
 ]
 
 SEND_PATH = "/broadcasts/whatsapp/direct"
@@ -71,17 +73,32 @@ def coerce_message(message: DirectMessage | Mapping[str, Any]) -> DirectMessage:
     """Accept a :class:`DirectMessage` or a plain dict shaped like Qontak's JSON (the Node
     README's dicts work unchanged)."""
     if isinstance(message, DirectMessage):
-        return message
+        return check_message(message)
     if not isinstance(message, Mapping):
         raise ValidationError(
             "message", f"expected a DirectMessage or a dict, got {type(message).__name__}"
         )
     try:
-        return DirectMessage.model_validate(dict(message))
+        parsed = DirectMessage.model_validate(dict(message))
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "message"
-        raise ValidationError(field, first["msg"].lower()) from None
+        raise from_pydantic(exc) from None
+    return check_message(parsed)
+
+
+def wire_number(number: str, region: str | None) -> str:
+    """``to_number`` as Qontak reads it: digits with the country code first.
+
+    A number already in that form keeps its country. Reading it again as a national number
+    of ``region`` could change the recipient: a builder turns ``+32 12 34 56 78`` into
+    ``3212345678``, which a ``US`` client would otherwise send to ``+1 321-234-5678``. Other
+    spellings (``0812…``, ``+62 812…``) are normalised with ``region`` as people write them.
+    """
+    if isinstance(number, str) and number.isascii() and number.isdigit():
+        try:
+            return normalize_phone("+" + number, None)
+        except ValidationError:
+            pass
+    return normalize_phone(number, region)
 
 
 def prepare_message(
@@ -105,7 +122,7 @@ def prepare_message(
 def _normalized_phone(number: str, region: str) -> str:
     # A builder already normalised most numbers, and a number is often sent to more than
     # once (OTP retries, order updates); parsing one costs more than signing a request.
-    return normalize_phone(number, region)
+    return wire_number(number, region)
 
 
 def _send_request(
@@ -124,7 +141,9 @@ def _send_request(
 
 def _log_request(broadcast_id: str, params: Mapping[str, Any]) -> ApiRequest:
     return ApiRequest(
-        "GET", f"/broadcasts/{path_segment(broadcast_id)}/whatsapp/log", params=params
+        "GET",
+        f"/broadcasts/{path_segment(broadcast_id, 'broadcast_id')}/whatsapp/log",
+        params=params,
     )
 
 
@@ -133,7 +152,7 @@ def _list_request(params: Mapping[str, Any]) -> ApiRequest:
 
 
 def _get_request(broadcast_id: str) -> ApiRequest:
-    return ApiRequest("GET", f"/broadcasts/{path_segment(broadcast_id)}/whatsapp")
+    return ApiRequest("GET", f"/broadcasts/{path_segment(broadcast_id, 'broadcast_id')}/whatsapp")
 
 
 #: Default clock difference allowed between us and Qontak when reconciling (seconds).
@@ -302,7 +321,7 @@ class _Search:
         template = query.message_template_id
         if template is not None and not isinstance(template, str):
             raise ValidationError("message_template_id", "expected a string or None")
-        number = normalize_phone(query.to_number, self.region)
+        number = wire_number(query.to_number, self.region)
         lo = sent_at - self.skew if lower is None else lower
         hi = sent_at + self.skew + self.settle_after if upper is None else upper
         self.ready[query.key] = sent_at + self.settle_after
@@ -364,7 +383,7 @@ class _Search:
         if not raw:
             return ""
         try:
-            return normalize_phone(raw, self.region)
+            return wire_number(raw, self.region)
         except ValidationError:
             return "".join(ch for ch in raw if ch.isdigit())
 
@@ -469,7 +488,9 @@ def _list_params(
     end_date: datetime | str | float | None,
     filters: dict[str, Any],
 ) -> dict[str, Any]:
-    return {"start_date": _iso(start_date), "end_date": _iso(end_date), **filters}
+    start = _iso(check_date("start_date", start_date))
+    end = _iso(check_date("end_date", end_date))
+    return {"start_date": start, "end_date": end, **filters}
 
 
 def _done(rows: Iterable[BroadcastLogEntry], until: frozenset[str]) -> bool:
@@ -523,6 +544,7 @@ class Broadcasts:
         dropped connection, 5xx) :class:`~qontak.DeliveryUnknownError` is raised and nothing
         is re-sent.
         """
+        check_call_options(timeout, max_retries)
         msg = coerce_message(message)
         template = self._client._template_for(msg) if validate and msg.template is None else None
         msg = prepare_message(msg, template, region=self._client.default_region, validate=validate)
@@ -586,7 +608,7 @@ class Broadcasts:
     ) -> builtins.list[BroadcastLogEntry]:
         """Poll the log until every row reaches one of ``until`` (default: read or failed)
         or ``timeout`` seconds pass; returns the last rows seen."""
-        wanted = frozenset(until)
+        wanted = check_wait(until, timeout, interval)
         deadline = self._client._now() + timeout
         while True:
             rows = self.log(broadcast_id)
@@ -719,6 +741,7 @@ class AsyncBroadcasts:
         max_retries: int | None = None,
     ) -> Broadcast:
         """See :meth:`Broadcasts.send_direct`."""
+        check_call_options(timeout, max_retries)
         msg = coerce_message(message)
         template = (
             await self._client._template_for(msg) if validate and msg.template is None else None
@@ -785,7 +808,7 @@ class AsyncBroadcasts:
         on_update: Callable[[builtins.list[BroadcastLogEntry]], None] | None = None,
     ) -> builtins.list[BroadcastLogEntry]:
         """See :meth:`Broadcasts.wait`."""
-        wanted = frozenset(until)
+        wanted = check_wait(until, timeout, interval)
         deadline = self._client._now() + timeout
         while True:
             rows = await self.log(broadcast_id)

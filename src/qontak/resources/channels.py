@@ -16,7 +16,7 @@ def _list_request(target_channel: str | None, params: dict[str, Any]) -> ApiRequ
 
 
 def _get_request(channel_id: str) -> ApiRequest:
-    return ApiRequest("GET", f"/integrations/{path_segment(channel_id)}")
+    return ApiRequest("GET", f"/integrations/{path_segment(channel_id, 'channel_id')}")
 
 
 class Channels:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import IO, Protocol
 
+from .._checks import check_choice_text, check_text
 from .._media import (
     MAX_MEDIA_BYTES,
     MAX_UPLOAD_BYTES,
@@ -43,11 +44,17 @@ def _upload_request(
     from its first bytes, WhatsApp's size limit): a file WhatsApp would refuse is never
     uploaded."""
     limit = MAX_UPLOAD_BYTES
+    if content_type is not None:
+        # It goes into the multipart part's headers: a line break would inject more.
+        check_choice_text("content_type", content_type, max_len=255)
     if isinstance(file, str | os.PathLike):
-        path = Path(file)
+        path = Path(check_text("file", os.fspath(file), max_len=4096, multiline=False))
         # Checked from the file system and the first bytes, before reading it whole.
         check_media_file(path, kind=kind)
-        content = path.read_bytes()
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise ValidationError("file", f"cannot read {path}: {exc.strerror}") from None
         filename = filename or path.name
     elif isinstance(file, bytes | bytearray | memoryview):
         content = bytes(file)
@@ -71,6 +78,8 @@ def _upload_request(
         )
     if not filename:
         raise ValidationError("filename", "needed when uploading raw bytes", code="missing")
+    # A name taken from the file system may hold what a multipart header cannot.
+    check_text("filename", filename, max_len=255, multiline=False)
     sniffed = check_media(content[:SNIFF_BYTES], len(content), kind=kind, filename=filename)
     ctype = content_type or _content_type(sniffed, filename)
     # Uploading twice only stores the file twice, so the upload may be retried like a read.

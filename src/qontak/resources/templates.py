@@ -6,6 +6,7 @@ import builtins
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
+from .._checks import check_choice_text, check_text
 from .._pipeline import ApiRequest, path_segment
 from ..errors import ValidationError
 from ..models import Page, Template, TemplateCategory
@@ -48,7 +49,7 @@ def _list_request(params: dict[str, Any]) -> ApiRequest:
 
 
 def _get_request(template_id: str) -> ApiRequest:
-    return ApiRequest("GET", f"/templates/{path_segment(template_id)}/whatsapp")
+    return ApiRequest("GET", f"/templates/{path_segment(template_id, 'template_id')}/whatsapp")
 
 
 def _language_codes(data: Any) -> builtins.list[str]:
@@ -64,12 +65,19 @@ def _language_codes(data: Any) -> builtins.list[str]:
     return codes
 
 
+def _check_lookup(name: object, language: object) -> None:
+    check_text("name", name, max_len=512, multiline=False, empty=False)
+    if language is not None:
+        check_choice_text("language", language)
+
+
 def pick_template(templates: Iterable[Template], name: str, language: str | None) -> Template:
     """Choose the template called ``name`` (in ``language`` when given).
 
     Raises :class:`ValidationError` when there is none, or when several languages match
     and no language was given.
     """
+    _check_lookup(name, language)
     named = [t for t in templates if t.name == name]
     if language is not None:
         wanted = language.lower()
@@ -127,6 +135,7 @@ class Templates:
     def find(self, name: str, language: str | None = None) -> Template:
         """The template called ``name`` (in ``language``), e.g.
         ``client.templates.find("login_otp", language="id")``."""
+        _check_lookup(name, language)
         return pick_template(self.iter(query=name), name, language)
 
     def categories(self) -> builtins.list[TemplateCategory]:
@@ -171,6 +180,7 @@ class AsyncTemplates:
 
     async def find(self, name: str, language: str | None = None) -> Template:
         """See :meth:`Templates.find`."""
+        _check_lookup(name, language)
         found = [t async for t in self.iter(query=name)]
         return pick_template(found, name, language)
 
