@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ValidationError
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -89,7 +89,12 @@ class Rule:
             or not math.isfinite(self.per)
             or self.per <= 0
         ):
-            raise ValueError("a rate-limit rule needs requests >= 1 and per > 0")
+            # ValidationError is a ValueError too: callers catching that keep working.
+            raise ValidationError(
+                "rule",
+                "a rate-limit rule needs a whole number of requests >= 1 and finite per > 0",
+                code="invalid",
+            )
 
 
 #: Documented defaults: 60 direct sends a minute (Qontak's OpenAPI note) and 100 requests a

@@ -166,6 +166,11 @@ HEADERS = [
     "https://cdn.example.com/" + "p" * 2000 + ".jpg",
     "https://cdn.example.com/no-extension",
 ]
+GOOD_MEDIA = [
+    "https://cdn.example.com/promo.jpg",
+    "https://cdn.example.com/clip.mp4",
+    "https://cdn.example.com/invoice.pdf",
+]
 FILENAMES = ["", "", "invoice.pdf", "photo.jpg", "clip.mp4", "notes.doc"]
 
 #: template name → its mapping (columns named like the fields map themselves).
@@ -208,7 +213,10 @@ def _column_values(column: str, i: int) -> str:
     stride = {"phone": 1, "nama": 3, "v1": 7, "v2": 11, "v3": 13, "b": 3, "media": 3, "fname": 5}[
         column
     ]
-    # Mostly good values (the pool's first), the rest cycling through every bad one.
+    # Mostly good values (the pool's first), the rest cycling through every bad one. A good
+    # header depends on the template's kind, so the good rows cycle through one of each.
+    if i % 3 == 0 and column == "media":
+        return GOOD_MEDIA[(i // 3) % len(GOOD_MEDIA)]
     return pool[0 if i % 3 == 0 and column != "phone" else (i * stride) % len(pool)]
 
 

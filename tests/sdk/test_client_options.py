@@ -183,7 +183,6 @@ MSG = {
         ({"retry": "fast"}, "retry"),
         ({"rate_limits": "yes"}, "rate_limits"),
         ({"rate_limits": {"all": Rule(1, 1.0)}}, "rate_limits.all"),
-        ({"rate_limits": {"all": [Rule(1, float("nan"))]}}, "rate_limits.all.per"),
         ({"rate_limits": {"all": [(1, 1.0)]}}, "rate_limits.all"),
         ({"http_client": object()}, "http_client"),
         ({"http_client": httpx.AsyncClient()}, "http_client"),
@@ -304,3 +303,10 @@ def test_wait_accepts_one_status_as_text(make_client, server) -> None:
     server.default = lambda r: httpx.Response(200, json={"status": "success", "data": [row]})
     rows = make_client().broadcasts.wait("b", until="read", timeout=60)
     assert [r.status for r in rows] == ["read"] and len(server.requests) == 1
+
+
+def test_a_rule_that_could_never_stop_is_refused_when_made() -> None:
+    for requests, per in ((1, float("nan")), (1, float("inf")), (0, 1.0), (True, 1.0)):
+        with pytest.raises(ValidationError) as info:
+            Rule(requests, per)  # type: ignore[arg-type]
+        assert info.value.field == "rule"

@@ -203,10 +203,9 @@ GOOD_SETTINGS: dict[str, Any] = {
 SETTING_VALUES = st.one_of(
     HOSTILE,
     st.builds(RetryPolicy, max_retries=st.one_of(st.integers(-2, 200), NUMBER)),
+    # Rule itself refuses NaN and infinity (a ValidationError) before any client sees it.
     st.builds(
-        lambda r, p: {"all": [Rule(r, p)]},
-        st.integers(1, 5),
-        st.sampled_from([math.nan, math.inf, 1e-300, 1.0]),
+        lambda r, p: {"all": [Rule(r, p)]}, st.integers(1, 5), st.sampled_from([1e-300, 1.0])
     ),
     st.builds(httpx.Timeout, st.one_of(st.none(), st.floats(allow_nan=True))),
 )

@@ -601,7 +601,11 @@ def test_request_body_size_is_checked() -> None:
 
 def test_an_oversized_send_never_reaches_the_server(make_client, server) -> None:
     template = tpl()
-    huge = messages.text(TO, ["Budi"], template=template, channel="c", name="B" * 50_000_000)
+    with pytest.raises(ValidationError) as err:  # the builder refuses it at once...
+        messages.text(TO, ["Budi"], template=template, channel="c", name="B" * 50_000_000)
+    assert err.value.code == "too_long"
+    huge = messages.text(TO, ["Budi"], template=template, channel="c")
+    huge.to_name = "B" * 50_000_000  # ...and so does the send, for a message edited after
     with pytest.raises(ValidationError) as err:
         make_client().broadcasts.send_direct(huge)
     assert err.value.code == "too_long" and err.value.field == "to_name"

@@ -291,6 +291,8 @@ class RowShape:
         slot_values: list[str] = []
         for slot in self._slots:
             v = values.get(slot.column, "")
+            if not v.isprintable():
+                return None  # control characters, lone surrogates…: the SDK's checks decide
             if slot.body_limit is not None and not (
                 v.strip()
                 and len(v) <= slot.body_limit
