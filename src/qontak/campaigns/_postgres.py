@@ -225,7 +225,9 @@ class PostgresStore:
         self.lease_seconds = float(lease_seconds)
         self.reconnect_timeout = reconnect_timeout
         self._conn: psycopg.Connection[Any] | None = None
-        self._do(self._migrate)
+        # A server that is not there at all when we start is a setting to fix, said at once;
+        # one lost later (a restart) is waited for.
+        self._do(self._migrate, patience=min(reconnect_timeout, 2.0))
 
     # -- plumbing -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -240,11 +242,13 @@ class PostgresStore:
                 self._conn.close()
         self._conn = None
 
-    def _do(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _do(
+        self, work: Callable[[psycopg.Connection[Any]], T], *, patience: float | None = None
+    ) -> T:
         """Run ``work`` on a live connection; reconnect and retry while the server is
         unreachable (up to ``reconnect_timeout``). Errors leave as :class:`LedgerError`."""
         pg = self._pg
-        deadline = time.monotonic() + self.reconnect_timeout
+        deadline = time.monotonic() + (self.reconnect_timeout if patience is None else patience)
         pause = 0.1
         while True:
             try:
