@@ -225,6 +225,9 @@ class PostgresStore:
         self.lease_seconds = float(lease_seconds)
         self.reconnect_timeout = reconnect_timeout
         self._conn: psycopg.Connection[Any] | None = None
+        # Rows this store claimed and has not settled: the heartbeat renews these only, so
+        # rows of a claim whose commit answer was lost (a server restart) are left to expire.
+        self._held: set[tuple[str, int]] = set()
         # A server that is not there at all when we start is a setting to fix, said at once;
         # one lost later (a restart) is waited for.
         self._do(self._migrate, patience=min(reconnect_timeout, 2.0))
@@ -232,7 +235,13 @@ class PostgresStore:
     # -- plumbing -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = self._pg.connect(self._url, autocommit=True, connect_timeout=10)
+            conn = self._pg.connect(self._url, autocommit=True, connect_timeout=10)
+            # A row's `sending` must survive a crash of the server before the request goes
+            # out (SQLite's synchronous=FULL): a server set to synchronous_commit=off
+            # acknowledges commits it may lose, and a lost `sending` would be sent twice.
+            if _one(conn.execute("SHOW synchronous_commit")) == "off":
+                conn.execute("SET synchronous_commit = on")
+            self._conn = conn
         return self._conn
 
     def _drop(self) -> None:
@@ -542,16 +551,30 @@ class PostgresStore:
                 ).fetchall()
             return sorted((_row(v) for v in found), key=lambda r: r.line)
 
-        return self._do(work)
+        rows = self._do(work)
+        self._held.update((campaign_id, r.line) for r in rows)
+        return rows
 
     def renew(self) -> int:
         """The heartbeat: extend the lease of every row this store has in flight; returns
         how many (a row another worker already expired is not ours any more)."""
+        if not self._held:
+            return 0
+        held = sorted(self._held)
         cur = self._do(
             lambda c: c.execute(
-                "UPDATE campaign_rows SET lease_expires = now() + make_interval(secs => %s) "
-                "WHERE lease_owner = %s AND state = %s",
-                (self.lease_seconds, self.owner, RowState.SENDING.value),
+                "UPDATE campaign_rows AS r "
+                "SET lease_expires = now() + make_interval(secs => %s) "
+                "FROM unnest(%s::text[], %s::int[]) AS h(campaign_id, line) "
+                "WHERE r.campaign_id = h.campaign_id AND r.line = h.line "
+                "AND r.lease_owner = %s AND r.state = %s",
+                (
+                    self.lease_seconds,
+                    [c for c, _ in held],
+                    [line for _, line in held],
+                    self.owner,
+                    RowState.SENDING.value,
+                ),
             )
         )
         return int(cur.rowcount)
@@ -598,18 +621,22 @@ class PostgresStore:
         reason: str | None = None,
     ) -> bool:
         """See :meth:`.Store.transition`."""
-        moved = self._do(
-            lambda c: self._move(
-                c,
-                campaign_id,
-                [line],
-                target,
-                now=now,
-                broadcast_id=broadcast_id,
-                code=code,
-                reason=reason,
+        try:
+            moved = self._do(
+                lambda c: self._move(
+                    c,
+                    campaign_id,
+                    [line],
+                    target,
+                    now=now,
+                    broadcast_id=broadcast_id,
+                    code=code,
+                    reason=reason,
+                )
             )
-        )
+        finally:
+            # Settled, or given up on: either way no longer renewed by the heartbeat.
+            self._held.discard((campaign_id, line))
         return moved == 1
 
     def recover(self, campaign_id: str) -> int:
