@@ -6,6 +6,7 @@ when missing, ``--db postgresql://`` in the CLI, and a whole campaign with fault
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 import threading
 import time
@@ -158,12 +159,18 @@ def test_a_heartbeat_keeps_the_lease_and_a_silent_worker_loses_it_to_unknown(url
         s.close()
 
 
-def test_passwords_in_the_url_are_never_shown() -> None:
+def test_passwords_in_the_url_are_never_shown(postgres: Any) -> None:
+    fresh = fresh_database(postgres)
     url = "postgresql://ops:hunter2-canary@127.0.0.1:1/qontak?password=also-canary"
     assert "canary" not in campaigns.redact(url)
     with pytest.raises(LedgerError) as caught:
         PostgresStore(url, reconnect_timeout=0.0)
     assert "canary" not in str(caught.value) and "ops:***@127.0.0.1" in str(caught.value)
+    store = PostgresStore(fresh.replace("postgresql://qontak@", "postgresql://qontak:pw-canary@"))
+    assert "canary" not in repr(store)
+    with pytest.raises(TypeError):
+        pickle.dumps(store)
+    store.close()
     result = CliRunner().invoke(app, ["campaign", "list", "--db", url])
     assert result.exit_code != 0
     assert "canary" not in result.stdout + result.stderr

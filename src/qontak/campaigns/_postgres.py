@@ -230,7 +230,15 @@ class PostgresStore:
         self._held: set[tuple[str, int]] = set()
         # A server that is not there at all when we start is a setting to fix, said at once;
         # one lost later (a restart) is waited for.
-        self._do(self._migrate, patience=min(reconnect_timeout, 2.0))
+        self._do(self._migrate, patience=min(reconnect_timeout, 1.0))
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.path!r}, owner={self.owner!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The URL may hold a password, and a connection does not travel: open the ledger
+        # again in the other process instead.
+        raise TypeError("a PostgresStore cannot be pickled; open the ledger in each process")
 
     # -- plumbing -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
