@@ -7,6 +7,7 @@ nothing is sent twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,8 +20,10 @@ from typing import Any
 import anyio
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from qontak import AsyncQontak, Qontak, campaigns
+from qontak.cli import app
 from qontak.sandbox import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
@@ -29,8 +32,9 @@ from qontak.sandbox import (
     Sandbox,
 )
 from qontak.sandbox._ratelimit import Decision
+from qontak.testing import async_sandbox_client
 
-from .conftest import CHANNEL_ID, assert_ledger_matches_ground_truth, write_customers
+from .conftest import CHANNEL_ID, advancing, assert_ledger_matches_ground_truth, write_customers
 from .ledgers import fresh_database
 
 #: Each worker's share of the sandbox's limits: 4 workers together stay under the sandbox's
@@ -208,3 +212,80 @@ def test_postgres_restarted_mid_run_workers_reconnect_and_nothing_is_sent_twice(
     logs = "\n".join((tmp_path / f"w{i}.log").read_text() for i in range(2))
     assert all(c in (0, 5) for c in codes), logs
     _settle(url, db, cid, box, rows)
+
+
+@pytest.mark.anyio
+async def test_a_pause_from_another_host_stops_every_worker_and_a_worker_resumes_it(
+    postgres: Any, tmp_path: Path
+) -> None:
+    db = fresh_database(postgres)
+    box = Sandbox(rate_limits=RateLimitConfig(enabled=False), faults=FaultConfig())
+    stores = [campaigns.open_ledger(db) for _ in range(3)]
+    operator = stores[2]
+    async with async_sandbox_client(box, rate_limits=False) as (client, sandbox):
+        template = await client.templates.find("order_update", language="id")
+        cid = campaigns.create(
+            operator,
+            write_customers(tmp_path / "c.csv", 60),
+            template=template,
+            channel=CHANNEL_ID,
+            mapping={"phone": "to_number", "nama": "1", "order": "2"},
+        ).campaign.id
+        results: list[campaigns.RunResult] = []
+
+        def on_event(event: dict[str, Any]) -> None:
+            # Another host pauses the campaign once a few rows went out.
+            if operator.counts(cid)["accepted"] >= 10:
+                operator.update_campaign(
+                    cid, state=campaigns.CampaignState.PAUSED, pause_reason="paused by user"
+                )
+
+        async def work(store: campaigns.Store) -> None:
+            options = campaigns.RunOptions(
+                clock=sandbox.now,
+                sleep=advancing(sandbox),
+                concurrency=2,
+                on_event=on_event,
+                progress_every=0.0,
+            )
+            results.extend(
+                await campaigns.run_worker(client, store, campaign_id=cid, options=options)
+            )
+
+        async with anyio.create_task_group() as tg:
+            for store in stores[:2]:
+                tg.start_soon(work, store)
+        counts = operator.counts(cid)
+        assert [r.state for r in results] == [campaigns.CampaignState.PAUSED] * 2
+        assert counts["sending"] == 0 and 10 <= counts["accepted"] < 60, counts
+        assert len(box.messages()) == counts["accepted"]
+        # A worker without --campaign leaves a paused campaign alone …
+        assert await campaigns.run_worker(client, stores[0]) == []
+        # … one named on it resumes it and finishes.
+        [done] = await campaigns.run_worker(client, stores[0], campaign_id=cid)
+        assert done.state is campaigns.CampaignState.DONE and done.counts["accepted"] == 60
+        assert_ledger_matches_ground_truth(operator, cid, box.messages())
+    for store in stores:
+        store.close()
+    box.close()
+
+
+def test_a_worker_on_a_sqlite_ledger_sends_the_campaign_alone(
+    tmp_path: Path, served: tuple[Sandbox, str, list[Decision]]
+) -> None:
+    box, url, _ = served
+    box.set_faults(FaultConfig())
+    db = str(tmp_path / "ledger.db")
+    cid = _create(url, db, write_customers(tmp_path / "c.csv", 12))
+    env = {
+        "QONTAK_BASE_URL": url,
+        "QONTAK_CLIENT_ID": SANDBOX_CLIENT_ID,
+        "QONTAK_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+        "QONTAK_RATE_LIMITS": "off",
+        "QONTAK_CAMPAIGN_DB": None,
+    }
+    done = CliRunner().invoke(app, ["campaign", "worker", "--db", db, "--json"], env=env)
+    assert done.exit_code == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[-1]["event"] == "finished" and events[-1]["state"] == "done"
+    assert events[-1]["campaign_id"] == cid and len(box.messages()) == 12
