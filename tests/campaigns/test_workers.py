@@ -142,13 +142,13 @@ def test_four_workers_two_killed_survivors_finish_and_every_row_is_accepted_once
 ) -> None:
     box, url, refused = served
     db = fresh_database(postgres)
-    rows = 48
+    rows = 40
     cid = _create(url, db, write_customers(tmp_path / "c.csv", rows))
     procs = [
         _worker(url, db, cid, tmp_path / f"w{i}.log", "--lease", "1.5", "-c", "2") for i in range(4)
     ]
     try:
-        _wait_for(db, 12, procs)
+        _wait_for(db, 10, procs)
         victims = procs[:2]
         for p in victims:
             p.send_signal(signal.SIGKILL)
@@ -194,15 +194,21 @@ def test_postgres_restarted_mid_run_workers_reconnect_and_nothing_is_sent_twice(
 ) -> None:
     box, url, _ = served
     db = fresh_database(postgres)
-    rows = 60
+    rows = 40
     cid = _create(url, db, write_customers(tmp_path / "c.csv", rows))
     procs = [
-        _worker(url, db, cid, tmp_path / f"w{i}.log", "--lease", "3", "-c", "2", limits="off")
+        _worker(url, db, cid, tmp_path / f"w{i}.log", "--lease", "2", "-c", "2", limits="off")
         for i in range(2)
     ]
     try:
-        _wait_for(db, 15, procs)
-        postgres.restart(down=1.0)
+        # Both running (connected, sending) before the server goes away under them.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+            "started" in (tmp_path / f"w{i}.log").read_text() for i in range(2)
+        ):
+            time.sleep(0.05)
+        _wait_for(db, 10, procs)
+        postgres.restart(down=0.5)
         codes = [p.wait(60) for p in procs]
     finally:
         for p in procs:

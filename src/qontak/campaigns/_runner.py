@@ -275,8 +275,8 @@ class _Run:
         while True:
             await anyio.sleep(every)
             store.renew()
-            if store.recover(self.campaign.id):
-                self.emit("recovered", unknown=store.counts(self.campaign.id)["unknown"])
+            if self.store.recover(self.campaign.id):
+                self.emit("recovered", unknown=self.store.counts(self.campaign.id)["unknown"])
 
     def open_zones(self, now: float) -> list[str]:
         return [z for z in self.rows_zones if is_open(self.window, z, now)]
@@ -473,11 +473,12 @@ class _Run:
         while not self.should_stop():
             self.rows_zones = self.store.pending_zones(cid)
             if not self.rows_zones:
-                if isinstance(self.store, LeasedStore) and self.store.counts(cid)["sending"]:
+                leased = self.store if isinstance(self.store, LeasedStore) else None
+                if leased is not None and self.store.counts(cid)["sending"]:
                     # Other workers' rows in flight: they come back (a 429), settle, or
                     # expire into unknown; stay until then so the campaign ends settled.
                     self.store.recover(cid)
-                    await anyio.sleep(min(_NAP, self.store.lease_seconds / 3))
+                    await anyio.sleep(min(_NAP, leased.lease_seconds / 3))
                     continue
                 return None
             now = self.opt.clock()

@@ -124,9 +124,10 @@ class Store(Protocol):
 
 
 @runtime_checkable
-class LeasedStore(Store, Protocol):
-    """A store whose claims carry a lease, so several workers can share one campaign
-    (:class:`._postgres.PostgresStore`).
+class LeasedStore(Protocol):
+    """What a :class:`Store` has when its claims carry a lease, so several workers can share
+    one campaign (:class:`._postgres.PostgresStore`). Checked with ``isinstance`` on these
+    members only, so a method added to :class:`Store` never hides it.
 
     ``claim`` marks its rows with :attr:`owner` and an expiry :attr:`lease_seconds` ahead
     (by the database's clock); :meth:`renew` is the owner's heartbeat; ``recover`` only turns
