@@ -115,6 +115,14 @@ def _wait_for(db: str, accepted: int, procs: list[subprocess.Popen[bytes]]) -> N
         time.sleep(0.05)
 
 
+def _wait_started(logs: Path, workers: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(
+        "started" in (logs / f"w{i}.log").read_text() for i in range(workers)
+    ):
+        time.sleep(0.05)
+
+
 def _settle(url: str, db: str, cid: str, box: Sandbox, rows: int) -> None:
     """Reconcile (and send what was proven absent) until nothing is uncertain, then check
     the ledger against the server's ground truth."""
@@ -148,6 +156,7 @@ def test_four_workers_two_killed_survivors_finish_and_every_row_is_accepted_once
         _worker(url, db, cid, tmp_path / f"w{i}.log", "--lease", "1.5", "-c", "2") for i in range(4)
     ]
     try:
+        _wait_started(tmp_path, 4)
         _wait_for(db, 10, procs)
         victims = procs[:2]
         for p in victims:
@@ -202,11 +211,7 @@ def test_postgres_restarted_mid_run_workers_reconnect_and_nothing_is_sent_twice(
     ]
     try:
         # Both running (connected, sending) before the server goes away under them.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(
-            "started" in (tmp_path / f"w{i}.log").read_text() for i in range(2)
-        ):
-            time.sleep(0.05)
+        _wait_started(tmp_path, 2)
         _wait_for(db, 10, procs)
         postgres.restart(down=0.5)
         codes = [p.wait(60) for p in procs]
