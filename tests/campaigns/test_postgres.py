@@ -171,6 +171,9 @@ def test_passwords_in_the_url_are_never_shown(postgres: Any) -> None:
     with pytest.raises(TypeError):
         pickle.dumps(store)
     store.close()
+    with pytest.raises(LedgerError) as bad:
+        PostgresStore("postgresql://ops:hunter2-canary@/db?port=abc", reconnect_timeout=0.0)
+    assert "canary" not in str(bad.value)
     result = CliRunner().invoke(app, ["campaign", "list", "--db", url])
     assert result.exit_code != 0
     assert "canary" not in result.stdout + result.stderr

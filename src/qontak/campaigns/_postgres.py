@@ -35,6 +35,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import ConfigurationError
 from ._ledger import (
@@ -274,12 +275,20 @@ class PostgresStore:
                 self._drop()
                 if time.monotonic() + pause > deadline:
                     raise LedgerError(
-                        f"{self.path}: the ledger database is unreachable ({_first_line(exc)})"
+                        f"{self.path}: the ledger database is unreachable "
+                        f"({self._scrub(_first_line(exc))})"
                     ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
             except pg.Error as exc:
-                raise LedgerError(f"{self.path}: {_first_line(exc)}") from None
+                raise LedgerError(f"{self.path}: {self._scrub(_first_line(exc))}") from None
+
+    def _scrub(self, text: str) -> str:
+        """A driver message without the URL's password (libpq may quote what it parsed)."""
+        text = text.replace(self._url, self.path)
+        for secret in _passwords(self._url):
+            text = text.replace(secret, "***")
+        return text
 
     def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return self._do(lambda c: c.execute(sql, params).fetchall())
@@ -834,6 +843,13 @@ class PostgresStore:
 def _one(cur: Any) -> Any:
     row = cur.fetchone()
     return row[0] if row else None
+
+
+def _passwords(url: str) -> list[str]:
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
+    return found
 
 
 def _first_line(exc: BaseException) -> str:
