@@ -55,6 +55,7 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
+        metavar="PATH|URL",
         help="Ledger: a SQLite file, or postgresql://user@host/db for several workers "
         "(default: QONTAK_CAMPAIGN_DB, else ./qontak-campaigns.db).",
     ),
@@ -582,11 +583,12 @@ def register(app: typer.Typer) -> None:
         """Send as one of many workers: start any number, on any number of machines, on
         one PostgreSQL ledger (--db postgresql://user@host/db).
 
-        Rows are claimed in batches with FOR UPDATE SKIP LOCKED under a lease this worker's
-        heartbeat renews; rows of a worker that dies become unknown when their lease expires
-        (run reconcile). Pause, status and report work from any host meanwhile. On a SQLite
-        ledger only one worker sends a campaign at a time. Without --campaign, every ready or
-        running campaign with rows to send, one after the other. Exit codes as 'run'.
+        Rows are claimed (one per request in flight) with FOR UPDATE SKIP LOCKED under a
+        lease this worker's heartbeat renews; rows of a worker that dies become unknown when
+        their lease expires (run reconcile). Pause, status and report work from any host
+        meanwhile. On a SQLite ledger only one worker sends a campaign at a time. Without
+        --campaign, every ready or running campaign with rows to send, one after the other.
+        Exit codes as 'run'.
         """
         st = state()
         if concurrency < 1:

@@ -25,6 +25,7 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
+        metavar="PATH|URL",
         help="Ledger: a SQLite file or a postgresql:// URL "
         "(default: QONTAK_CAMPAIGN_DB, else ./qontak-campaigns.db).",
     ),
