@@ -231,3 +231,42 @@ async def test_a_campaign_with_every_fault_on_postgres_matches_the_ground_truth(
         assert store.counts(cid)["accepted"] == 150
     store.close()
     box.close()
+
+
+def test_delivery_tracking_moves_forward_only_and_keeps_its_mark(url: str) -> None:
+    store = PostgresStore(url)
+    store.create_campaign(_campaign())
+    store.add_rows("c1", _rows(3))
+    for row in store.claim("c1", 3, zones=None, now=10.0):
+        store.transition("c1", row.line, RowState.ACCEPTED, now=11.0, broadcast_id=f"b{row.line}")
+    assert store.tracking_mark("c1") == (None, 0, 0)
+    moved = store.apply_delivery(
+        "c1",
+        [(2, "delivered", None, "wamid.2", 12.0), (3, "read", None, None, 12.0)],
+        source="webhook",
+        mark=("hooks.db", 7),
+        requests=0,
+    )
+    assert moved == 2 and store.tracking_mark("c1") == ("hooks.db", 7, 0)
+    # Backwards is refused; a poll that reads "read" for line 2 moves it and counts requests.
+    assert store.apply_delivery("c1", [(3, "sent", None, None, None)], source="poll") == 0
+    assert store.apply_delivery("c1", [(2, "read", None, None, None)], source="poll", requests=4)
+    assert store.tracking_mark("c1") == ("hooks.db", 7, 4)
+    assert store.delivery_sources("c1") == {"webhook": 1, "poll": 1}
+    assert store.delivery_row("c1", external_id="wamid.2", to_number=None) == (
+        2,
+        "accepted",
+        10.0,
+        "read",
+        "wamid.2",
+    )
+    assert store.delivery_row("c1", external_id=None, to_number=_rows(3)[2].to_number) == (
+        4,
+        "accepted",
+        10.0,
+        None,
+        None,
+    )
+    # Line 4 is open and no webhook was heard of it; line 2 was heard (linked by webhook).
+    assert store.unheard_rows("c1", sent_before=20.0) == [(4, "b4")]
+    store.close()

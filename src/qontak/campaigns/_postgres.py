@@ -15,7 +15,7 @@ several workers share a campaign, the way Oban, good_job, River and procrastinat
   reconcile settles them. Rows of live workers are left alone, so any worker or reconcile may
   call it at any time.
 
-Migrations are numbered (1 and 2 are SQLite's; 3 adds the row leases) and recorded in
+Migrations are numbered (1 to 3 are SQLite's; 4 adds the row leases) and recorded in
 ``schema_version``; the first use runs them inside one transaction holding an advisory lock,
 so several workers starting at once against an empty database do not race.
 
@@ -126,7 +126,29 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX campaign_rows_broadcast ON campaign_rows (broadcast_id)",
     ],
     [
-        # Row leases: who holds a `sending` row, and until when (the database's clock).
+        # Delivery tracking by webhook (SQLite's migration 3): who settled each row's status,
+        # the WhatsApp message id it was linked to, the webhook high-water mark per campaign
+        # and the API requests tracking cost.
+        """CREATE TABLE campaign_delivery (
+            campaign_id TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            external_id TEXT,
+            event_at DOUBLE PRECISION,
+            heard INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (campaign_id, line)
+        )""",
+        "CREATE INDEX campaign_delivery_external ON campaign_delivery (campaign_id, external_id)",
+        """CREATE TABLE campaign_tracking (
+            campaign_id TEXT PRIMARY KEY,
+            webhook_source TEXT,
+            webhook_seq INTEGER NOT NULL DEFAULT 0,
+            requests INTEGER NOT NULL DEFAULT 0
+        )""",
+    ],
+    [
+        # PostgreSQL only. Row leases: who holds a `sending` row, and until when (the
+        # database's clock).
         "ALTER TABLE campaign_rows ADD COLUMN lease_owner TEXT",
         "ALTER TABLE campaign_rows ADD COLUMN lease_expires TIMESTAMPTZ",
         "CREATE INDEX campaign_rows_lease ON campaign_rows (lease_owner) WHERE state = 'sending'",
@@ -838,6 +860,147 @@ class PostgresStore:
                 )
             )
         return found
+
+    # -- delivery tracking (._tracking.TrackingStore, as SQLiteStore) ---------------------
+    def tracking_mark(self, campaign_id: str) -> tuple[str | None, int, int]:
+        """``(webhook source, high-water mark, API requests spent on tracking)``."""
+        found = self._do(
+            lambda c: c.execute(
+                "SELECT webhook_source, webhook_seq, requests FROM campaign_tracking "
+                "WHERE campaign_id = %s",
+                (campaign_id,),
+            ).fetchone()
+        )
+        return (found[0], int(found[1]), int(found[2])) if found else (None, 0, 0)
+
+    def delivery_row(
+        self, campaign_id: str, *, external_id: str | None, to_number: str | None
+    ) -> tuple[int, str, float | None, str | None, str | None] | None:
+        """The row an event may belong to: linked by ``external_id`` first, else the row of
+        ``to_number``: ``(line, state, sent_at, delivery_status, linked external_id)``."""
+        select = (
+            "SELECT r.line, r.state, r.sent_at, r.delivery_status, d.external_id "
+            "FROM campaign_rows r LEFT JOIN campaign_delivery d "
+            "ON d.campaign_id = r.campaign_id AND d.line = r.line WHERE r.campaign_id = %s "
+        )
+
+        def work(conn: psycopg.Connection[Any]) -> Any:
+            found = None
+            if external_id is not None:
+                found = conn.execute(
+                    select + "AND d.external_id = %s", (campaign_id, external_id)
+                ).fetchone()
+            if found is None and to_number is not None:
+                found = conn.execute(
+                    select + "AND r.to_number = %s", (campaign_id, to_number)
+                ).fetchone()
+            return found
+
+        found = self._do(work)
+        return None if found is None else (found[0], found[1], found[2], found[3], found[4])
+
+    def apply_delivery(
+        self,
+        campaign_id: str,
+        updates: Iterable[tuple[int, str, str | None, str | None, float | None]],
+        *,
+        source: str,
+        mark: tuple[str, int] | None = None,
+        requests: int = 0,
+    ) -> int:
+        """Record ``(line, status, error, external_id, event_at)`` of accepted rows, a status
+        only moving forward (pending < sent < delivered < read|failed), with ``source``
+        (``webhook`` or ``poll``) as who set it; in the same transaction move the webhook
+        high-water mark to ``mark`` = ``(source, seq)`` and add ``requests``. Returns how many
+        rows moved."""
+        items = list(updates)
+        rank = (
+            "CASE {0} WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 "
+            "WHEN 'read' THEN 3 WHEN 'failed' THEN 3 ELSE -1 END"
+        )
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            changed = 0
+            with conn.transaction():
+                for line, status, error, external_id, event_at in items:
+                    cur = conn.execute(
+                        "UPDATE campaign_rows SET delivery_status = %s, delivery_error = %s "
+                        "WHERE campaign_id = %s AND line = %s AND state = %s AND "
+                        f"{rank.format('delivery_status')} < {rank.format('%s::text')}",
+                        (status, error, campaign_id, line, RowState.ACCEPTED.value, status),
+                    )
+                    moved = cur.rowcount > 0
+                    changed += int(moved)
+                    if moved or external_id is not None:
+                        conn.execute(
+                            "INSERT INTO campaign_delivery (campaign_id, line, source, "
+                            "external_id, event_at, heard) VALUES (%s, %s, %s, %s, %s, %s) "
+                            "ON CONFLICT (campaign_id, line) DO UPDATE SET source = CASE WHEN "
+                            "%s::int = 1 THEN excluded.source ELSE campaign_delivery.source END, "
+                            "external_id = COALESCE(campaign_delivery.external_id, "
+                            "excluded.external_id), event_at = COALESCE(excluded.event_at, "
+                            "campaign_delivery.event_at), heard = CASE WHEN excluded.heard = 1 "
+                            "THEN 1 ELSE campaign_delivery.heard END",
+                            (
+                                campaign_id,
+                                line,
+                                source,
+                                external_id,
+                                event_at,
+                                int(source == "webhook"),
+                                int(moved),
+                            ),
+                        )
+                if mark is not None or requests:
+                    conn.execute(
+                        "INSERT INTO campaign_tracking (campaign_id) VALUES (%s) "
+                        "ON CONFLICT (campaign_id) DO NOTHING",
+                        (campaign_id,),
+                    )
+                    conn.execute(
+                        "UPDATE campaign_tracking SET requests = requests + %s "
+                        "WHERE campaign_id = %s",
+                        (requests, campaign_id),
+                    )
+                    if mark is not None:
+                        conn.execute(
+                            "UPDATE campaign_tracking SET webhook_source = %s, webhook_seq = %s "
+                            "WHERE campaign_id = %s",
+                            (mark[0], mark[1], campaign_id),
+                        )
+            return changed
+
+        return self._do(work)
+
+    def delivery_sources(self, campaign_id: str) -> dict[str, int]:
+        """Accepted rows with a final status (read/failed), per source that settled them;
+        rows settled before tracking kept a source count as ``poll``."""
+        out = {"webhook": 0, "poll": 0}
+        found = self._fetchall(
+            "SELECT COALESCE(d.source, 'poll'), COUNT(*) FROM campaign_rows r "
+            "LEFT JOIN campaign_delivery d ON d.campaign_id = r.campaign_id AND d.line = r.line "
+            "WHERE r.campaign_id = %s AND r.state = %s "
+            "AND r.delivery_status IN ('read', 'failed') GROUP BY COALESCE(d.source, 'poll')",
+            (campaign_id, RowState.ACCEPTED.value),
+        )
+        for source, count in found:
+            out[source] = int(count)
+        return out
+
+    def unheard_rows(self, campaign_id: str, *, sent_before: float) -> list[tuple[int, str]]:
+        """``(line, broadcast_id)`` of accepted rows not final, sent before ``sent_before``,
+        of which no webhook event was heard."""
+        return [
+            (int(line), str(broadcast_id))
+            for line, broadcast_id in self._fetchall(
+                "SELECT r.line, r.broadcast_id FROM campaign_rows r WHERE r.campaign_id = %s "
+                "AND r.state = %s AND r.broadcast_id IS NOT NULL AND r.sent_at < %s AND "
+                "(r.delivery_status IS NULL OR r.delivery_status NOT IN ('read', 'failed')) "
+                "AND NOT EXISTS (SELECT 1 FROM campaign_delivery d WHERE d.campaign_id = "
+                "r.campaign_id AND d.line = r.line AND d.heard = 1) ORDER BY r.line",
+                (campaign_id, RowState.ACCEPTED.value, sent_before),
+            )
+        ]
 
 
 def _one(cur: Any) -> Any:
