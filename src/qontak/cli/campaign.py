@@ -178,9 +178,9 @@ def _worker_client(st: State, rate_limits: str | None, limiter_url: str | None) 
     shared = getattr(qontak, "SharedRateLimiter", None)
     # TODO(merge): SharedRateLimiter — until qontak.SharedRateLimiter is on main each worker
     # paces itself with the in-memory limiter (give each --rate-limits 1/N of the account's).
-    if shared is None or not limiter_url:
-        return _async_client(st, rate_limits)
     kwargs = _client_kwargs(st, rate_limits)
+    if shared is None or not limiter_url or kwargs["rate_limits"] is False:
+        return _async_client(st, rate_limits)  # no store given, or limits switched off
     kwargs["rate_limiter"] = shared(limiter_url)
     client: AsyncQontak = _with_sandbox_credentials(st, AsyncQontak, kwargs)
     st.tried_base_url = client.base_url
