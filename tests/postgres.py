@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class PostgresCluster:
     socket_dir: Path
     user: str
     dbname: str
+    data_dir: Path | None = None
+    options: str = ""
 
     @property
     def url(self) -> str:
@@ -63,6 +66,39 @@ class PostgresCluster:
             [str(_BINDIR_CACHE[0] / "createdb"), "-h", str(self.socket_dir), "-U", self.user, name]
         )
         return f"postgresql://{self.user}@/{name}?host={self.socket_dir}"
+
+    def stop(self) -> None:
+        """Stop the server at once (``-m immediate``: like a crash; clients lose their
+        connections mid-transaction)."""
+        _as_owner([*self._pg_ctl(), "-m", "immediate", "-w", "stop"])
+
+    def start(self) -> None:
+        """Start the server again on the same data and socket."""
+        _as_owner(
+            [
+                *self._pg_ctl(),
+                "-l",
+                str(self.socket_dir / "log"),
+                "-o",
+                self.options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+
+    def restart(self, down: float = 0.0) -> None:
+        """Stop the server, stay down ``down`` seconds, start it again: what a failover or
+        a reboot of the database looks like to its clients."""
+        self.stop()
+        time.sleep(down)
+        self.start()
+
+    def _pg_ctl(self) -> list[str]:
+        if self.data_dir is None:
+            raise RuntimeError("this cluster was not started by throwaway_cluster()")
+        return [str(_BINDIR_CACHE[0] / "pg_ctl"), "-D", str(self.data_dir)]
 
 
 _BINDIR_CACHE: list[Path] = []
@@ -132,7 +168,9 @@ def throwaway_cluster() -> Iterator[PostgresCluster]:
             ]
         )
         try:
-            cluster = PostgresCluster(socket_dir=root, user=user, dbname="postgres")
+            cluster = PostgresCluster(
+                socket_dir=root, user=user, dbname="postgres", data_dir=data, options=options
+            )
             yield cluster
         finally:
             subprocess.run(

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from qontak.campaigns import RowState, SQLiteStore
+from qontak.campaigns import RowState, Store
 from qontak.sandbox import Sandbox
 
 CHANNEL_ID = "56b60c3c-0123-46af-958b-32f3ad12ee37"
@@ -55,7 +55,7 @@ def ground_truth_by_number(messages: list[dict[str, Any]]) -> dict[str, list[dic
 
 
 def assert_ledger_matches_ground_truth(
-    store: SQLiteStore, campaign_id: str, messages: list[dict[str, Any]]
+    store: Store, campaign_id: str, messages: list[dict[str, Any]]
 ) -> None:
     """Every row accepted at most once by the server, every accepted message `accepted` in
     the ledger with its broadcast id, nothing missing, nothing left uncertain."""

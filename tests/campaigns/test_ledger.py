@@ -1,15 +1,18 @@
-"""The ledger on a real SQLite file: forward-only states, sending committed before the
-request, crash recovery to unknown, duplicates by the unique index, migrations."""
+"""The ledger's Store protocol on both backends (a real SQLite file, a real PostgreSQL
+database): forward-only states, sending committed before the request, crash recovery to
+unknown, duplicates by the unique index, opt-outs at claim; SQLite's own migrations."""
 
 from __future__ import annotations
 
-import sqlite3
+import time
+import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qontak.campaigns import Store
 from qontak.campaigns._ledger import (
     TRANSITIONS,
     Campaign,
@@ -18,6 +21,8 @@ from qontak.campaigns._ledger import (
     RowState,
 )
 from qontak.campaigns._sqlite import MIGRATIONS, SQLiteStore
+
+from .ledgers import BACKENDS, Opener, opener
 
 
 def _campaign(cid: str = "c1") -> Campaign:
@@ -45,37 +50,43 @@ def _rows(n: int, start: int = 2) -> list[NewRow]:
     ]
 
 
+@pytest.fixture(params=BACKENDS)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    return opener(request, request.param, tmp_path)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "ledger.db")
+def store(open_store: Opener) -> Store:
+    s = open_store()
     s.create_campaign(_campaign())
     return s
 
 
-def test_sending_is_committed_before_claim_returns(store: SQLiteStore) -> None:
+def test_sending_is_committed_before_claim_returns(store: Store, open_store: Opener) -> None:
     store.add_rows("c1", _rows(3))
     claimed = store.claim("c1", 2, zones=None, now=10.0)
     assert [r.line for r in claimed] == [2, 3]
     # Another connection (another process) sees the rows as sending already.
-    other = sqlite3.connect(store.path)
-    states = dict(other.execute("SELECT line, state FROM campaign_rows").fetchall())
+    other = open_store()
+    states = {r.line: r.state.value for r in other.iter_rows("c1")}
     assert states == {2: "sending", 3: "sending", 4: "pending"}
+    other.close()
 
 
-def test_crashed_sending_rows_become_unknown_never_pending(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    first = SQLiteStore(path)
+def test_crashed_sending_rows_become_unknown_never_pending(open_store: Opener) -> None:
+    first = open_store(lease=0.2)
     first.create_campaign(_campaign())
     first.add_rows("c1", _rows(3))
     first.claim("c1", 2, zones=None, now=10.0)
-    # No close(): the process "dies" here.
-    second = SQLiteStore(path)
+    # No close(): the process "dies" here (on PostgreSQL its lease then runs out).
+    time.sleep(0.3)
+    second = open_store()
     assert second.recover("c1") == 2
     counts = second.counts("c1")
     assert counts["unknown"] == 2 and counts["pending"] == 1 and counts["sending"] == 0
 
 
-def test_duplicates_are_found_by_the_unique_index_first_wins(store: SQLiteStore) -> None:
+def test_duplicates_are_found_by_the_unique_index_first_wins(store: Store) -> None:
     rows = _rows(2)
     dup = NewRow(line=9, to_number=rows[0].to_number, to_name="again", parameters={}, zones="")
     assert store.add_rows("c1", rows) == []
@@ -83,7 +94,14 @@ def test_duplicates_are_found_by_the_unique_index_first_wins(store: SQLiteStore)
     assert store.counts("c1")["pending"] == 2
 
 
-def test_forbidden_moves_change_nothing(store: SQLiteStore) -> None:
+def test_duplicates_within_one_batch_first_wins(store: Store) -> None:
+    rows = _rows(2)
+    dup = NewRow(line=9, to_number=rows[1].to_number, to_name="again", parameters={}, zones="")
+    assert store.add_rows("c1", [*rows, dup]) == [(dup, 3)]
+    assert [r.to_name for r in store.iter_rows("c1")] == ["n0", "n1"]
+
+
+def test_forbidden_moves_change_nothing(store: Store) -> None:
     store.add_rows("c1", _rows(1))
     assert not store.transition("c1", 2, RowState.ACCEPTED, now=1.0, broadcast_id="b")
     [row] = store.claim("c1", 1, zones=None, now=1.0)
@@ -95,7 +113,7 @@ def test_forbidden_moves_change_nothing(store: SQLiteStore) -> None:
     assert row.state is RowState.ACCEPTED and row.broadcast_id == "b1"
 
 
-def test_opted_out_numbers_are_skipped_at_claim(store: SQLiteStore) -> None:
+def test_opted_out_numbers_are_skipped_at_claim(store: Store) -> None:
     rows = _rows(3)
     store.add_rows("c1", rows)
     store.add_optouts([rows[1].to_number], reason="STOP", now=1.0)
@@ -104,7 +122,7 @@ def test_opted_out_numbers_are_skipped_at_claim(store: SQLiteStore) -> None:
     assert store.counts("c1")["skipped"] == 1
 
 
-def test_claim_only_takes_rows_of_open_zones(store: SQLiteStore) -> None:
+def test_claim_only_takes_rows_of_open_zones(store: Store) -> None:
     rows = _rows(2)
     rows[1].zones = "Asia/Jayapura"
     store.add_rows("c1", rows)
@@ -135,27 +153,36 @@ _ACTIONS = st.lists(
 )
 
 
-@settings(max_examples=30, deadline=None)
+@pytest.fixture(params=BACKENDS)
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """One ledger for every hypothesis example (each example takes a new campaign). Leases
+    of no time: ``recover`` here stands for a crash whose leases have all run out."""
+    return opener(request, request.param, tmp_path)(lease=0.0)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(actions=_ACTIONS)
 def test_states_only_move_along_the_state_machine(
-    tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[int, object]]
+    shared_store: Store, actions: list[tuple[int, object]]
 ) -> None:
-    store = SQLiteStore(tmp_path_factory.mktemp("h") / "l.db")
-    store.create_campaign(_campaign())
-    store.add_rows("c1", _rows(3))
+    store = shared_store
+    cid = f"c-{uuid.uuid4().hex[:8]}"
+    store.create_campaign(_campaign(cid))
+    store.add_rows(cid, _rows(3))
     model = {2: RowState.PENDING, 3: RowState.PENDING, 4: RowState.PENDING}
     for line, action in actions:
         if action == "claim":
-            for row in store.claim("c1", 1, zones=None, now=1.0):
+            for row in store.claim(cid, 1, zones=None, now=1.0):
                 model[row.line] = RowState.SENDING
         elif action == "recover":
-            store.recover("c1")
+            store.recover(cid)
             model = {k: RowState.UNKNOWN if v is RowState.SENDING else v for k, v in model.items()}
         else:
             assert isinstance(action, RowState)
-            moved = store.transition("c1", line, action, now=1.0, broadcast_id="b")
+            moved = store.transition(cid, line, action, now=1.0, broadcast_id="b")
             assert moved == (action in TRANSITIONS[model[line]])
             if moved:
                 model[line] = action
-        assert {r.line: r.state for r in store.iter_rows("c1")} == model
-    store.close()
+        assert {r.line: r.state for r in store.iter_rows(cid)} == model

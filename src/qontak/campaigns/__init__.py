@@ -8,6 +8,7 @@ explicit word sends such a row again.
 
 >>> from qontak import AsyncQontak, campaigns
 >>> store = campaigns.open_ledger("qontak-campaigns.db")  # doctest: +SKIP
+>>> # or campaigns.open_ledger("postgresql://qontak@db.internal/qontak") for many workers
 >>> created = campaigns.create(store, "customers.csv", template=tpl, channel=channel,
 ...                            mapping={"phone": "to_number", "nama": "1"})  # doctest: +SKIP
 >>> result = await campaigns.run(client, store, created.campaign.id)  # doctest: +SKIP
@@ -30,12 +31,14 @@ from ._ledger import (
     RowState,
 )
 from ._mapping import parse_map_items, read_map_file
+from ._open import default_target, is_url, ledger_exists, open_ledger, redact
+from ._postgres import PostgresStore
 from ._reconcile import ReconcileResult, reconcile
 from ._report import escape_cell, write_report
 from ._runner import RunOptions, RunResult, Stopper, run_campaign
 from ._sources import read_records
 from ._sqlite import DEFAULT_DB, ENV_DB, SQLiteStore, default_db_path
-from ._store import Store
+from ._store import LeasedStore, Store
 from ._tracking import (
     DEFAULT_POLL_AFTER,
     StatusReport,
@@ -50,6 +53,7 @@ from ._tracking import (
     track_delivery,
 )
 from ._windows import Window, is_open, next_open, parse_window, zones_for_number
+from ._worker import run_worker
 
 run = run_campaign
 
@@ -64,7 +68,9 @@ __all__ = [
     "Created",
     "DemoOutcome",
     "ImportSummary",
+    "LeasedStore",
     "LedgerError",
+    "PostgresStore",
     "ReconcileResult",
     "Reject",
     "Row",
@@ -83,10 +89,13 @@ __all__ = [
     "check",
     "create",
     "default_db_path",
+    "default_target",
     "demo_campaign",
     "due_for_polling",
     "escape_cell",
     "is_open",
+    "is_url",
+    "ledger_exists",
     "next_open",
     "open_ledger",
     "open_webhook_events",
@@ -95,18 +104,14 @@ __all__ = [
     "read_map_file",
     "read_records",
     "reconcile",
+    "redact",
     "refresh_delivery",
     "run",
     "run_campaign",
+    "run_worker",
     "status",
     "track_delivery",
     "write_demo_customers",
     "write_report",
     "zones_for_number",
 ]
-
-
-def open_ledger(path: str | None = None) -> SQLiteStore:
-    """Open (or create) the ledger file: ``path``, else ``$QONTAK_CAMPAIGN_DB``, else
-    ``./qontak-campaigns.db``."""
-    return SQLiteStore(path)

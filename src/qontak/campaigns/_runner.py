@@ -45,7 +45,7 @@ from ..errors import (
 )
 from ..models import DirectMessage, Template, URLButton
 from ._ledger import Campaign, CampaignState, LedgerError, Row, RowState
-from ._store import Store
+from ._store import LeasedStore, Store
 from ._windows import Window, is_open, next_open, parse_window
 
 __all__ = ["RunOptions", "RunResult", "Stopper", "run_campaign"]
@@ -131,6 +131,10 @@ class RunOptions:
     """Seconds (monotonic) between progress events."""
     max_wait: float | None = None
     """Give up waiting for a window/start time after this many seconds (None: wait)."""
+    shared: bool = False
+    """Other workers send the same campaign at the same time (a :class:`.LeasedStore`, i.e.
+    PostgreSQL): no campaign lease is taken (each row carries its own), and a stop of this
+    worker does not pause the campaign for the others."""
 
 
 @dataclass
@@ -248,6 +252,8 @@ class _Run:
         return False
 
     def renew_lease(self) -> None:
+        if self.opt.shared:
+            return  # the rows carry the leases (LeasedStore), renewed by heartbeat()
         now = time.time()
         if now - self.lease_renewed > LEASE_SECONDS / 3:
             take_lease(self.store, self.campaign.id, self.owner)
@@ -261,6 +267,16 @@ class _Run:
                 self.campaign.id, state=CampaignState.PAUSED, pause_reason=reason
             )
             self.emit("paused", reason=reason, code=code)
+
+    async def heartbeat(self, store: LeasedStore) -> None:
+        """Renew this worker's row leases, and turn other workers' expired ones into
+        ``unknown``, every third of a lease (real time: leases run on the database clock)."""
+        every = max(store.lease_seconds / 3, 0.05)
+        while True:
+            await anyio.sleep(every)
+            store.renew()
+            if self.store.recover(self.campaign.id):
+                self.emit("recovered", unknown=self.store.counts(self.campaign.id)["unknown"])
 
     def open_zones(self, now: float) -> list[str]:
         return [z for z in self.rows_zones if is_open(self.window, z, now)]
@@ -404,7 +420,10 @@ class _Run:
             cause = await self.systemic_cause()
             if cause is not None:
                 self.pause(cause, "template_or_channel")
-            waiting_until = await self.loop()
+            if isinstance(self.store, LeasedStore):
+                waiting_until = await self.loop_with_heartbeat(self.store)
+            else:
+                waiting_until = await self.loop()
         finally:
             self.store.release(cid, self.owner)
         counts = self.store.counts(cid)
@@ -413,7 +432,13 @@ class _Run:
             if self.opt.stopper.stopped and counts["pending"]:
                 state = CampaignState.PAUSED
                 self.pause_reason = f"{self.opt.stopper.reason}; resume to continue"
-            self.store.update_campaign(cid, state=state, pause_reason=self.pause_reason)
+            if self.opt.shared and self.opt.stopper.stopped:
+                # One worker leaving does not stop the others: the campaign stays as it is.
+                current = self.store.get_campaign(cid)
+                state = current.state if current is not None else state
+                self.pause_reason = None
+            else:
+                self.store.update_campaign(cid, state=state, pause_reason=self.pause_reason)
         else:
             state = CampaignState.PAUSED
         self.progress(force=True)
@@ -428,6 +453,14 @@ class _Run:
         self.emit("finished", **{k: v for k, v in result.to_dict().items() if k != "campaign_id"})
         return result
 
+    async def loop_with_heartbeat(self, store: LeasedStore) -> float | None:
+        result: list[float | None] = [None]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.heartbeat, store)
+            result[0] = await self.loop()
+            tg.cancel_scope.cancel()
+        return result[0]
+
     async def loop(self) -> float | None:
         cid = self.campaign.id
         start_at = self.campaign.start_at
@@ -440,6 +473,13 @@ class _Run:
         while not self.should_stop():
             self.rows_zones = self.store.pending_zones(cid)
             if not self.rows_zones:
+                leased = self.store if isinstance(self.store, LeasedStore) else None
+                if leased is not None and self.store.counts(cid)["sending"]:
+                    # Other workers' rows in flight: they come back (a 429), settle, or
+                    # expire into unknown; stay until then so the campaign ends settled.
+                    self.store.recover(cid)
+                    await anyio.sleep(min(_NAP, leased.lease_seconds / 3))
+                    continue
                 return None
             now = self.opt.clock()
             if self.window is not None and not self.open_zones(now):

@@ -13,11 +13,11 @@ Rules every backend keeps:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ._ledger import Campaign, NewRow, Reject, Row, RowState
 
-__all__ = ["Store"]
+__all__ = ["LeasedStore", "Store"]
 
 
 class Store(Protocol):
@@ -121,3 +121,22 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+
+
+@runtime_checkable
+class LeasedStore(Protocol):
+    """What a :class:`Store` has when its claims carry a lease, so several workers can share
+    one campaign (:class:`._postgres.PostgresStore`). Checked with ``isinstance`` on these
+    members only, so a method added to :class:`Store` never hides it.
+
+    ``claim`` marks its rows with :attr:`owner` and an expiry :attr:`lease_seconds` ahead
+    (by the database's clock); :meth:`renew` is the owner's heartbeat; ``recover`` only turns
+    into ``unknown`` the ``sending`` rows whose lease has expired, so any worker may call it
+    while others send.
+    """
+
+    owner: str
+    lease_seconds: float
+
+    def renew(self) -> int:
+        """Extend the lease of this owner's rows in flight; returns how many."""

@@ -18,7 +18,14 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from qontak import AsyncQontak, BroadcastLogEntry, Qontak, load_dotenv_values, setup_logging
+from qontak import (
+    AsyncQontak,
+    BroadcastLogEntry,
+    Qontak,
+    RateLimiter,
+    load_dotenv_values,
+    setup_logging,
+)
 from qontak.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -107,12 +114,20 @@ class State:
         client: Qontak = self._make(Qontak, rate_limits)
         return client
 
-    def async_client(self, *, rate_limits: str | None = None) -> AsyncQontak:
-        """An :class:`~qontak.AsyncQontak` made as :meth:`client` makes its client."""
-        client: AsyncQontak = self._make(AsyncQontak, rate_limits)
+    def async_client(
+        self, *, rate_limits: str | None = None, rate_limiter: RateLimiter | None = None
+    ) -> AsyncQontak:
+        """An :class:`~qontak.AsyncQontak` made as :meth:`client` makes its client
+        (``rate_limiter``: e.g. a ``SharedRateLimiter`` for campaign workers)."""
+        client: AsyncQontak = self._make(AsyncQontak, rate_limits, rate_limiter)
         return client
 
-    def _make(self, cls: Callable[..., Any], rate_limits: str | None) -> Any:
+    def _make(
+        self,
+        cls: Callable[..., Any],
+        rate_limits: str | None,
+        rate_limiter: RateLimiter | None = None,
+    ) -> Any:
         kwargs: dict[str, Any] = {
             "base_url": self.base_url,
             "environment": self.environment,
@@ -122,6 +137,8 @@ class State:
         text = rate_limits if rate_limits is not None else self.rate_limits
         if text is not None:
             kwargs["rate_limits"] = text
+        if rate_limiter is not None:
+            kwargs["rate_limiter"] = rate_limiter
         try:
             client = cls(**kwargs)
         except ConfigurationError as exc:

@@ -2,13 +2,15 @@
 
 Commands: ``check`` (validate a file, create nothing), ``run`` (import and send; the first
 line of output is the campaign id, ``{"campaign_id": …}`` under ``--json``), ``resume``,
+``worker`` (one of many senders on a PostgreSQL ledger),
 ``pause``, ``status [--watch]``, ``reconcile``, ``report --out FILE``, ``list``, ``show``.
 
-The ledger is a SQLite file: ``--db PATH``, else ``QONTAK_CAMPAIGN_DB``, else
-``./qontak-campaigns.db``. Running the same ``run`` command again continues the same
-campaign. Exit codes: 0 done, 1 paused (API error, template or channel unusable, network),
-2 invalid rows / bad arguments, 3 credentials rejected, 5 rows whose outcome is unknown
-(run ``reconcile``), 130 stopped by Ctrl-C / SIGTERM (``resume`` continues).
+The ledger is a SQLite file or a PostgreSQL database: ``--db PATH|postgresql://…``, else
+``QONTAK_CAMPAIGN_DB``, else ``./qontak-campaigns.db``. Running the same ``run`` command
+again continues the same campaign. Exit codes: 0 done, 1 paused (API error, template or
+channel unusable, network), 2 invalid rows / bad arguments, 3 credentials rejected, 5 rows
+whose outcome is unknown (run ``reconcile``), 130 stopped by Ctrl-C / SIGTERM (``resume``
+continues).
 
 ``--json`` output: ``run`` and ``resume`` print JSON lines (``{"campaign_id"}``, then
 events ``{"event": "started"|"progress"|"waiting"|"paused"|"recovered"|"finished", …}``);
@@ -17,6 +19,7 @@ the other commands print one JSON document.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -41,11 +44,16 @@ from .templates import resolve_template
 
 __all__ = ["register"]
 
+#: Environment variable: where workers share the rate budget (``--rate-limit-store`` wins).
+ENV_RATE_LIMIT_STORE = "QONTAK_RATE_LIMIT_STORE"
 
 DbOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--db", help="Ledger file (default: QONTAK_CAMPAIGN_DB, else ./qontak-campaigns.db)."
+        "--db",
+        metavar="PATH|URL",
+        help="Ledger: a SQLite file, or postgresql://user@host/db for several workers "
+        "(default: QONTAK_CAMPAIGN_DB, else ./qontak-campaigns.db).",
     ),
 ]
 RateOpt = Annotated[
@@ -101,8 +109,20 @@ def _async_client(st: State, rate_limits: str | None) -> AsyncQontak:
     return st.async_client(rate_limits=rate_limits)
 
 
-def _store(db: Path | None) -> campaigns.SQLiteStore:
-    return campaigns.open_ledger(str(db) if db is not None else None)
+def _worker_client(st: State, rate_limits: str | None, limiter_url: str | None) -> AsyncQontak:
+    """The client of a worker: its rate budget shared with every other worker through
+    ``limiter_url`` (all workers' sends together stay within the account's limit)."""
+    from qontak import SharedRateLimiter, parse_rate_limits
+
+    text = rate_limits or st.rate_limits or os.environ.get("QONTAK_RATE_LIMITS")
+    off = text is not None and not parse_rate_limits(text, setting="--rate-limits")
+    if not limiter_url or off:
+        return st.async_client(rate_limits=rate_limits)  # no store given, or limits off
+    return st.async_client(rate_limits=rate_limits, rate_limiter=SharedRateLimiter(limiter_url))
+
+
+def _store(db: str | None) -> campaigns.Store:
+    return campaigns.open_ledger(db)
 
 
 def _campaign(store: campaigns.Store, campaign_id: str) -> campaigns.Campaign:
@@ -244,7 +264,7 @@ def _exit_for(result: campaigns.RunResult) -> ExitCode | int:
 
 
 def _run(
-    st: State, store: campaigns.SQLiteStore, cid: str, concurrency: int, rate_limits: str | None
+    st: State, store: campaigns.Store, cid: str, concurrency: int, rate_limits: str | None
 ) -> int:
     stopper = campaigns.Stopper()
     counts = store.counts(cid)
@@ -318,8 +338,7 @@ def register(app: typer.Typer) -> None:
         with _sync_client(st, None) as client:
             tpl, ch = prepare(client, template, language, channel)
         # Opt-outs come from the ledger when there is one; checking never creates one.
-        path = db if db is not None else campaigns.default_db_path()
-        store = _store(path) if path.exists() else None
+        store = _store(db) if campaigns.ledger_exists(db) else None
         try:
             report = campaigns.check(
                 file,
@@ -466,6 +485,92 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(_run(st, store, campaign_id, concurrency, rate_limits))
         finally:
             store.close()
+
+    @group.command("worker")
+    @command
+    def worker(
+        db: DbOpt = None,
+        campaign_id: Annotated[
+            str | None,
+            typer.Option("--campaign", help="Work on this campaign only (resumes it if paused)."),
+        ] = None,
+        concurrency: ConcurrencyOpt = 4,
+        lease: Annotated[
+            float,
+            typer.Option(
+                "--lease",
+                help="Seconds a claimed row stays this worker's without a heartbeat "
+                "(PostgreSQL ledger).",
+            ),
+        ] = 30.0,
+        rate_limit_store: Annotated[
+            str | None,
+            typer.Option(
+                "--rate-limit-store",
+                envvar=ENV_RATE_LIMIT_STORE,
+                help="Where the workers share the account's rate budget (default: the "
+                "--db database when it is PostgreSQL).",
+            ),
+        ] = None,
+        rate_limits: RateOpt = None,
+    ) -> None:
+        """Send as one of many workers: start any number, on any number of machines, on
+        one PostgreSQL ledger (--db postgresql://user@host/db).
+
+        Rows are claimed (one per request in flight) with FOR UPDATE SKIP LOCKED under a
+        lease this worker's heartbeat renews; rows of a worker that dies become unknown when
+        their lease expires (run reconcile). Pause, status and report work from any host
+        meanwhile. On a SQLite ledger only one worker sends a campaign at a time. Without
+        --campaign, every ready or running campaign with rows to send, one after the other.
+        Exit codes as 'run'.
+        """
+        st = state()
+        if concurrency < 1:
+            fail(f"--concurrency must be 1 or more, got {concurrency}")
+        if not lease > 0:
+            fail(f"--lease must be more than 0 seconds, got {lease}")
+        target = db or campaigns.default_target()
+        store = (
+            campaigns.PostgresStore(target, lease_seconds=lease)
+            if campaigns.is_url(target)
+            else _store(target)
+        )
+        limiter_url = rate_limit_store or (target if campaigns.is_url(target) else None)
+        stopper = campaigns.Stopper()
+        out = console(stderr=True)
+
+        def on_event(event: dict[str, Any]) -> None:
+            if st.json:
+                _jsonl(event)
+            elif event["event"] in ("started", "paused", "recovered", "finished", "waiting"):
+                detail = {k: v for k, v in event.items() if k not in ("event", "campaign_id")}
+                out.print(f"{event['campaign_id']}: {event['event']} {detail}")
+
+        async def go() -> list[campaigns.RunResult]:
+            async with _worker_client(st, rate_limits, limiter_url) as client:
+                options = campaigns.RunOptions(
+                    concurrency=concurrency, stopper=stopper, on_event=on_event
+                )
+                return await campaigns.run_worker(
+                    client, store, campaign_id=campaign_id, options=options
+                )
+
+        try:
+            if campaign_id is not None:
+                _campaign(store, campaign_id)
+            with _signals(stopper):
+                results = anyio.run(go)
+        finally:
+            store.close()
+        codes = [int(_exit_for(r)) for r in results]
+        if not st.json:
+            for r in results:
+                console().print(
+                    f"campaign {r.campaign_id}: {r.state.value} · {_counts_line(r.counts)}"
+                )
+            if not results:
+                console().print("nothing to send")
+        raise typer.Exit(next((c for c in codes if c), 0))
 
     @group.command("pause")
     @command

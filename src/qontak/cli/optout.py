@@ -22,9 +22,12 @@ from ._state import command, fail, state
 __all__ = ["register"]
 
 DbOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--db", help="Ledger file (default: QONTAK_CAMPAIGN_DB, else ./qontak-campaigns.db)."
+        "--db",
+        metavar="PATH|URL",
+        help="Ledger: a SQLite file or a postgresql:// URL "
+        "(default: QONTAK_CAMPAIGN_DB, else ./qontak-campaigns.db).",
     ),
 ]
 NumbersArg = Annotated[list[str], typer.Argument(help="Phone numbers, e.g. 0812-3456-7890.")]
@@ -59,7 +62,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Add numbers to the opt-out list. JSON: {"added", "numbers"}."""
         normalised = _normalise(numbers)
-        store = campaigns.open_ledger(str(db) if db else None)
+        store = campaigns.open_ledger(db or None)
         try:
             added = store.add_optouts(normalised, reason=reason or "added by hand", now=time.time())
         finally:
@@ -74,7 +77,7 @@ def register(app: typer.Typer) -> None:
     def remove(numbers: NumbersArg, db: DbOpt = None) -> None:
         """Remove numbers from the opt-out list. JSON: {"removed", "numbers"}."""
         normalised = _normalise(numbers)
-        store = campaigns.open_ledger(str(db) if db else None)
+        store = campaigns.open_ledger(db or None)
         try:
             removed = store.remove_optouts(normalised)
         finally:
@@ -88,7 +91,7 @@ def register(app: typer.Typer) -> None:
     @command
     def list_(db: DbOpt = None) -> None:
         """The opt-out list. JSON: [{"to_number", "reason", "added_at"}]."""
-        store = campaigns.open_ledger(str(db) if db else None)
+        store = campaigns.open_ledger(db or None)
         try:
             items = list(store.iter_optouts())
         finally:
@@ -130,7 +133,7 @@ def register(app: typer.Typer) -> None:
             column = column or (columns[0] if columns else None)
         if column is None or (columns and column not in columns):
             fail(f"--column: no column {column!r} in {file.name}; columns: {', '.join(columns)}")
-        store = campaigns.open_ledger(str(db) if db else None)
+        store = campaigns.open_ledger(db or None)
         added = 0
         invalid: list[dict[str, object]] = []
         batch: list[str] = []

@@ -1,0 +1,71 @@
+"""A campaign worker: one of any number of processes, on any number of machines, sending the
+same campaigns from one PostgreSQL ledger.
+
+Each worker runs the ordinary runner (:func:`._runner.run_campaign`) with
+``RunOptions.shared``: no campaign-wide lease, rows claimed with ``FOR UPDATE SKIP LOCKED``
+under a per-row lease its heartbeat renews, the campaign's state (a pause from any host)
+read between claims. A worker that dies leaves its rows in flight ``sending`` until their
+lease expires; then any other worker (or reconcile) turns them into ``unknown``, never
+``pending``, and reconcile settles them.
+
+On a SQLite ledger there are no row leases: a worker takes the campaign's lease like
+``resume`` does, so only one worker sends a given campaign at a time (a second one is
+refused, or moves on to the next campaign).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .._client import AsyncQontak
+from ._ledger import CampaignState, LedgerError
+from ._runner import RunOptions, RunResult, run_campaign
+from ._store import LeasedStore, Store
+
+__all__ = ["run_worker"]
+
+#: Campaigns a worker picks up by itself (``paused`` and ``blocked`` wait for a person).
+_ACTIVE = (CampaignState.READY, CampaignState.RUNNING)
+
+
+async def run_worker(
+    client: AsyncQontak,
+    store: Store,
+    *,
+    campaign_id: str | None = None,
+    options: RunOptions | None = None,
+) -> list[RunResult]:
+    """Send as one worker among many; returns one result per campaign it worked on.
+
+    With ``campaign_id``: that campaign (resumed if it was paused; refused if blocked by
+    invalid rows) until nothing is left to send, it pauses, or ``options.stopper`` is set.
+    Without: every ``ready`` or ``running`` campaign with rows to send, oldest first, one
+    after the other, then returns.
+    """
+    opts = dataclasses.replace(options or RunOptions(), shared=isinstance(store, LeasedStore))
+    if campaign_id is not None:
+        found = store.get_campaign(campaign_id)
+        if found is None:
+            raise LedgerError(f"no campaign {campaign_id!r} in this ledger")
+        if found.state is CampaignState.BLOCKED:
+            raise LedgerError(
+                f"campaign {campaign_id} is blocked ({found.pause_reason}); "
+                "resume it with --skip-invalid first"
+            )
+        return [await run_campaign(client, store, campaign_id, opts)]
+    results: list[RunResult] = []
+    for campaign in sorted(store.list_campaigns(), key=lambda c: (c.created_at, c.id)):
+        if opts.stopper.stopped:
+            break
+        if campaign.state not in _ACTIVE:
+            continue
+        counts = store.counts(campaign.id)
+        if not counts["pending"] and not counts["sending"]:
+            continue
+        try:
+            results.append(await run_campaign(client, store, campaign.id, opts))
+        except LedgerError:
+            if opts.shared:
+                raise
+            continue  # SQLite: another worker holds this campaign's lease
+    return results
