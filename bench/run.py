@@ -382,6 +382,7 @@ EXTRA: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("campaign_import", "Campaign import", {"rows": 200_000}),
     ("campaign_rate", "Campaign rate use", {}),
     ("ledger_throughput", "Campaign ledger: PostgreSQL vs SQLite", {}),
+    ("workers_rate", "Campaign workers sharing one budget", {}),
 )
 
 
