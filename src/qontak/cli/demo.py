@@ -319,8 +319,15 @@ def run_demo_campaign(url: str, sandbox: Any, directory: Path) -> Any:
                     FaultConfig(seed=11, lost_response=0.15, error_before=0.1, scope="send")
                 )
                 try:
+                    # On loopback a lost answer's message is stored before the drop: half a
+                    # second is enough for reconcile's absence to be proof.
                     return await campaigns.demo_campaign(
-                        client, store, template=template, channel=channel, directory=directory
+                        client,
+                        store,
+                        template=template,
+                        channel=channel,
+                        directory=directory,
+                        settle_after=0.5,
                     )
                 finally:
                     sandbox.set_faults(FaultConfig())
