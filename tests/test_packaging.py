@@ -80,7 +80,12 @@ def test_sdk_alone_then_cli_extra_install_and_run(dist: Path, tmp_path: Path) ->
     assert "pip install 'qontak[cli]'" in bare.stderr
     assert "Traceback" not in bare.stderr
 
-    # `pip install qontak[cli,sandbox]`: the command runs from the installed wheel.
-    _run(*pip, f"{wheel}[cli,sandbox]")
+    # `pip install qontak[cli]`: the command runs from the installed wheel; a command that
+    # needs another extra says which one instead of a traceback.
+    _run(*pip, f"{wheel}[cli]")
     helped = _run(env_dir / "bin" / "qontak", "--help")
     assert "Usage: qontak" in helped.stdout
+    no_sandbox = _run(env_dir / "bin" / "qontak", "sandbox", "--port", "0", check=False)
+    assert no_sandbox.returncode == 2, no_sandbox.stderr
+    assert "pip install 'qontak[sandbox]'" in no_sandbox.stderr
+    assert "Traceback" not in no_sandbox.stderr
