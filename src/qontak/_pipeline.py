@@ -404,8 +404,9 @@ class Pipeline:
         """Send ``req`` with a blocking client, retrying as the policy says."""
         attempt = 0
         while True:
+            granted = None
             if self.limiter is not None:  # waits, then takes the slot as the request goes
-                self.limiter.acquire(req.scope, clock=self.monotonic, sleep=sleep)
+                granted = self.limiter.acquire(req.scope, clock=self.monotonic, sleep=sleep)
             request = self.prepare(req)
             sent_at = self.clock()
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
@@ -415,6 +416,9 @@ class Pipeline:
                 if not is_transport_error(exc):
                     raise
                 result = self.on_exception(exc)
+            finally:
+                if self.limiter is not None and granted is not None:
+                    self.limiter.complete(req.scope, granted, self.monotonic())
             if result.outcome is Outcome.OK:
                 return self.finish(req, result, attempt + 1, sent_at)
             delay = self.next_delay(req, attempt, result)
@@ -434,8 +438,11 @@ class Pipeline:
         """Send ``req`` with an async client, retrying as the policy says."""
         attempt = 0
         while True:
+            granted = None
             if self.limiter is not None:  # waits, then takes the slot as the request goes
-                await self.limiter.acquire_async(req.scope, clock=self.monotonic, sleep=sleep)
+                granted = await self.limiter.acquire_async(
+                    req.scope, clock=self.monotonic, sleep=sleep
+                )
             request = self.prepare(req)
             sent_at = self.clock()
             log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
@@ -445,6 +452,9 @@ class Pipeline:
                 if not is_transport_error(exc):
                     raise
                 result = self.on_exception(exc)
+            finally:
+                if self.limiter is not None and granted is not None:
+                    self.limiter.complete(req.scope, granted, self.monotonic())
             if result.outcome is Outcome.OK:
                 return self.finish(req, result, attempt + 1, sent_at)
             delay = self.next_delay(req, attempt, result)

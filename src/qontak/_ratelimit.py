@@ -27,6 +27,8 @@ Limits can be written as text (``QONTAK_RATE_LIMITS``, ``--rate-limits``), parse
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import itertools
 import math
 import re
@@ -292,6 +294,22 @@ class RateLimiter:
                 with self._lock:
                     self._leave(scope, ticket)
         return granted
+
+    def complete(self, scope: str, granted: float, now: float) -> None:
+        """The request whose slot was taken at ``granted`` has its answer at ``now``.
+
+        The server counted it somewhere in between, and a slow request (a cold connection,
+        a busy server) can reach it long after its slot was taken: counting the slot from
+        ``granted`` alone then lets the next ones land in the same server window. So the
+        slot is moved to ``now``, the latest moment the server can have counted it.
+        """
+        with self._lock:
+            now = max(now, granted)
+            for window in self._windows_of(scope):
+                grants = window.grants
+                with contextlib.suppress(ValueError):  # already too old to count: re-add
+                    del grants[grants.index(granted)]
+                bisect.insort(grants, now)
 
     def pause(self, scope: str, until: float) -> None:
         """Grant nothing in ``scope`` before ``until`` (epoch seconds on the limiter's clock)."""

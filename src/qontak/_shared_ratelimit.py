@@ -671,6 +671,10 @@ class SharedRateLimiter(RateLimiter):
             if left > 0:
                 await anyio.sleep(left)
 
+    def complete(self, scope: str, granted: float, now: float) -> None:
+        """Not tracked across processes: a grant stays at the moment it was taken in the
+        store (the window's safety margin absorbs the usual gap to the server)."""
+
     def pause_for(self, scope: str, seconds: float) -> None:
         """Grant nothing in ``scope`` to any user of this budget for ``seconds`` from now."""
         if not math.isfinite(seconds) or seconds <= 0:

@@ -490,3 +490,44 @@ def test_cli_rate_limits_option_reaches_the_client(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("QONTAK_RATE_LIMITS", "send=3/min")
     limiter = State(env="sandbox").client().rate_limiter
     assert limiter is not None and limiter.rules["send"] == (Rule(3, 60.0),)
+
+
+def test_a_slow_request_holds_its_slot_until_its_answer() -> None:
+    # The server counts a request when it arrives, which for a slow one (a cold connection,
+    # a busy server) is long after its slot was taken: counted from the grant alone, the
+    # next requests would land in the same server window (seen as 429s in the rate bench).
+    limiter = RateLimiter({"all": (Rule(2, 1.0),)}, margin=0)
+    assert [limiter.reserve(now=0.0), limiter.reserve(now=0.0)] == [0.0, 0.0]
+    limiter.complete("all", 0.0, 0.6)  # both answered only at 0.6
+    limiter.complete("all", 0.0, 0.6)
+    assert limiter.reserve(now=1.0) == pytest.approx(0.6)  # not before 1.6, not at 1.0
+    assert limiter.reserve(now=1.6) == 0.0
+    # An answer later than the whole window (the grant already pruned) still counts.
+    limiter.complete("all", 1.6, 5.0)
+    assert limiter.reserve(now=5.5) == 0.0  # one of two slots taken at 5.0
+    assert limiter.reserve(now=5.5) == pytest.approx(0.5)
+
+
+def test_the_pipeline_moves_each_slot_to_its_answer() -> None:
+    clock = [0.0]
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        clock[0] += 0.6  # the answer comes 0.6 s after the request left
+        return httpx.Response(200, json={"status": "success", "data": []})
+
+    client = Qontak(
+        "id",
+        "secret",
+        base_url="https://api.example.test",
+        env_file=None,
+        rate_limits={"all": [Rule(2, 1.0)]},
+        http_client=httpx.Client(transport=httpx.MockTransport(slow)),
+        clock=lambda: 1_700_000_000.0 + clock[0],
+        sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+    )
+    for _ in range(3):
+        client.channels.list()
+    # Slots taken at 0.0 and 0.6 move to their answers, 0.6 and 1.2: the third may go only at
+    # 0.6 + 1.1 (the window and its margin), answered at 2.3. Counted from the grants it
+    # would have gone at 1.2 (0.0 + 1.1 had passed), answered at 1.8.
+    assert clock[0] == pytest.approx(2.3)
