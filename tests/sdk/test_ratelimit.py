@@ -531,3 +531,15 @@ def test_the_pipeline_moves_each_slot_to_its_answer() -> None:
     # 0.6 + 1.1 (the window and its margin), answered at 2.3. Counted from the grants it
     # would have gone at 1.2 (0.0 + 1.1 had passed), answered at 1.8.
     assert clock[0] == pytest.approx(2.3)
+
+
+def test_one_cli_run_keeps_one_budget_for_all_its_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `qontak campaign run` resolves the template with a sync client, then sends with an
+    # async one: with a budget each, their requests together overran the server's second.
+    from qontak.cli._state import State
+
+    monkeypatch.delenv("QONTAK_RATE_LIMITS", raising=False)
+    st = State(env="sandbox", rate_limits="send=600/min,burst=20/s")
+    sync, other = st.client(), st.async_client()
+    assert sync.rate_limiter is not None and sync.rate_limiter is other.rate_limiter
+    assert st.client(rate_limits="off").rate_limiter is None

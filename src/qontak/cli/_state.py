@@ -12,7 +12,7 @@ import functools
 import os
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NoReturn, TypeVar
 
@@ -90,6 +90,9 @@ class State:
     rate_limits: str | None = None
     """``--rate-limits`` text (else the client reads ``QONTAK_RATE_LIMITS``)."""
     tried_base_url: str | None = None
+    _limiters: dict[str | None, RateLimiter | None] = field(default_factory=dict, repr=False)
+    """One rate budget per limits text for the whole run: a command that makes a sync and
+    an async client (``campaign run``) must not give each its own budget."""
     """The API root of the last client made (named when the server cannot be reached)."""
 
     def merge(self, **values: Any) -> None:
@@ -137,6 +140,8 @@ class State:
         text = rate_limits if rate_limits is not None else self.rate_limits
         if text is not None:
             kwargs["rate_limits"] = text
+        if rate_limiter is None and self._limiters.get(text) is not None:
+            rate_limiter = self._limiters[text]
         if rate_limiter is not None:
             kwargs["rate_limiter"] = rate_limiter
         try:
@@ -148,6 +153,7 @@ class State:
 
             client = cls(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, **kwargs)
         self.tried_base_url = client.base_url
+        self._limiters.setdefault(text, client.rate_limiter)
         return client
 
 
