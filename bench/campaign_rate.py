@@ -39,33 +39,33 @@ LIMITS = "send=600/min,all=1000/min,burst=20/s"
 TARGET_RATIO = 0.98
 #: The default run's share of one window's send allowance (see the module docstring).
 DEFAULT_SHARE = 0.98
-_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0}
 
 
 def limit(limits: str, name: str) -> tuple[float, float]:
-    """``(count, window seconds)`` of ``name=N/UNIT`` in ``limits``."""
-    match = re.search(rf"(?:^|,)\s*{name}=(\d+(?:\.\d+)?)/(\w+)", limits)
-    if not match:
+    """``(count, window seconds)`` of ``name=N/UNIT`` in ``limits``, read by the SDK's own
+    parser (``burst`` is the one-second rule of ``all``)."""
+    from qontak import parse_rate_limits
+
+    rules = parse_rate_limits(limits) or {}
+    scope, pick = ("all", min) if name == "burst" else (name, max)
+    found = list(rules.get(scope, ()))
+    if not found:
         raise SystemExit(f"no {name}=N/UNIT in {limits!r}")
-    return float(match.group(1)), _UNITS[match.group(2)]
+    rule = pick(found, key=lambda r: r.per)
+    return float(rule.requests), rule.per
 
 
 def _start_sandbox(limits: str, workdir: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "qontak",
-            "sandbox",
-            "--port",
-            "0",
-            "--json",
-            *("--rate-limits", limits),
+            *(sys.executable, "-m", "qontak", "sandbox", "--host", "127.0.0.1", "--port", "0"),
+            *("--json", "--faults", "off", "--rate-limits", limits),
         ],
         stdout=subprocess.PIPE,
         stderr=(workdir / "sandbox.err").open("w"),
         text=True,
         cwd=workdir,
+        env={k: v for k, v in os.environ.items() if not k.startswith("QONTAK_")},
     )
     assert proc.stdout is not None
     text = ""
@@ -79,8 +79,18 @@ def _start_sandbox(limits: str, workdir: Path) -> tuple[subprocess.Popen[str], d
             return proc, json.loads(text)
         except ValueError:
             continue
-    proc.terminate()
+    _stop(proc)
     raise SystemExit(f"the sandbox did not start: {text!r}")
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def _write_customers(path: Path, rows: int) -> None:
@@ -130,11 +140,7 @@ def run(rows: int | None = None, limits: str = LIMITS) -> dict[str, Any]:
             with urllib.request.urlopen(info["url"] + "/_sandbox/messages", timeout=30) as r:
                 truth = json.load(r)["data"]
         finally:
-            sandbox.terminate()
-            try:
-                sandbox.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sandbox.kill()
+            _stop(sandbox)
     if campaign.returncode != 0:
         raise SystemExit(
             f"qontak campaign run exited {campaign.returncode}: {campaign.stderr[-2000:]}"

@@ -27,7 +27,6 @@ share the account's budget through :class:`qontak.SharedRateLimiter` in the ledg
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from campaign_rate import _at, _start_sandbox, _stop, _write_customers, limit  # noqa: E402
 from tests.postgres import throwaway_cluster  # noqa: E402
 
 LIMITS = "send=600/min,all=1000/min,burst=20/s"
@@ -51,15 +51,6 @@ TARGET_RATIO = 0.95
 #: The default run: this share of what the send limit's average rate allows in SECONDS.
 DEFAULT_SHARE = 0.98
 SECONDS = 30.0
-_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0}
-
-
-def limit(limits: str, name: str) -> tuple[float, float]:
-    """``(count, window seconds)`` of ``name=N/UNIT`` in ``limits``."""
-    match = re.search(rf"(?:^|,)\s*{name}=(\d+(?:\.\d+)?)/(\w+)", limits)
-    if not match:
-        raise SystemExit(f"no {name}=N/UNIT in {limits!r}")
-    return float(match.group(1)), _UNITS[match.group(2)]
 
 
 def _env(info: dict[str, Any]) -> dict[str, str]:
@@ -72,52 +63,6 @@ def _env(info: dict[str, Any]) -> dict[str, str]:
         QONTAK_BASE_URL=info["base_url"],
     )
     return env
-
-
-def _start_sandbox(limits: str, workdir: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "qontak", "sandbox", "--host", "127.0.0.1", "--port", "0"),
-            *("--json", "--faults", "off", "--rate-limits", limits),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(workdir / "sandbox.err").open("w"),
-        text=True,
-        cwd=workdir,
-        env={k: v for k, v in os.environ.items() if not k.startswith("QONTAK_")},
-    )
-    assert proc.stdout is not None
-    text = ""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        text += line
-        try:
-            return proc, json.loads(text)
-        except ValueError:
-            continue
-    _stop(proc)
-    raise SystemExit(f"the sandbox did not start: {text!r}")
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def _write_customers(path: Path, rows: int) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(["phone", "nama", "order"])
-        for i in range(rows):
-            out.writerow([f"0812-{7000 + i // 10000:04d}-{i % 10000:04d}", f"Budi {i}", f"#{i}"])
 
 
 def _create_campaign(info: dict[str, Any], db: str, path: Path) -> str:
@@ -167,10 +112,6 @@ def _throttled(logs: str) -> tuple[int, list[float]]:
             refused.append(moment)
     first = min(stamps, default=0.0)
     return len(refused), sorted(round(t - first, 2) for t in refused)
-
-
-def _at(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def run(workers: int = WORKERS, rows: int | None = None, limits: str = LIMITS) -> dict[str, Any]:
