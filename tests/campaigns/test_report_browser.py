@@ -4,8 +4,6 @@ customer text shown as text. A screenshot is taken (and kept in the test's temp 
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +13,11 @@ import pytest
 from qontak import campaigns
 from qontak.sandbox import FaultConfig, RateLimitConfig, Sandbox
 from qontak.testing import async_sandbox_client
+from tests.browser import chromium
 
 from .conftest import CHANNEL_ID, advancing, write_customers
 
 pytestmark = pytest.mark.browser
-
-try:
-    from playwright import sync_api as playwright_sync
-except ImportError:  # pragma: no cover - playwright is a dev dependency
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -75,29 +58,20 @@ async def _make_report(tmp_path: Path) -> Path:
 def test_html_report_is_self_contained_and_shows_funnel_failures_and_timeline(
     report: Path, tmp_path: Path
 ) -> None:
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but Debian's chromium is not installed")
-        pytest.skip("Debian's chromium is not installed")
     requests: list[str] = []
     errors: list[str] = []
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page: Any = browser.new_page(viewport={"width": 1100, "height": 1000})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
-            page.goto(report.as_uri())
-            funnel = [b.split() for b in page.locator(".funnel .bar").all_inner_texts()]
-            failures = page.inner_text("table")
-            bars = page.locator("svg rect").count()
-            title = page.inner_text("h1")
-            shot = tmp_path / "report.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page: Any = browser.new_page(viewport={"width": 1100, "height": 1000})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
+        page.goto(report.as_uri())
+        funnel = [b.split() for b in page.locator(".funnel .bar").all_inner_texts()]
+        failures = page.inner_text("table")
+        bars = page.locator("svg rect").count()
+        title = page.inner_text("h1")
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
     assert requests == [report.as_uri()], "the report must not load anything else"
     assert not errors
     assert title == "<img src=x onerror=alert(1)> Lebaran promo"

@@ -14,8 +14,6 @@ run them (``make browser`` installs Chromium).
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -33,53 +31,21 @@ from starlette.routing import Route
 from qontak import Qontak, messages
 from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
 from qontak.sandbox._inbox import routes as inbox_routes
+from tests.browser import chromium
 
 pytestmark = pytest.mark.browser
 
-try:
-    from playwright import sync_api as playwright_sync
-except ImportError:  # pragma: no cover - playwright is a dev dependency
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 #: How long the page may take to show what the server holds (it polls every 500 ms).
 UI_TIMEOUT_MS = 10_000
 
 
 # ----------------------------------------------------------------------------- browser fixtures
-def _chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        reason = (
-            "Debian's chromium is not installed "
-            "(run `make browser` or `apt-get install -y chromium`)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}; the inbox browser test must run in CI")
-        pytest.skip(reason)
-    return path
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module."""
-    executable = _chromium_path()
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from qontak.sandbox import FaultConfig, Sandbox, SandboxConfig
+from tests.browser import chromium
 
 from .conftest import BASE, HmacAuth
 from .examples import TEXT
@@ -41,19 +41,8 @@ fetch('/_sandbox/reset', {method: 'POST', headers: {'Content-Type': 'application
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but Debian's chromium is not installed")
-        pytest.skip("Debian's chromium is not installed")
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def test_uploaded_html_downloads_instead_of_running(browser: Any) -> None:
