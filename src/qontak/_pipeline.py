@@ -31,6 +31,7 @@ from .errors import (
     APIConnectionError,
     APITimeoutError,
     DeliveryUnknownError,
+    QontakError,
     status_error,
 )
 from .models import ResponseInfo
@@ -280,12 +281,22 @@ class Pipeline:
             if self.limiter is not None:
                 wait = server_wait if server_wait is not None else self.retry.backoff_base
                 # A longer wait than max_wait is raised to the caller, not imposed on later calls.
-                self.limiter.pause(req.scope, mono + min(wait, self.retry.max_wait))
+                self._pause(req.scope, mono + min(wait, self.retry.max_wait))
         elif headers.get("x-ratelimit-remaining", "").strip() == "0":
             reset = parse_reset(headers.get("x-ratelimit-reset"), now)
             if reset and self.limiter is not None:
-                self.limiter.pause(req.scope, mono + min(reset, self.retry.max_wait))
+                self._pause(req.scope, mono + min(reset, self.retry.max_wait))
         return _Attempt(outcome, response=response, server_wait=server_wait)
+
+    def _pause(self, scope: str, until: float) -> None:
+        """Feed the server's wait back to the limiter. It is advice for later requests: a
+        limiter that cannot record it (a shared store that is down) must not turn this
+        answer, perhaps an accepted send, into an error that says nothing was sent."""
+        assert self.limiter is not None
+        try:
+            self.limiter.pause(scope, until)
+        except QontakError as exc:
+            log_kv(logging.WARNING, "rate-limit pause not recorded", scope=scope, error=str(exc))
 
     def next_delay(self, req: ApiRequest, attempt: int, result: _Attempt) -> float | None:
         """Seconds to wait before retrying, or ``None`` to stop here."""

@@ -543,3 +543,24 @@ def test_one_cli_run_keeps_one_budget_for_all_its_clients(monkeypatch: pytest.Mo
     sync, other = st.client(), st.async_client()
     assert sync.rate_limiter is not None and sync.rate_limiter is other.rate_limiter
     assert st.client(rate_limits="off").rate_limiter is None
+
+
+def test_a_limiter_that_cannot_record_a_pause_never_turns_an_accepted_send_into_an_error() -> None:
+    # A shared limiter whose store is down raises "nothing was sent" from pause(); fed from
+    # the answer to a send that was accepted, that error would make the caller send again.
+    from qontak import APIConnectionError, messages
+    from qontak.sandbox import RateLimitConfig, Sandbox, SandboxConfig
+    from qontak.testing import sandbox_client
+
+    class StoreDown(RateLimiter):
+        def pause(self, scope: str, until: float) -> None:
+            raise APIConnectionError("rate-limit store failed; nothing was sent")
+
+    box = Sandbox(SandboxConfig(rate_limits=RateLimitConfig(direct_per_minute=1)))
+    with sandbox_client(box, rate_limiter=StoreDown()) as (client, _):
+        template = client.templates.find("order_update", language="id")
+        channel = client.channels.list()[0]
+        msg = messages.text("6281234567890", ["Budi", "sepatu"], template=template, channel=channel)
+        sent = client.broadcasts.send_direct(msg)  # answered with X-RateLimit-Remaining: 0
+    assert sent.id and [m["broadcast_id"] for m in box.messages()] == [sent.id]
+    box.close()
