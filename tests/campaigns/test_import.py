@@ -215,3 +215,28 @@ def test_a_row_whose_window_never_holds_in_all_its_zones_is_reported(
     )
     assert [(r.line, r.field, r.code) for r in report.rejects] == [(2, "timezone", "window")]
     assert report.summary.rows == 1
+
+
+def test_an_import_cut_short_is_never_sent_nor_picked_up_again(
+    tmp_path: Path, templates: dict[str, Template]
+) -> None:
+    # Ctrl-C part-way through the file: the first batches are in the ledger, the rest not.
+    # Running the same command again must import the whole file, not send the part.
+    path = write_customers(tmp_path / "c.csv", 1200)
+    store = campaigns.SQLiteStore(tmp_path / "l.db")
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    args = {"template": templates["order_update"], "channel": CHANNEL_ID, "mapping": MAP}
+    with pytest.raises(KeyboardInterrupt):
+        campaigns.create(store, path, on_progress=interrupt, **args)
+    (cut,) = store.list_campaigns()
+    assert cut.state is campaigns.CampaignState.BLOCKED
+    assert "did not finish" in (cut.pause_reason or "")
+    assert 0 < sum(store.counts(cut.id).values()) < 1200
+    again = campaigns.create(store, path, **args)
+    assert not again.existing and again.campaign.id != cut.id
+    assert again.campaign.state is campaigns.CampaignState.READY
+    assert store.counts(again.campaign.id)["pending"] == 1200
+    assert campaigns.create(store, path, **args).campaign.id == again.campaign.id

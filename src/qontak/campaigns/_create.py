@@ -227,7 +227,10 @@ def create(
     campaign.window = win.text if win else None
     campaign.start_at = start_at
     campaign.source = str(source) if isinstance(source, str | Path) else None
-    campaign.fingerprint = fingerprint
+    # Until every row is in, the campaign can neither be sent nor found again by its file:
+    # an import cut short (Ctrl-C, a bad spreadsheet part-way) must not leave a campaign
+    # that a second run of the same command would pick up and send only in part.
+    campaign.state, campaign.pause_reason = CampaignState.BLOCKED, _IMPORTING
     store.create_campaign(campaign)
 
     def upload(path: Path) -> str:
@@ -253,14 +256,20 @@ def create(
         now=moment,
         on_progress=on_progress,
     )
+    state, reason = CampaignState.READY, None
     if summary.invalid and not skip_invalid:
+        state = CampaignState.BLOCKED
         reason = (
             f"{summary.invalid} invalid rows; fix the file, or run again with skip_invalid "
             "(--skip-invalid) to send the valid rows"
         )
-        store.update_campaign(campaign.id, state=CampaignState.BLOCKED, pause_reason=reason)
-        campaign.state, campaign.pause_reason = CampaignState.BLOCKED, reason
+    store.update_campaign(campaign.id, state=state, pause_reason=reason, fingerprint=fingerprint)
+    campaign.state, campaign.pause_reason, campaign.fingerprint = state, reason, fingerprint
     return Created(campaign, summary)
+
+
+#: Why a campaign whose import did not finish is blocked (it is never sent or found again).
+_IMPORTING = "the import did not finish; run the same command again to import the file anew"
 
 
 def _summary_of(store: Store, campaign_id: str) -> ImportSummary:

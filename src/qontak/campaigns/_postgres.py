@@ -168,6 +168,7 @@ _CAMPAIGN_FIELDS = {
     "pause_reason": "pause_reason",
     "start_at": "start_at",
     "window": "send_window",
+    "fingerprint": "fingerprint",
 }
 
 

@@ -136,6 +136,7 @@ _CAMPAIGN_FIELDS = {
     "pause_reason": "pause_reason",
     "start_at": "start_at",
     "window": "send_window",
+    "fingerprint": "fingerprint",
 }
 _BATCH = 500
 #: The stored form of a row's parameters (compact, non-ASCII kept): one encoder for all rows.
