@@ -405,6 +405,9 @@ class _Run:
                 return False
             if self.opt.max_wait is not None and self.opt.clock() - waited_from > self.opt.max_wait:
                 return False
+            # Still this runner's campaign while it waits for its window or start time: a
+            # lease left to expire would let a second runner start beside this one.
+            self.renew_lease()
             await self.opt.sleep(min(_NAP, until - self.opt.clock()))
         return True
 
