@@ -1221,3 +1221,22 @@ def test_error_messages_of_a_huge_or_hostile_page_stay_short() -> None:
     for page in ("<" * 2_000_000, "<script " * 300_000, "<html>" + "x" * 5_000_000):
         [message] = error_messages(page, content_type="text/html")
         assert len(message) < 160
+
+
+def test_an_error_inside_a_task_group_is_reported_as_itself() -> None:
+    # The campaign runner sends from an anyio task group: its errors arrive wrapped in an
+    # exception group, which would otherwise read "unhandled errors in a TaskGroup".
+    import sys
+
+    from qontak import ConfigurationError
+    from qontak.cli._state import _only_error
+
+    if sys.version_info >= (3, 11):
+        group_type = ExceptionGroup  # noqa: F821
+    else:  # pragma: no cover - Python 3.10 gets it from anyio's dependency
+        from exceptiongroup import ExceptionGroup as group_type
+    inner = ConfigurationError("QONTAK_CAMPAIGN_DB: cannot open", setting="QONTAK_CAMPAIGN_DB")
+    wrapped = group_type("unhandled errors in a TaskGroup", [group_type("nested", [inner])])
+    assert _only_error(wrapped) is inner
+    two = group_type("two", [ValueError("a"), ValueError("b")])
+    assert _only_error(two) is two

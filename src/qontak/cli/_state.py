@@ -309,9 +309,10 @@ def command(func: F) -> F:
         except KeyboardInterrupt:
             error_line("interrupted")
             raise typer.Exit(130) from None
-        except Exception as exc:
+        except Exception as caught:
             if st.debug:
                 traceback.print_exc()
+            exc = _only_error(caught)
             message = describe_error(exc, st)
             code = exit_code_for(exc)
             error_line(message)
@@ -320,3 +321,13 @@ def command(func: F) -> F:
             raise typer.Exit(int(code)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _only_error(exc: Exception) -> Exception:
+    """The one error inside a task group's exception group (the campaign runner's), so the
+    user reads it and gets its exit code rather than "unhandled errors in a TaskGroup"."""
+    inner = getattr(exc, "exceptions", None)
+    while isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], Exception):
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
+    return exc
