@@ -167,6 +167,7 @@ def test_four_workers_two_killed_survivors_finish_and_every_row_is_accepted_once
         _wait_started(tmp_path, 4)
         _wait_for(db, 10, procs)
         victims = procs[:2]
+        assert all(p.poll() is None for p in victims), "the workers ended before the kill"
         for p in victims:
             p.send_signal(signal.SIGKILL)
         for p in victims:
