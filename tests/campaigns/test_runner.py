@@ -92,6 +92,7 @@ async def test_rejected_credentials_pause_the_campaign_and_nothing_is_burnt(
     await http.aclose()
     assert result.state is CampaignState.PAUSED
     assert (result.pause_reason or "").startswith("credentials rejected")
+    assert result.pause_code == "auth"  # what the CLI's exit code 3 is read from
     assert result.counts["pending"] == 20 and not sandbox.messages()
 
 

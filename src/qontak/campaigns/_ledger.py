@@ -76,9 +76,6 @@ TRANSITIONS: dict[RowState, frozenset[RowState]] = {
     RowState.SKIPPED: frozenset(),
 }
 
-#: States that will not change any more.
-FINAL_STATES = frozenset({RowState.ACCEPTED, RowState.FAILED, RowState.SKIPPED})
-
 
 def sources_of(target: RowState) -> tuple[str, ...]:
     """The states a row may be in to move to ``target`` (sorted, as SQL parameters)."""

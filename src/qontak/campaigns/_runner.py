@@ -145,6 +145,9 @@ class RunResult:
     state: CampaignState
     counts: dict[str, int]
     pause_reason: str | None = None
+    pause_code: str | None = None
+    """Why it paused, for programs: ``auth``, ``connection``, ``template_or_channel``,
+    ``repeated_error`` or ``user`` (a pause asked from elsewhere)."""
     stopped: bool = False
     """A stop was asked for (signal) before the campaign was done."""
     waiting_until: float | None = None
@@ -157,6 +160,7 @@ class RunResult:
             "state": self.state.value,
             "counts": self.counts,
             "pause_reason": self.pause_reason,
+            "pause_code": self.pause_code,
             "stopped": self.stopped,
             "waiting_until": _iso(self.waiting_until),
         }
@@ -450,6 +454,7 @@ class _Run:
             state=state,
             counts=counts,
             pause_reason=self.pause_reason,
+            pause_code=self.pause_code if self.pause_reason is not None else None,
             stopped=self.opt.stopper.stopped,
             waiting_until=waiting_until,
         )

@@ -256,8 +256,7 @@ def _exit_for(result: campaigns.RunResult) -> ExitCode | int:
     if result.stopped and result.counts["pending"]:
         return 130
     if result.state is campaigns.CampaignState.PAUSED:
-        reason = result.pause_reason or ""
-        return ExitCode.AUTH if reason.startswith("credentials") else ExitCode.API_ERROR
+        return ExitCode.AUTH if result.pause_code == "auth" else ExitCode.API_ERROR
     if result.counts["unknown"]:
         return ExitCode.OUTCOME_UNKNOWN
     return ExitCode.OK
