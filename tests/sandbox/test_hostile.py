@@ -242,8 +242,13 @@ def test_admin_routes_refuse_other_host_names(
             response = http.request(method, path, json={}, headers={"Host": host})
             assert response.status_code == 403, (method, path)
             assert response.json()["error"]["code"] == 403
-        # The inbox's own scripts and styles are no secret.
-        assert http.get("/_sandbox/static/inbox.js", headers={"Host": host}).status_code == 200
+        # Nor the inbox, its files, or any other page of the sandbox's own; a 404 too.
+        for path in ["/", "/_sandbox/static/inbox.js", "/favicon.ico", "/_sandbox/nope"]:
+            refused = http.get(path, headers={"Host": host})
+            assert refused.status_code == 403, path
+            assert refused.json()["error"]["code"] == 403
+        # The API is left to its HMAC check (a rebinding page cannot sign: see _admin).
+        assert http.get(BASE + "/integrations", headers={"Host": host}).status_code == 200
 
 
 def test_dns_rebinding_page_cannot_switch_faults(sandbox: Sandbox, clock: FakeClock) -> None:
