@@ -40,7 +40,7 @@ def test_reset_forgets_traffic_but_keeps_configuration(
     sandbox.add_template(name="extra", language="id", body="Hi")
     assert client.post(SEND, json=TEXT).status_code == 201
     assert client.post("/_sandbox/reset", json={}).json() == {"status": "success"}
-    assert client.get("/_sandbox/messages").json() == {"data": []}
+    assert client.get("/_sandbox/messages").json() == {"data": [], "next": None}
     assert client.get(BASE + "/broadcasts/whatsapp").json()["data"] == []
     assert any(t["name"] == "extra" for t in sandbox.templates())
     client.post("/_sandbox/reset", json={"full": True})

@@ -99,7 +99,7 @@ def test_ground_truth_message_contract(
     assert message["parameters"] == TEXT["parameters"]
     assert message["template"]["id"] == TEXT["message_template_id"]
     assert set(message["rendered"]) == {"header", "body", "footer", "buttons"}
-    assert client.get("/_sandbox/messages").json() == {"data": [message]}
+    assert client.get("/_sandbox/messages").json() == {"data": [message], "next": None}
 
 
 def test_each_message_gets_its_own_wamid(client: httpx.Client, clock: FakeClock) -> None:

@@ -3,7 +3,9 @@ routes' Host/token guard, slow clients shed, no 500 for odd input, late accepts.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import logging
 import socket
 import sqlite3
@@ -11,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
@@ -33,7 +36,7 @@ from qontak.sandbox import (
 )
 from qontak.testing import sandbox_client
 
-from .conftest import BASE, FakeClock, HmacAuth
+from .conftest import BASE, FakeClock, HmacAuth, auth_headers
 from .examples import EXAMPLES, TEXT
 
 SEND = BASE + "/broadcasts/whatsapp/direct"
@@ -230,7 +233,8 @@ def test_admin_routes_answer_loopback_host_names(
     sandbox: Sandbox, clock: FakeClock, host: str
 ) -> None:
     with _sync(sandbox, clock) as http:
-        assert http.get("/_sandbox/faults", headers={"Host": host}).status_code == 200
+        for path in ["/_sandbox/faults", "/", "/_sandbox/static/inbox.js"]:
+            assert http.get(path, headers={"Host": host}).status_code == 200, path
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "10.0.0.5", "", "[::]"])
@@ -242,8 +246,13 @@ def test_admin_routes_refuse_other_host_names(
             response = http.request(method, path, json={}, headers={"Host": host})
             assert response.status_code == 403, (method, path)
             assert response.json()["error"]["code"] == 403
-        # The inbox's own scripts and styles are no secret.
-        assert http.get("/_sandbox/static/inbox.js", headers={"Host": host}).status_code == 200
+        # Nor the inbox, its files, or any other page of the sandbox's own; a 404 too.
+        for path in ["/", "/_sandbox/static/inbox.js", "/favicon.ico", "/_sandbox/nope"]:
+            refused = http.get(path, headers={"Host": host})
+            assert refused.status_code == 403, path
+            assert refused.json()["error"]["code"] == 403
+        # The API is left to its HMAC check (a rebinding page cannot sign: see _admin).
+        assert http.get(BASE + "/integrations", headers={"Host": host}).status_code == 200
 
 
 def test_dns_rebinding_page_cannot_switch_faults(sandbox: Sandbox, clock: FakeClock) -> None:
@@ -402,6 +411,88 @@ def test_an_oversized_request_head_is_refused(sandbox: Sandbox) -> None:
             assert sock.recv(64).startswith(b"HTTP/1.1 400")
 
 
+def _trickle(port: int, head: bytes, body: bytes, *, every: float = 0.1) -> tuple[bytes, float]:
+    """Send a request head and the start of its ``body``, then the rest one byte every
+    ``every`` seconds until the server answers; returns all it sent until it closed the
+    connection, and how long after the head its answer began."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head + body[:1])
+        started = time.monotonic()
+        rest = iter(body[1:])
+        sock.settimeout(every)
+        while True:
+            assert time.monotonic() - started < 5, "the slow body was never cut"
+            try:
+                first = sock.recv(65536)
+                break
+            except TimeoutError:
+                with contextlib.suppress(OSError):  # the server may be closing right now
+                    sock.sendall(bytes([next(rest, 32)]))
+        answered = time.monotonic() - started
+        answer = first
+        sock.settimeout(3)
+        while chunk := sock.recv(65536):  # a timeout here: the connection was kept open
+            answer += chunk
+        return answer, answered
+
+
+def _split(answer: bytes) -> tuple[str, Any]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.decode("latin-1").lower(), json.loads(body)
+
+
+def test_a_trickled_body_is_cut_with_a_408_and_the_connection_closed(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    limits = ServerLimits(body_timeout=0.3, min_body_rate=200)
+    send = json.dumps(TEXT).encode()
+    file_head, file_tail = _multipart_parts("slow.pdf")
+    upload = file_head + b"%PDF-1.4 " + b"x" * 200 + file_tail
+    signed = auth_headers("POST", SEND, clock())
+    requests = [
+        ("/_sandbox/reset", {"Content-Type": "application/json"}, b'{"full": false}'),
+        (SEND, {"Content-Type": "application/json", **signed}, send),
+        (UPLOAD, {**MULTIPART, **auth_headers("POST", UPLOAD, clock())}, upload),
+    ]
+    logger = logging.getLogger("uvicorn.error")
+    records = _Records()
+    logger.addHandler(records)
+    try:
+        with sandbox.run_in_thread(limits=limits) as url:
+            port = int(url.rsplit(":", 1)[1])
+            for path, headers, body in requests:
+                lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1"]
+                lines += [f"{k}: {v}" for k, v in headers.items()]
+                lines.append(f"Content-Length: {len(body)}")
+                head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+                answer, after = _trickle(port, head, body)
+                status, envelope = _split(answer)
+                assert status.startswith("http/1.1 408"), (path, answer[:300])
+                assert "connection: close" in status
+                assert envelope == {
+                    "status": "error",
+                    "error": {"code": 408, "messages": ["Request Timeout"]},
+                }
+                assert 0.25 < after < 3, (path, after)
+            # A body that keeps a fair pace gets the time its size allows: 100 bytes every
+            # 0.15 s at 200 bytes/s is on time, though it takes longer than body_timeout.
+            lines = [f"POST {SEND} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+            lines += [f"{k}: {v}" for k, v in signed.items()]
+            lines.append(f"Content-Length: {len(send)}")
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+                for start in range(0, len(send), 100):
+                    sock.sendall(send[start : start + 100])
+                    time.sleep(0.15)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 201")
+    finally:
+        logger.removeHandler(records)
+    assert len(sandbox.messages()) == 1  # only the fair one: the cut ones never reached it
+    assert sandbox.store.upload_ids() == set()
+    # One line each, no traceback, no "Exception in ASGI application".
+    assert all(r.exc_info is None and r.levelno < logging.ERROR for r in records.records)
+
+
 # -- odd input is a 4xx, not a 500 with a traceback ---------------------------------------
 
 
@@ -493,10 +584,78 @@ def test_admin_body_with_a_lone_surrogate_is_a_400(client: httpx.Client, body: b
     assert response.json()["error"]["messages"] == ["Invalid JSON payload"]
 
 
+def _envelope(response: httpx.Response, status: int, text: str | None = None) -> None:
+    """``response`` is ``status`` in the sandbox's JSON error envelope (``text`` if given)."""
+    assert response.status_code == status, (response.request.url, response.text[:200])
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"status", "error"} and body["status"] == "error"
+    assert body["error"]["code"] == status
+    [message] = body["error"]["messages"]
+    assert text is None or message == text
+
+
 @pytest.mark.parametrize("path", ["inbox%00.js", "inbox.js%00", "%00", "x" * 5000 + ".js"])
 def test_odd_static_paths_are_404(raw_client: httpx.Client, path: str) -> None:
-    response = raw_client.get("/_sandbox/static/" + path)
-    assert response.status_code == 404
+    _envelope(raw_client.get("/_sandbox/static/" + path), 404, "Not Found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/_sandbox/static/nope.js", 404),  # the route's own 404
+        ("GET", "/_sandbox/static/", 404),
+        ("GET", "/_sandbox/stati", 404),  # no route at all
+        ("GET", "/_sandbox", 404),
+        ("GET", "/_sandbox/nope", 404),
+        ("GET", "/nope", 404),
+        ("GET", "/_sandbox/files/nope/f.txt", 404),
+        ("HEAD", "/_sandbox/nope", 404),
+        ("DELETE", "/_sandbox/messages", 405),
+        ("PUT", "/_sandbox/reset", 405),
+        ("POST", "/_sandbox/static/inbox.js", 405),
+        ("POST", "/", 405),
+    ],
+)
+def test_the_sandbox_own_errors_are_json(
+    raw_client: httpx.Client, method: str, path: str, status: int
+) -> None:
+    response = raw_client.request(method, path)
+    if method == "HEAD":
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/json"
+    else:
+        _envelope(response, status, "Not Found" if status == 404 else "Method Not Allowed")
+
+
+# Any bytes, percent-encoded: NULs, control characters, invalid UTF-8, encoded slashes.
+_SEGMENT = st.binary(max_size=12).map(lambda b: quote_from_bytes(b, safe=""))
+
+
+@pytest.fixture(scope="module")
+def shared_box() -> Iterator[Sandbox]:
+    """One sandbox for every example: a hundred sandboxes would cost more than the test."""
+    box = Sandbox(SandboxConfig(faults=FaultConfig()))
+    yield box
+    box.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+    prefix=st.sampled_from(["/", "/_sandbox/", "/_sandbox/static/", "/_sandbox/files/"]),
+    segments=st.lists(_SEGMENT, max_size=3),
+)
+def test_any_path_of_the_sandbox_own_is_never_a_500(
+    shared_box: Sandbox, method: str, prefix: str, segments: list[str]
+) -> None:
+    path = prefix + "/".join(segments)
+    transport = SyncASGITransport(shared_box.app)
+    with httpx.Client(transport=transport, base_url="http://sandbox.local") as http:
+        response = http.request(method, path, headers=JSON if method != "GET" else {})
+    assert response.status_code < 500, (method, path, response.text[:200])
+    if response.status_code >= 400 and method != "HEAD":
+        _envelope(response, response.status_code)
 
 
 class _Records(logging.Handler):

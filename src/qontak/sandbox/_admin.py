@@ -1,7 +1,7 @@
 """Admin routes under ``/_sandbox``: ground truth, reset, faults, uploaded files.
 
 These routes exist for tests and the web inbox; faults never apply here. Who may call them
-(:class:`AdminGuard`, in front of every ``/_sandbox`` route but the inbox's static files):
+(:class:`AdminGuard`, in front of every route that is not the Qontak API):
 
 - **On loopback** (the default) they need no credentials, but the request's ``Host`` must be
   a loopback name or address (``localhost``, ``*.localhost``, ``127.0.0.0/8``, ``::1``), the
@@ -9,17 +9,25 @@ These routes exist for tests and the web inbox; faults never apply here. Who may
   (:attr:`SandboxConfig.allowed_hosts`, the host of ``public_url``) or the host the sandbox
   was told to serve on (``--host``, ``run_in_thread(host=…)``); anything else is a 403. A page
   using DNS rebinding reaches the sandbox under its own name, so it is refused here (the
-  ``Origin`` check below compares with ``Host``, which that page controls).
+  ``Origin`` check below compares with ``Host``, which that page controls). The same goes
+  for the inbox page, its static files and any other path outside the API: nothing of the
+  sandbox's own answers to a name it was not given. The API routes are left to the HMAC
+  gateway, which a page cannot pass (see :meth:`AdminGuard.__call__`).
 - **Beyond loopback** (:attr:`SandboxConfig.admin_token` set, ``qontak sandbox
   --allow-remote``) every admin route and the inbox page need the token, as
   ``Authorization: Bearer <token>`` or as the cookie the inbox link (``/?token=<token>``)
   sets; 401 otherwise. ``Host`` is not checked then: the token is what guards the routes.
 
-- ``GET  /_sandbox/messages`` → ``{"data": [MESSAGE, …]}``, every accepted message, oldest first.
+- ``GET  /_sandbox/messages[?cursor=<n>][&limit=<n>]`` → ``{"data": [MESSAGE, …], "next":
+  <n> | null}``: accepted messages, oldest first, a page of at most ``limit`` (default and
+  most :data:`MESSAGES_PAGE`); ``next`` is the ``cursor`` of the following page, null on the
+  last one. ``?after=<seq>`` is the inbox's change feed instead (:mod:`._feed`).
 - ``POST /_sandbox/reset`` → forget traffic (broadcasts, messages, uploads, limits, fault
   sequence); body ``{"full": true}`` also reloads channels, templates and credentials from
   the seed.
-- ``GET  /_sandbox/faults`` → ``{"data": {<settings>, "events": [...]}}``.
+- ``GET  /_sandbox/faults`` → ``{"data": {<settings>, "events": [...], "events_dropped": n}}``:
+  the latest :data:`~._faults.MAX_FAULT_EVENTS` requests a fault hit, and how many older
+  ones were forgotten.
 - ``POST /_sandbox/faults`` with ``{"spec": "seed=1,error_before=0.1"}`` or the settings as a
   JSON object (missing keys take their defaults) → the new settings; the random sequence
   restarts from the seed.
@@ -33,7 +41,9 @@ without a CORS preflight, which the sandbox never approves) and, when the reques
 the request's own ``Host`` (403 otherwise). Scripts and test clients send no ``Origin`` and
 are unaffected: ``curl -X POST -H 'Content-Type: application/json' -d '{}' …/_sandbox/reset``.
 Bodies are strict JSON (:mod:`._json`) of at most :data:`ADMIN_BODY_LIMIT` bytes (413 as soon
-as a body passes it, chunked or not); fault settings of the wrong type are a 400.
+as a body passes it, chunked or not); fault settings of the wrong type are a 400. Every
+error, a 404 or 405 of a path no route serves included, is the sandbox's JSON envelope
+``{"status": "error", "error": {"code": <status>, "messages": [<text>]}}``.
 
 **Uploaded files** are whatever a client chose to upload, served on the inbox's origin, so
 they are served inertly: always ``X-Content-Type-Options: nosniff`` and a
@@ -56,13 +66,16 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._api import error_response
 from ._config import FaultConfig
+from ._faults import API_PREFIX
 from ._inbox import STATIC_PREFIX
 from ._json import BodyTooLarge, InvalidJson, parse_json, read_body
+from ._views import ground_truth
 
 if TYPE_CHECKING:
     from . import Sandbox
@@ -70,7 +83,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ADMIN_BODY_LIMIT",
     "ADMIN_COOKIE",
+    "MESSAGES_PAGE",
     "AdminGuard",
+    "admin_path",
     "admin_routes",
     "host_is_local",
     "host_name",
@@ -78,6 +93,9 @@ __all__ = [
 
 #: Largest body an admin route reads (its settings fit in a few hundred bytes).
 ADMIN_BODY_LIMIT = 64 * 1024
+
+#: Most messages one ``GET /_sandbox/messages`` (without ``after``) answers with.
+MESSAGES_PAGE = 1000
 
 #: Cookie holding the admin token for the inbox page (set by the ``/?token=`` link).
 ADMIN_COOKIE = "qontak_sandbox_admin"
@@ -100,6 +118,11 @@ def host_is_local(name: str) -> bool:
     return address.is_loopback
 
 
+def admin_path(path: str) -> bool:
+    """Whether ``path`` is one of the ``/_sandbox`` routes (its static files included)."""
+    return path == "/_sandbox" or path.startswith("/_sandbox/")
+
+
 def host_name(host_header: str) -> str | None:
     """The name in a ``Host`` value or URL authority (no port, lower case, no final dot)."""
     try:
@@ -110,7 +133,8 @@ def host_name(host_header: str) -> str | None:
 
 
 class AdminGuard:
-    """ASGI layer: only local ``Host`` names on admin routes, or the admin token when set."""
+    """ASGI layer: only local ``Host`` names on the sandbox's own pages, or the admin token
+    (on admin routes and the inbox page) when one is set."""
 
     def __init__(self, app: ASGIApp, *, token: str | None, allowed_hosts: set[str]) -> None:
         self.app = app
@@ -142,10 +166,25 @@ class AdminGuard:
         return self._token_matches(morsel.value if morsel else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse an admin request that is not allowed; pass everything else through."""
+        """Refuse a request for the sandbox's own pages that is not allowed; pass API
+        requests (and everything allowed) through."""
         path = scope["path"] if scope["type"] == "http" else ""
-        admin = path.startswith("/_sandbox/") and not path.startswith(STATIC_PREFIX + "/")
-        if not admin and not (path == "/" and self.token):
+        if not path or path.startswith(API_PREFIX):
+            # The Qontak API routes are not checked here. Each needs an HMAC signature over
+            # the ``Date`` header (the gateway, behind this layer), and ``Date`` is a header
+            # name browsers forbid page scripts to set (fetch/XHR "forbidden request-header
+            # names"), so a DNS-rebinding page cannot sign a request even with the
+            # well-known default secret; beyond loopback the credentials are fresh random
+            # ones anyway. A Host check there would only refuse real clients that reach
+            # loopback under a name of their own (the machine's host name in /etc/hosts, an
+            # alias, a container on the host network).
+            await self.app(scope, receive, send)
+            return
+        static = path.startswith(STATIC_PREFIX + "/")
+        # Beyond loopback, the token guards the admin routes and the inbox page; the page's
+        # scripts and styles are no secret (the same files ship in the package).
+        needs_token = self.token is not None and not static and (admin_path(path) or path == "/")
+        if self.token is not None and not needs_token:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -161,12 +200,16 @@ class AdminGuard:
             elif not self._has_token(headers):
                 if path == "/":
                     text = "Open the inbox with the link qontak sandbox printed (it has the token)."
-                    refused = PlainTextResponse(text, 401)
+                    refused = _error(401, text)
                 else:
                     refused = _error(401, "Admin token required")
                 refused.headers["WWW-Authenticate"] = "Bearer"
         elif not self._host_allowed(headers.get("host")):
-            refused = _error(403, "Host not allowed: admin routes answer on loopback names only")
+            # On loopback every page of the sandbox's own (admin routes, the inbox page, its
+            # files, a 404) answers loopback names only: a rebinding page gets nothing, and
+            # a browser that reached the sandbox under another name sees why at once rather
+            # than an inbox whose every poll is refused.
+            refused = _error(403, "Host not allowed: the sandbox answers on loopback names only")
         if refused is not None:
             await refused(scope, receive, send)
             return
@@ -212,8 +255,7 @@ def _file_headers(content_type: str, filename: str) -> tuple[str, dict[str, str]
 
 
 def _error(status: int, text: str) -> JSONResponse:
-    body = {"status": "error", "error": {"code": status, "messages": [text]}}
-    return JSONResponse(body, status)
+    return error_response(status, [text])
 
 
 def _bad(text: str) -> JSONResponse:
@@ -276,14 +318,28 @@ def _fault_config(body: dict[str, Any]) -> FaultConfig:
 def admin_routes(sandbox: Sandbox) -> list[Route]:
     """The ``/_sandbox`` routes of one sandbox."""
 
+    def snapshot(cursor: int, size: int) -> Response:
+        rows, following = sandbox.store.messages_page(cursor, size)
+        now, delays = sandbox.now(), sandbox.config.delivery_delays
+        data = [ground_truth(row, now, delays) for row in rows]
+        return JSONResponse({"data": data, "next": following})
+
     async def messages(request: Request) -> Response:
-        # ?after=<seq>: the inbox's incremental feed (._feed); without it, everything.
+        # ?after=<seq>: the inbox's incremental feed (._feed); without it, every message in
+        # pages (one page of everything used to be 62 MB of JSON at 50,000 messages).
         from ._api import offload
         from ._feed import DEFAULT_FEED_LIMIT, inbox_feed
 
         params = request.query_params
         if "after" not in params:
-            return await offload(lambda: JSONResponse({"data": sandbox.messages()}))
+            try:
+                cursor = int(params.get("cursor") or 0)
+                size = int(params.get("limit") or MESSAGES_PAGE)
+            except ValueError:
+                cursor = size = -1
+            if not 0 <= cursor < 2**63 or size < 1:
+                return _bad("cursor must be a whole number >= 0 and limit one >= 1")
+            return await offload(snapshot, cursor, min(size, MESSAGES_PAGE))
         try:
             after, limit = int(params["after"]), int(params.get("limit") or DEFAULT_FEED_LIMIT)
         except ValueError:
@@ -314,6 +370,7 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         return {
             **sandbox.faults.config.to_dict(),
             "events": [e.to_dict() for e in sandbox.faults.events],
+            "events_dropped": sandbox.faults.events_dropped,
         }
 
     async def get_faults(request: Request) -> Response:
@@ -340,7 +397,7 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         upload = sandbox.store.get_upload(request.path_params["id"])
         path = None if upload is None else sandbox.uploads.path(upload)
         if upload is None or path is None:
-            return Response("Not Found", status_code=404, media_type="text/plain")
+            return _error(404, "Not Found")
         media, headers = _file_headers(upload.content_type, upload.filename)
         return FileResponse(path, media_type=media, headers=headers)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,12 +44,21 @@ def _inbox_routes() -> list[BaseRoute]:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 of a path no route serves (or not with this method), in the error envelope
+    every other sandbox answer uses: API paths with Qontak's own wording, the sandbox's own
+    paths (``/_sandbox/…``, the inbox) with the HTTP reason."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 405:
+        return error_response(405, ["Method Not Allowed"])
     if request.url.path.startswith(API_PREFIX):
-        if status == 405:
-            return error_response(405, ["Method Not Allowed"])
         return error_response(404, ["Resource not found."])
-    return PlainTextResponse("Not Found" if status == 404 else "Method Not Allowed", status)
+    return error_response(404, ["Not Found"])
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # A bug: Starlette still re-raises, so uvicorn logs the traceback; the client gets the
+    # same envelope as every other error instead of a plain-text page.
+    return error_response(500, ["Internal Server Error"])
 
 
 class QuietDisconnects:
@@ -110,7 +119,7 @@ def build_app(sandbox: Sandbox) -> tuple[Starlette, ASGIApp]:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={404: _http_error, 405: _http_error},
+        exception_handlers={404: _http_error, 405: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.sandbox = sandbox

@@ -221,8 +221,13 @@ class SandboxConfig:
     """Required by the ``/_sandbox`` admin routes when set (serving beyond loopback)."""
     allowed_hosts: tuple[str, ...] = ()
     """Names accepted as ``Host`` on admin routes besides loopback ones (``--host``)."""
+    max_events: int = 200_000
+    """Status changes kept for the webhook poller (the newest); older ones are removed and
+    counted (``sandbox.store.events_dropped``). Changes it has posted are removed anyway."""
 
     def __post_init__(self) -> None:
         delays = self.delivery_delays
         if len(delays) != 3 or any(d < 0 for d in delays) or list(delays) != sorted(delays):
             raise ValueError("delivery_delays must be three non-decreasing, non-negative numbers")
+        if not isinstance(self.max_events, int) or self.max_events < 1:
+            raise ValueError("max_events must be a whole number of at least 1")

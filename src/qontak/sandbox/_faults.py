@@ -36,6 +36,7 @@ import json
 import logging
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ from ._config import FaultConfig
 
 __all__ = [
     "API_PREFIX",
+    "MAX_FAULT_EVENTS",
     "SERVED",
     "DroppedConnection",
     "FaultEvent",
@@ -59,6 +61,9 @@ __all__ = [
 #: Every Qontak API route lives under this prefix; faults, auth and limits apply only here.
 API_PREFIX = "/qontak/chat/v1"
 SEND_PATH = API_PREFIX + "/broadcasts/whatsapp/direct"
+
+#: Fault events kept (the latest ones); older ones are only counted.
+MAX_FAULT_EVENTS = 1000
 
 # Appended in this order only: the position of an outcome decides which draws hit it, so a
 # new outcome at the end leaves every existing seed's sequence as it was.
@@ -140,12 +145,21 @@ def is_send(method: str, path: str) -> bool:
 class FaultInjector:
     """Seeded fault decisions, one per API request, in arrival order; thread-safe."""
 
-    def __init__(self, config: FaultConfig) -> None:
+    def __init__(self, config: FaultConfig, max_events: int = MAX_FAULT_EVENTS) -> None:
         self._lock = threading.Lock()
         self.config = config
         self._rng = random.Random(config.seed)
         self._seq = 0
-        self.events: list[FaultEvent] = []
+        # A ring: a long run with faults on must not grow without end.
+        self._events: deque[FaultEvent] = deque(maxlen=max_events)
+        self.events_dropped = 0
+        """Events pushed out of :attr:`events` by newer ones since the last (re)configure."""
+
+    @property
+    def events(self) -> list[FaultEvent]:
+        """The latest requests a fault hit (at most ``max_events``), oldest first."""
+        with self._lock:
+            return list(self._events)
 
     def configure(self, config: FaultConfig) -> None:
         """Switch to new settings; the random sequence restarts from the new seed."""
@@ -153,7 +167,8 @@ class FaultInjector:
             self.config = config
             self._rng = random.Random(config.seed)
             self._seq = 0
-            self.events = []
+            self._events.clear()
+            self.events_dropped = 0
 
     def reset(self) -> None:
         """Restart the random sequence, as if the sandbox had just started."""
@@ -183,7 +198,9 @@ class FaultInjector:
             self._seq += 1
             event = FaultEvent(self._seq, method, path, fault, latency)
             if fault is not None or latency:
-                self.events.append(event)
+                if len(self._events) == self._events.maxlen:
+                    self.events_dropped += 1
+                self._events.append(event)
             return event
 
 

@@ -20,7 +20,8 @@ last given and asks only for what changed since:
   response as the beginning.
 
 ``after=0`` starts from the beginning (in pages of ``limit``). Without ``after`` the route
-still answers ``{"data": [every message]}`` for scripts and tests.
+answers the stored messages in pages for scripts and tests (``{"data": […], "next": <cursor>}``,
+see :mod:`._admin`).
 
 Cost: the statuses due since the last read are logged through the due-time index, then one
 indexed range read of at most ``limit`` messages: a poll with nothing new reads no message,

@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ._api import error_response
+
 __all__ = ["STATIC_DIR", "STATIC_PREFIX", "routes"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -83,7 +85,7 @@ async def index(request: Request) -> Response:
     """``GET /``: the inbox page."""
     page = _static_file("index.html")
     if page is None:  # pragma: no cover - only if the package was installed without its data
-        return Response("inbox page missing from the installed package", status_code=500)
+        return error_response(500, ["inbox page missing from the installed package"])
     return _serve(page)
 
 
@@ -91,7 +93,7 @@ async def static(request: Request) -> Response:
     """``GET /_sandbox/static/{path}``: the page's scripts, styles and icons."""
     found = _static_file(str(request.path_params["path"]))
     if found is None:
-        return Response("Not Found", status_code=404, media_type="text/plain")
+        return error_response(404, ["Not Found"])
     return _serve(found)
 
 

@@ -18,7 +18,8 @@ whose POST fails (no connection, or no 2xx) is queued **per message** and tried 
 drives it), and dropped after ``max_attempts`` tries. A message with a queued status sends its
 later statuses behind it (``read`` never overtakes ``delivered``); other messages go on. A queued
 status is marked posted only once a POST succeeded, so a sandbox restarted on the same database
-finds it again.
+finds it again. At most :data:`MAX_QUEUED` statuses wait in memory: at that cap the poller takes
+no new changes until the queue drains, and they wait in the store's change log instead.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENTS",
+    "MAX_QUEUED",
     "RetryPolicy",
     "RetryQueue",
     "interaction_routes",
@@ -176,22 +178,47 @@ class _Message:
     next_at: float = 0.0
 
 
-class RetryQueue:
-    """Failed status callbacks, per message, each message with its own backoff."""
+#: Statuses a :class:`RetryQueue` holds at most (a few MB of payloads).
+MAX_QUEUED = 10_000
 
-    def __init__(self, clock: Callable[[], float], policy: RetryPolicy | None = None) -> None:
+
+class RetryQueue:
+    """Failed status callbacks, per message, each message with its own backoff.
+
+    It holds at most ``max_size`` statuses: while a receiver is down every new status would
+    join it, so without a cap it grows by one payload per change for as long as the outage
+    lasts. At the cap the poller stops taking new changes (:attr:`full`) and leaves them in
+    the store's change log, where its high-water mark finds them again once the queue
+    drains; nothing is dropped for the cap.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        policy: RetryPolicy | None = None,
+        max_size: int = MAX_QUEUED,
+    ) -> None:
         self.clock = clock
         self.policy = policy or RetryPolicy()
+        self.max_size = max_size
         self.dropped = 0
         """Statuses given up after ``max_attempts`` failures."""
         self.retried = 0
         """Attempts made from the queue (successful or not)."""
         self._messages: dict[str, _Message] = {}
+        self._size = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
-            return sum(len(m.items) for m in self._messages.values())
+            return self._size
+
+    @property
+    def full(self) -> bool:
+        """Whether the queue holds ``max_size`` statuses (take no new changes until it
+        drains)."""
+        with self._lock:
+            return self._size >= self.max_size
 
     def holds(self, message_id: str) -> bool:
         """Whether the message has a status waiting (its later ones must queue behind it)."""
@@ -205,6 +232,7 @@ class RetryQueue:
             if any(q.status == status for q in message.items):
                 return
             message.items.append(_Queued(status, body))
+            self._size += 1
             if failed and len(message.items) == 1:
                 message.failures = 1
                 message.next_at = self.clock() + self.policy.delay(1)
@@ -213,6 +241,7 @@ class RetryQueue:
         """Forget everything queued."""
         with self._lock:
             self._messages.clear()
+            self._size = 0
 
     def flush(
         self,
@@ -264,6 +293,7 @@ class RetryQueue:
                 return
             if message.items:
                 message.items.popleft()
+                self._size -= 1
             message.failures = 0
             message.next_at = 0.0
             if not message.items:
@@ -277,6 +307,7 @@ class RetryQueue:
             if message.failures >= self.policy.max_attempts:
                 self.dropped += 1
                 message.items.popleft()
+                self._size -= 1
                 message.failures = 0
                 message.next_at = 0.0
                 if not message.items:

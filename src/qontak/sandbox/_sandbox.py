@@ -126,7 +126,7 @@ class Sandbox:
             self.allow_host(name)
         if config.public_url:
             self.allow_host(urlsplit(config.public_url).netloc)
-        self.store = Store(config.db)
+        self.store = Store(config.db, max_events=config.max_events)
         self.uploads = UploadStorage(
             self.store,
             folder=config.upload_dir,
@@ -330,7 +330,8 @@ class Sandbox:
         return broadcast_view(stored, rows, self.now(), self.config.delivery_delays, detail=detail)
 
     def messages(self) -> list[dict[str, Any]]:
-        """Ground truth: every accepted message, oldest first (as ``GET /_sandbox/messages``)."""
+        """Ground truth: every accepted message, oldest first (``GET /_sandbox/messages``
+        serves the same in pages)."""
         now = self.now()
         delays = self.config.delivery_delays
         return [ground_truth(row, now, delays) for row in self.store.messages()]

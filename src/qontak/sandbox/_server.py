@@ -10,6 +10,13 @@ add what is missing, on uvicorn's own h11 protocol:
   requests with some bytes of the next head received) is closed after
   ``header_timeout`` seconds. uvicorn's keep-alive timer (``keep_alive_timeout``) still
   closes connections that stay silent after a response.
+- **body timeout**: once its head is in, a request's body must arrive within
+  ``body_timeout`` seconds plus one second per ``min_body_rate`` bytes received (so a big
+  upload at a fair speed is never cut, and a body trickled a byte at a time is). The time
+  counted is the time the app spends waiting for the client, in :class:`BodyTimeout`, the
+  ASGI layer :func:`uvicorn_config` wraps the app in; past it the client gets 408 in the
+  sandbox's JSON error envelope and the connection is closed, freeing its slot (uvicorn's
+  ``limit_concurrency`` counts it until then).
 - **drain timeout**: after an early answer (a 413 sent before the body was read), the rest
   of the body is read and discarded for at most ``drain_timeout`` seconds.
 - **connection cap**: when more than ``max_connections`` are open, the oldest connection
@@ -27,18 +34,22 @@ and 1000, so the cap is reached long before descriptors run out.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import h11
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._admin import host_is_local
 
-__all__ = ["ServerLimits", "binds_loopback_only", "uvicorn_config"]
+__all__ = ["BodyTimeout", "ServerLimits", "binds_loopback_only", "uvicorn_config"]
 
 _log = logging.getLogger("uvicorn.error")
 
@@ -62,6 +73,11 @@ class ServerLimits:
     """Open connections beyond which slow ones are closed to make room."""
     header_timeout: float = 10.0
     """Seconds a connection may take to send a complete request head."""
+    body_timeout: float = 10.0
+    """Seconds a request body may take on top of what its size allows (see
+    ``min_body_rate``)."""
+    min_body_rate: float = 16 * 1024
+    """Bytes per second a body must average once ``body_timeout`` is used up."""
     drain_timeout: float = 30.0
     """Seconds spent discarding the rest of a body the answer did not need."""
     keep_alive_timeout: int = 5
@@ -74,7 +90,7 @@ class ServerLimits:
     def __post_init__(self) -> None:
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        for name in ("header_timeout", "drain_timeout"):
+        for name in ("header_timeout", "body_timeout", "min_body_rate", "drain_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -165,6 +181,107 @@ class _GuardedH11(H11Protocol):
         self._sync_timer()
 
 
+class _BodyTimedOut(Exception):
+    """Raised into the app when its request body did not arrive in time."""
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request head announces a body (as h11 reads it: chunked, or a
+    ``Content-Length`` other than 0)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+class BodyTimeout:
+    """ASGI layer: a request body that does not arrive in time ends in 408 and a closed
+    connection (see the module docs for the allowance).
+
+    Only time spent waiting for the client counts (the app may take its time between reads),
+    and only until the body is complete: a later wait for the client to hang up (a held-back
+    answer, :mod:`._faults`) is not limited. When time runs out, the app's wait raises; what
+    the app answers after that is discarded, and the client gets the 408 instead (or, if an
+    answer had already started, the connection is cut).
+    """
+
+    def __init__(self, app: ASGIApp, timeout: float, min_rate: float) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.min_rate = min_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app with a deadline on reading its request body."""
+        if scope["type"] != "http" or not _has_body(scope):
+            # Nothing to wait for (and a timer per receive costs ~20 µs: GETs skip it).
+            await self.app(scope, receive, send)
+            return
+        received = 0
+        waited = 0.0
+        complete = False
+        timed_out = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal received, waited, complete, timed_out
+            if timed_out:
+                return {"type": "http.disconnect"}  # an app that asks again must not wait
+            if complete:
+                return await receive()
+            allowed = self.timeout + received / self.min_rate - waited
+            began = time.monotonic()
+            try:
+                with anyio.fail_after(max(allowed, 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise _BodyTimedOut from None
+            finally:
+                waited += time.monotonic() - began
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            else:
+                complete = True  # the client is gone: nothing more to wait for
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return  # the app's answer to an exception it did not cause
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except _BodyTimedOut:
+            pass
+        except Exception:
+            if not timed_out:
+                raise
+        if not timed_out:
+            return
+        _log.info(
+            "request body not received in time (%d bytes in %.1f s): %s %s",
+            received,
+            waited,
+            scope.get("method", ""),
+            scope.get("path", ""),
+        )
+        if started:
+            return  # mid-answer: uvicorn closes a connection whose answer was left unfinished
+        body = json.dumps(
+            {"status": "error", "error": {"code": 408, "messages": ["Request Timeout"]}}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),  # the rest of the body is not worth waiting for
+        ]
+        await send({"type": "http.response.start", "status": 408, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 def binds_loopback_only(host: str) -> bool:
     """Whether listening on ``host`` is reachable from this machine only.
 
@@ -187,12 +304,12 @@ def uvicorn_config(
     log_level: str = "warning",
     **options: Any,
 ) -> uvicorn.Config:
-    """A ``uvicorn.Config`` serving ``app`` with ``limits`` (defaults when None);
-    ``options`` (``host``, ``port``…) go to uvicorn as they are."""
+    """A ``uvicorn.Config`` serving ``app`` (inside :class:`BodyTimeout`) with ``limits``
+    (defaults when None); ``options`` (``host``, ``port``…) go to uvicorn as they are."""
     limits = limits or ServerLimits()
     protocol = type("SandboxH11Protocol", (_GuardedH11,), {"limits": limits})
     return uvicorn.Config(
-        app,
+        BodyTimeout(app, limits.body_timeout, limits.min_body_rate),
         log_level=log_level,
         lifespan="on",
         loop="asyncio",

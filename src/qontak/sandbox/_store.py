@@ -29,6 +29,12 @@ is the number of a message's latest change: the inbox asks for messages with
 ``version > after`` (:meth:`Store.feed`), the webhook poller for events after
 its high-water mark (:meth:`Store.events_after`). A reset gives the feed a new id, so a
 reader holding a number from before it knows to start over.
+
+**The log is bounded.** Only the webhook poller reads ``events`` (the inbox reads ``feed``):
+what it has dealt with is removed after each poll (:meth:`Store.forget_events`), and the log
+never keeps more than ``max_events`` changes, the newest (checked every few writes; the
+oldest go and are counted in :attr:`Store.events_dropped`), so a sandbox that runs for days
+without a webhook receiver does not grow by four rows per message for nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from ._delivery import MAGIC_ERRORS, advance_status
 from ._pagination import PageRequest
 
 __all__ = [
+    "MAX_EVENTS",
     "BroadcastFilter",
     "Event",
     "FeedEntry",
@@ -152,6 +159,9 @@ def _qualified(alias: str) -> str:
 #: Due messages moved on per transaction, so a huge backlog (a restored database, a clock
 #: jump) never holds the lock for long.
 _ADVANCE_BATCH = 2000
+
+#: Changes the ``events`` log keeps by default (see :class:`Store`).
+MAX_EVENTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -284,7 +294,14 @@ def _message(row: sqlite3.Row, *, parts: bool = True) -> MessageRow:
 class Store:
     """Thread-safe access to the sandbox's SQLite database."""
 
-    def __init__(self, db: str | Path | None = None) -> None:
+    def __init__(self, db: str | Path | None = None, *, max_events: int = MAX_EVENTS) -> None:
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
+        self.max_events = max_events
+        # Pruned every this many logged changes, so the log holds at most max_events plus
+        # this (a DELETE per send would cost more than the rows it saves).
+        self._prune_every = max(1, min(1024, max_events // 8))
+        self._unpruned = 0
         self._lock = threading.RLock()
         target = ":memory:" if db is None else str(db)
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
@@ -311,6 +328,7 @@ class Store:
             if "feed_id" not in self._meta:
                 self.set_meta("feed_id", uuid.uuid4().hex)
             self._advanced_to = float(self._meta.get("advanced_to", "0") or 0)
+            self._events_dropped = int(self._meta.get("events_dropped", "0") or 0)
             self._legacy_webhooks = (
                 self._conn.execute("SELECT 1 FROM webhook_sent LIMIT 1").fetchone() is not None
             )
@@ -514,6 +532,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self._logged(1)
 
     def add_sends(self, sends: Iterable[tuple[dict[str, Any], str, MessageRow]]) -> int:
         """Store many ``(broadcast, client_id, message)`` at once, in one transaction (for
@@ -565,6 +584,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self._logged(len(messages))
         return len(messages)
 
     def list_broadcasts(self) -> list[dict[str, Any]]:
@@ -650,6 +670,18 @@ class Store:
                 (broadcast_id,),
             )
         return [_message(r) for r in rows]
+
+    def messages_page(self, after: int, limit: int) -> tuple[list[MessageRow], int | None]:
+        """Up to ``limit`` messages stored after position ``after`` (0: from the first),
+        oldest first, and the position to ask from next (None when there are no more): one
+        keyset range of the ``seq`` index, whatever is stored."""
+        rows = self._all(
+            f"SELECT seq, {_MESSAGE_COLUMNS} FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit + 1),
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_message(r) for r in rows], int(rows[-1]["seq"]) if more else None
 
     def messages_of(self, broadcast_ids: Sequence[str]) -> dict[str, list[MessageRow]]:
         """The messages of each of a page of broadcasts, in one indexed query."""
@@ -749,6 +781,7 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._logged(len(events))
             if len(due) < _ADVANCE_BATCH:
                 self._advanced_to = now
                 if events:
@@ -827,6 +860,33 @@ class Store:
             for r in rows
         ]
 
+    @property
+    def events_dropped(self) -> int:
+        """Changes removed from the log by its cap (:attr:`max_events`) before anything
+        read them past the webhook high-water mark; 0 again after a reset."""
+        return self._events_dropped
+
+    def forget_events(self, upto: int) -> None:
+        """Remove the changes numbered up to ``upto`` (the webhook poller has dealt with
+        them; the inbox's feed never reads this log)."""
+        self._run("DELETE FROM events WHERE seq <= ?", (upto,))
+
+    def _logged(self, count: int) -> None:
+        """Called under the lock after ``count`` changes were logged: keep the log at
+        :attr:`max_events` (the newest), counting what goes."""
+        self._unpruned += count
+        if self._unpruned < self._prune_every:
+            return
+        self._unpruned = 0
+        low = self._conn.execute("SELECT min(seq) FROM events").fetchone()[0]
+        keep_from = self._head() - self.max_events  # numbers are consecutive: no gaps
+        if low is None or low > keep_from:
+            return
+        gone = self._conn.execute("DELETE FROM events WHERE seq <= ?", (keep_from,)).rowcount
+        if gone > 0:
+            self._events_dropped += gone
+            self.set_meta("events_dropped", str(self._events_dropped))
+
     def has_message(self, message_id: str) -> bool:
         """Whether a message is still stored (a reset removes every one)."""
         return self._one("SELECT 1 FROM messages WHERE id = ?", (message_id,)) is not None
@@ -893,6 +953,8 @@ class Store:
             self._conn.execute("COMMIT")
             self._legacy_webhooks = False
             self.set_meta("feed_id", uuid.uuid4().hex)
+            self._events_dropped = self._unpruned = 0
+            self.set_meta("events_dropped", "0")
 
     def clear_all(self) -> None:
         """Forget everything, configuration included (the feed's id and position stay)."""

@@ -20,6 +20,12 @@ a message removed by a reset while a poll is under way is skipped, a status whos
 cannot be encoded as JSON is logged and skipped for good, and any other error is logged and
 the next poll tries again. The mark moves past a change only once it is posted or skipped
 for good, so a receiver that is down gets the same change again on the next poll.
+
+Memory stays bounded while a receiver is down: failed statuses wait in the retry queue up to
+its cap (:data:`~._interactions.MAX_QUEUED`), and at the cap a poll stops before the next
+change, leaving it (and everything after it) in the store's change log for a later poll.
+Changes up to the mark are removed from that log after each poll; the log itself is capped
+too (:attr:`SandboxConfig.max_events <qontak.sandbox.SandboxConfig.max_events>`).
 """
 
 from __future__ import annotations
@@ -65,7 +71,11 @@ class WebhookDispatcher:
         self.serving = False
         """True between :meth:`start` and :meth:`stop`: a URL registered then starts posting."""
         self.retries = RetryQueue(sandbox.now)
-        """Failed POSTs waiting for their backoff (set ``retries.policy`` to tune it)."""
+        """Failed POSTs waiting for their backoff (set ``retries.policy`` to tune it, and
+        ``retries.max_size`` to bound it)."""
+        self.stalls = 0
+        """Polls that stopped early because :attr:`retries` was full."""
+        self._stalling = False
 
     def payload(self, row: MessageRow, status: str, at: float) -> dict[str, Any]:
         """The message-interaction object for one status change of ``row``."""
@@ -143,15 +153,33 @@ class WebhookDispatcher:
             while True:
                 batch = self.due()
                 for event in batch:
+                    if self.retries.full:
+                        # The receiver is down for many messages: the mark stays here and
+                        # the rest waits in the change log (on disk), not in memory.
+                        self._stalled()
+                        return posted
                     posted += self._deliver(event, post)
                     # The change is dealt with: posted, needing no post, or owned by the
                     # retry queue (in memory: a sandbox restart re-reads nothing before it).
                     store.set_meta(_MARK, str(event.seq))
                 if len(batch) < _BATCH:
+                    self._stalling = False
                     return posted
         finally:
+            # Changes up to the mark are dealt with: the change log need not keep them.
+            store.forget_events(self.high_water_mark)
             if own:
                 http.close()
+
+    def _stalled(self) -> None:
+        self.stalls += 1
+        if not self._stalling:
+            self._stalling = True
+            _log.warning(
+                "webhook receiver failing: %d statuses wait for a retry; new status changes "
+                "wait until some get through",
+                len(self.retries),
+            )
 
     def _still_due(self, message_id: str, status: str) -> bool:
         """A deferred status is still worth posting unless a reset removed its message."""
