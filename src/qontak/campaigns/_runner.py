@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -46,6 +45,7 @@ from ..errors import (
 from ..models import DirectMessage, Template, URLButton
 from ._ledger import Campaign, CampaignState, LedgerError, Row, RowState
 from ._store import LeasedStore, Store
+from ._time import iso_utc
 from ._windows import Window, is_open, next_open, parse_window
 
 __all__ = ["RunOptions", "RunResult", "Stopper", "run_campaign"]
@@ -162,14 +162,8 @@ class RunResult:
             "pause_reason": self.pause_reason,
             "pause_code": self.pause_code,
             "stopped": self.stopped,
-            "waiting_until": _iso(self.waiting_until),
+            "waiting_until": iso_utc(self.waiting_until),
         }
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _shape(template: Template) -> tuple[object, ...]:
@@ -402,7 +396,7 @@ class _Run:
     # -- the loop -------------------------------------------------------------------------
     async def wait_until(self, until: float, reason: str) -> bool:
         """Sleep until ``until`` (in naps, to notice stops); False when stopped."""
-        self.emit("waiting", until=_iso(until), reason=reason)
+        self.emit("waiting", until=iso_utc(until), reason=reason)
         waited_from = self.opt.clock()
         while self.opt.clock() < until:
             if self.should_stop():

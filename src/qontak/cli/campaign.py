@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -148,12 +148,6 @@ def _start_at(text: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.astimezone()  # local time, as the operator wrote it
     return moment.timestamp()
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _jsonl(data: Any) -> None:
@@ -735,7 +729,9 @@ def register(app: typer.Typer) -> None:
             store.close()
         if st.json:
             data = result.to_dict()
-            data["waiting"] = [{**w, "settle_at": _iso(w["settle_at"])} for w in data["waiting"]]
+            data["waiting"] = [
+                {**w, "settle_at": campaigns.iso_utc(w["settle_at"])} for w in data["waiting"]
+            ]
             print_json(data)
         else:
             out = console()
@@ -749,7 +745,8 @@ def register(app: typer.Typer) -> None:
             if result.waiting:
                 out.print(f"{len(result.waiting)} rows cannot be settled yet:")
                 for w in result.waiting[:20]:
-                    out.print(f"  line {w['line']} {w['to_number']}: after {_iso(w['settle_at'])}")
+                    after = campaigns.iso_utc(w["settle_at"])
+                    out.print(f"  line {w['line']} {w['to_number']}: after {after}")
             if result.absent or result.resent:
                 out.print(f"send them with: qontak campaign resume {campaign_id}")
         if unknown:
@@ -826,7 +823,7 @@ def register(app: typer.Typer) -> None:
         out = console()
         out.print(
             f"source: {c['source']} · window: {c['window'] or 'any time'} · start: "
-            f"{_iso(c['start_at']) or 'now'}"
+            f"{campaigns.iso_utc(c['start_at']) or 'now'}"
         )
         if rejected:
             out.print(_rejects_table(rejected, "Rows not imported (first 50)"))
