@@ -94,6 +94,14 @@ async def test_rejected_credentials_pause_the_campaign_and_nothing_is_burnt(
     assert (result.pause_reason or "").startswith("credentials rejected")
     assert result.pause_code == "auth"  # what the CLI's exit code 3 is read from
     assert result.counts["pending"] == 20 and not sandbox.messages()
+    # The ledger says it was the runner's pause (running again lifts it), not a user's.
+    paused = store.get_campaign(cid)
+    assert paused is not None and paused.pause_code == "auth"
+    # Running again (credentials fixed) lifts a runner's pause.
+    again = await campaigns.run(client, store, cid, _options(sandbox))
+    assert again.state is CampaignState.DONE and again.counts["accepted"] == 20
+    done = store.get_campaign(cid)
+    assert done is not None and done.pause_code is None
 
 
 @pytest.mark.anyio

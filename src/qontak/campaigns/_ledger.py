@@ -121,6 +121,10 @@ class Campaign:
     """The template as fetched when the campaign was created (wire JSON)."""
     state: CampaignState = CampaignState.READY
     pause_reason: str | None = None
+    pause_code: str | None = None
+    """Who paused it, for programs: ``user`` (``qontak campaign pause``: only ``resume``
+    lifts it), or the runner's own cause (``auth``, ``connection``, ``template_or_channel``,
+    ``repeated_error``, ``window``); None when not paused or stopped by a signal."""
     start_at: float | None = None
     window: str | None = None
     """Send window ``HH:MM-HH:MM`` in each recipient's local time, or None (any time)."""
@@ -147,6 +151,7 @@ class Campaign:
             "channel_id": self.channel_id,
             "state": self.state.value,
             "pause_reason": self.pause_reason,
+            "pause_code": self.pause_code,
             "start_at": self.start_at,
             "window": self.window,
             "source": self.source,

@@ -262,7 +262,7 @@ class _Run:
             self.pause_reason = reason
             self.pause_code = code
             self.store.update_campaign(
-                self.campaign.id, state=CampaignState.PAUSED, pause_reason=reason
+                self.campaign.id, state=CampaignState.PAUSED, pause_reason=reason, pause_code=code
             )
             self.emit("paused", reason=reason, code=code)
 
@@ -416,7 +416,9 @@ class _Run:
             recovered = self.store.recover(cid)
             if recovered:
                 self.emit("recovered", unknown=recovered)
-            self.store.update_campaign(cid, state=CampaignState.RUNNING, pause_reason=None)
+            self.store.update_campaign(
+                cid, state=CampaignState.RUNNING, pause_reason=None, pause_code=None
+            )
             self.emit("started", counts=self.store.counts(cid))
             cause = await self.systemic_cause()
             if cause is not None:
@@ -439,7 +441,9 @@ class _Run:
                 state = current.state if current is not None else state
                 self.pause_reason = None
             else:
-                self.store.update_campaign(cid, state=state, pause_reason=self.pause_reason)
+                self.store.update_campaign(
+                    cid, state=state, pause_reason=self.pause_reason, pause_code=None
+                )
         else:
             state = CampaignState.PAUSED
         self.progress(force=True)

@@ -7,7 +7,8 @@ line of output is the campaign id, ``{"campaign_id": …}`` under ``--json``), `
 
 The ledger is a SQLite file or a PostgreSQL database: ``--db PATH|postgresql://…``, else
 ``QONTAK_CAMPAIGN_DB``, else ``./qontak-campaigns.db``. Running the same ``run`` command
-again continues the same campaign. Exit codes: 0 done, 1 paused (API error, template or
+again continues the same campaign, unless it was paused with ``pause``: only ``resume``
+lifts that (``run`` sends nothing and exits 1). Exit codes: 0 done, 1 paused (API error, template or
 channel unusable, network), 2 invalid rows / bad arguments, 3 credentials rejected, 5 rows
 whose outcome is unknown (run ``reconcile``), 130 stopped by Ctrl-C / SIGTERM (``resume``
 continues).
@@ -246,6 +247,14 @@ class _Progress:
             )
 
 
+#: The pause_code of ``qontak campaign pause``: only ``resume`` lifts it.
+_USER_PAUSE = "user"
+
+
+def _paused_by_user(campaign: campaigns.Campaign) -> bool:
+    return campaign.state is campaigns.CampaignState.PAUSED and campaign.pause_code == _USER_PAUSE
+
+
 def _exit_for(result: campaigns.RunResult) -> ExitCode | int:
     if result.stopped and result.counts["pending"]:
         return 130
@@ -448,6 +457,24 @@ def register(app: typer.Typer) -> None:
                     "add --skip-invalid to send the valid rows",
                     ExitCode.USAGE,
                 )
+            if _paused_by_user(created.campaign):
+                # A person's pause holds until a person lifts it: running the same command
+                # again (a cron job, a retry loop) must not undo it.
+                if st.json:
+                    _jsonl(
+                        {
+                            "event": "paused",
+                            "campaign_id": cid,
+                            "reason": created.campaign.pause_reason,
+                            "code": created.campaign.pause_code,
+                        }
+                    )
+                fail(
+                    f"campaign {cid} is paused by the user; nothing sent. Continue it with: "
+                    f"qontak campaign resume {cid}",
+                    ExitCode.API_ERROR,
+                    kind="CampaignPaused",
+                )
             raise typer.Exit(_run(st, store, cid, concurrency, rate_limits))
         finally:
             store.close()
@@ -576,7 +603,10 @@ def register(app: typer.Typer) -> None:
         try:
             _campaign(store, campaign_id)
             store.update_campaign(
-                campaign_id, state=campaigns.CampaignState.PAUSED, pause_reason="paused by user"
+                campaign_id,
+                state=campaigns.CampaignState.PAUSED,
+                pause_reason="paused by user",
+                pause_code=_USER_PAUSE,
             )
         finally:
             store.close()
