@@ -292,31 +292,9 @@ class PostgresStore(SQLStore):
         )
         return int(cur.rowcount)
 
-    def transition(
-        self,
-        campaign_id: str,
-        line: int,
-        target: RowState,
-        *,
-        now: float,
-        broadcast_id: str | None = None,
-        code: str | None = None,
-        reason: str | None = None,
-    ) -> bool:
-        """See :meth:`.Store.transition`."""
-        try:
-            return super().transition(
-                campaign_id,
-                line,
-                target,
-                now=now,
-                broadcast_id=broadcast_id,
-                code=code,
-                reason=reason,
-            )
-        finally:
-            # Settled, or given up on: either way no longer renewed by the heartbeat.
-            self._held.discard((campaign_id, line))
+    def _let_go(self, campaign_id: str, line: int) -> None:
+        # Settled, or given up on: either way no longer renewed by the heartbeat.
+        self._held.discard((campaign_id, line))
 
     def recover(self, campaign_id: str) -> int:
         """``sending`` rows whose lease has expired (by the database's clock) become

@@ -338,6 +338,9 @@ class SQLStore:
         """Extra ``SET`` of every other move (PostgreSQL: the lease is let go)."""
         return ""
 
+    def _let_go(self, campaign_id: str, line: int) -> None:
+        """After a transition of a row, moved or not (PostgreSQL: stop renewing its lease)."""
+
     @property
     def schema_version(self) -> int:
         """The schema version of the ledger."""
@@ -555,18 +558,21 @@ class SQLStore:
         reason: str | None = None,
     ) -> bool:
         """See :meth:`.Store.transition`."""
-        moved = self._autocommit(
-            lambda ex: self._move(
-                ex,
-                campaign_id,
-                [line],
-                target,
-                now=now,
-                broadcast_id=broadcast_id,
-                code=code,
-                reason=reason,
+        try:
+            moved = self._autocommit(
+                lambda ex: self._move(
+                    ex,
+                    campaign_id,
+                    [line],
+                    target,
+                    now=now,
+                    broadcast_id=broadcast_id,
+                    code=code,
+                    reason=reason,
+                )
             )
-        )
+        finally:
+            self._let_go(campaign_id, line)
         return moved == 1
 
     def set_delivery(self, campaign_id: str, updates: Iterable[tuple[str, str, str | None]]) -> int:
