@@ -296,24 +296,13 @@ class PostgresStore(SQLStore):
         # Settled, or given up on: either way no longer renewed by the heartbeat.
         self._held.discard((campaign_id, line))
 
-    def recover(self, campaign_id: str) -> int:
-        """``sending`` rows whose lease has expired (by the database's clock) become
-        ``unknown``; rows of live workers are left alone. Returns how many moved."""
-        cur = self._do(
-            lambda c: c.execute(
-                "UPDATE campaign_rows SET state = %s, error_reason = %s, "
-                "lease_owner = NULL, lease_expires = NULL "
-                "WHERE campaign_id = %s AND state = %s "
-                "AND (lease_expires IS NULL OR lease_expires < now())",
-                (
-                    RowState.UNKNOWN.value,
-                    "interrupted while sending (lease expired)",
-                    campaign_id,
-                    RowState.SENDING.value,
-                ),
-            )
+    def _recover_scope(self) -> tuple[str, str]:
+        # Only rows whose lease has expired (by the database's clock): rows of live workers
+        # are left alone, so any worker or reconcile may recover at any time.
+        return (
+            " AND (lease_expires IS NULL OR lease_expires < now())",
+            "interrupted while sending (lease expired)",
         )
-        return int(cur.rowcount)
 
     # -- opt-outs -------------------------------------------------------------------------
     def add_optouts(self, numbers: Iterable[str], *, reason: str, now: float) -> int:

@@ -338,6 +338,12 @@ class SQLStore:
         """Extra ``SET`` of every other move (PostgreSQL: the lease is let go)."""
         return ""
 
+    def _recover_scope(self) -> tuple[str, str]:
+        """Which ``sending`` rows :meth:`recover` may take (an extra condition) and the
+        reason it records. SQLite: all (one runner per campaign, so a row still ``sending``
+        when a run starts was left by a crash)."""
+        return "", "interrupted while sending"
+
     def _let_go(self, campaign_id: str, line: int) -> None:
         """After a transition of a row, moved or not (PostgreSQL: stop renewing its lease)."""
 
@@ -574,6 +580,16 @@ class SQLStore:
         finally:
             self._let_go(campaign_id, line)
         return moved == 1
+
+    def recover(self, campaign_id: str) -> int:
+        """See :meth:`.Store.recover`."""
+        scope, reason = self._recover_scope()
+        # sending → unknown, never → pending: the request may have gone out.
+        return self._write_one(
+            f"UPDATE campaign_rows SET state = ?, error_reason = ?"
+            f"{self._settle_sets(RowState.UNKNOWN)} WHERE campaign_id = ? AND state = ?{scope}",
+            (RowState.UNKNOWN.value, reason, campaign_id, RowState.SENDING.value),
+        )
 
     def set_delivery(self, campaign_id: str, updates: Iterable[tuple[str, str, str | None]]) -> int:
         """See :meth:`.Store.set_delivery`."""

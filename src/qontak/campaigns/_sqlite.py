@@ -158,19 +158,6 @@ class SQLiteStore(SQLStore):
                 duplicates.append((row, int(first[0]) if first else row.line))
         return duplicates
 
-    def recover(self, campaign_id: str) -> int:
-        """See :meth:`.Store.recover`."""
-        return self._write_one(
-            "UPDATE campaign_rows SET state = ?, error_reason = ? "
-            "WHERE campaign_id = ? AND state = ?",
-            (
-                RowState.UNKNOWN.value,
-                "interrupted while sending",
-                campaign_id,
-                RowState.SENDING.value,
-            ),
-        )
-
     # -- opt-outs -------------------------------------------------------------------------
     def add_optouts(self, numbers: Iterable[str], *, reason: str, now: float) -> int:
         """See :meth:`.Store.add_optouts`."""
