@@ -75,14 +75,18 @@ def test_sending_is_committed_before_claim_returns(store: Store, open_store: Ope
 
 
 def test_crashed_sending_rows_become_unknown_never_pending(open_store: Opener) -> None:
-    first = open_store(lease=0.2)
+    first = open_store(lease=0.05)
     first.create_campaign(_campaign())
     first.add_rows("c1", _rows(3))
     first.claim("c1", 2, zones=None, now=10.0)
-    # No close(): the process "dies" here (on PostgreSQL its lease then runs out).
-    time.sleep(0.3)
+    # No close(): the process "dies" here. On PostgreSQL its lease then runs out, by the
+    # database's clock: poll for it rather than sleep a fixed time.
     second = open_store()
-    assert second.recover("c1") == 2
+    recovered, deadline = second.recover("c1"), time.monotonic() + 10
+    while recovered < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        recovered += second.recover("c1")
+    assert recovered == 2
     counts = second.counts("c1")
     assert counts["unknown"] == 2 and counts["pending"] == 1 and counts["sending"] == 0
 
