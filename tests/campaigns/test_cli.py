@@ -286,3 +286,39 @@ def test_list_show_pause_and_a_second_live_runner_from_the_cli(
     assert busy.returncode == 1 and "being run by another process" in busy.stderr
     missing = _cli(env, "campaign", "show", "c-nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no campaign 'c-nope'" in missing.stderr
+
+
+def test_a_users_pause_holds_when_the_same_run_command_comes_again(
+    tmp_path: Path, served: tuple[Sandbox, str]
+) -> None:
+    box, url = served
+    box.reset()
+    env = _env(url, tmp_path / "l.db")
+    source = write_customers(tmp_path / "c.csv", 4, extra=[["0812", "Short", "#x"]])
+    cid = _cli(env, *RUN, str(source), cwd=tmp_path).stdout.split()[1]  # blocked: bad row
+    assert _cli(env, "campaign", "pause", cid, cwd=tmp_path).returncode == 0
+    # The same command again (a retry loop, a cron job) finds the campaign and must not
+    # lift the pause: nothing is sent, and it says how to continue.
+    again = _cli(env, *RUN, str(source), "--skip-invalid", cwd=tmp_path)
+    assert again.returncode == 1, again.stderr
+    assert again.stdout.startswith(f"campaign {cid}")
+    assert "paused by the user" in again.stderr
+    assert f"qontak campaign resume {cid}" in again.stderr
+    assert not box.messages()
+    as_json = _cli(env, *RUN, str(source), "--skip-invalid", "--json", cwd=tmp_path)
+    assert as_json.returncode == 1 and not box.messages()
+    event = json.loads(as_json.stdout.splitlines()[1])
+    assert event == {
+        "event": "paused",
+        "campaign_id": cid,
+        "reason": "paused by user",
+        "code": "user",
+    }
+    store = campaigns.SQLiteStore(tmp_path / "l.db")
+    found = store.get_campaign(cid)
+    assert found is not None and found.state is campaigns.CampaignState.PAUSED
+    assert found.pause_code == "user"
+    store.close()
+    resumed = _cli(env, "campaign", "resume", cid, cwd=tmp_path)
+    assert resumed.returncode in (0, 5), resumed.stderr
+    assert box.messages()

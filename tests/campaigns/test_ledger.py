@@ -16,6 +16,7 @@ from qontak.campaigns import Store
 from qontak.campaigns._ledger import (
     TRANSITIONS,
     Campaign,
+    CampaignState,
     LedgerError,
     NewRow,
     RowState,
@@ -74,14 +75,18 @@ def test_sending_is_committed_before_claim_returns(store: Store, open_store: Ope
 
 
 def test_crashed_sending_rows_become_unknown_never_pending(open_store: Opener) -> None:
-    first = open_store(lease=0.2)
+    first = open_store(lease=0.05)
     first.create_campaign(_campaign())
     first.add_rows("c1", _rows(3))
     first.claim("c1", 2, zones=None, now=10.0)
-    # No close(): the process "dies" here (on PostgreSQL its lease then runs out).
-    time.sleep(0.3)
+    # No close(): the process "dies" here. On PostgreSQL its lease then runs out, by the
+    # database's clock: poll for it rather than sleep a fixed time.
     second = open_store()
-    assert second.recover("c1") == 2
+    recovered, deadline = second.recover("c1"), time.monotonic() + 10
+    while recovered < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        recovered += second.recover("c1")
+    assert recovered == 2
     counts = second.counts("c1")
     assert counts["unknown"] == 2 and counts["pending"] == 1 and counts["sending"] == 0
 
@@ -139,6 +144,41 @@ def test_migrations_run_once_and_a_newer_file_is_refused(tmp_path: Path) -> None
     store.close()
     with pytest.raises(LedgerError, match="newer"):
         SQLiteStore(path)
+
+
+def test_a_users_pause_written_before_pause_codes_is_still_the_users(tmp_path: Path) -> None:
+    # A ledger of schema 3 (before Campaign.pause_code): `pause` wrote only its reason.
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, steps in enumerate(MIGRATIONS[:3], start=1):
+            for statement in steps:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        for cid, reason in (("u", "paused by user"), ("a", "credentials rejected: 401")):
+            db.execute(
+                "INSERT INTO campaigns (id, name, created_at, template_id, template_name, "
+                "language, channel_id, template_json, state, pause_reason) "
+                "VALUES (?, 'n', 1, 't', 'tn', 'id', 'ch', '{}', 'paused', ?)",
+                (cid, reason),
+            )
+    store = SQLiteStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    codes = {c.id: c.pause_code for c in store.list_campaigns()}
+    assert codes == {"u": "user", "a": None}
+    store.close()
+
+
+def test_pause_codes_are_kept(store: Store) -> None:
+    store.update_campaign("c1", state=CampaignState.PAUSED, pause_reason="x", pause_code="user")
+    found = store.get_campaign("c1")
+    assert found is not None and (found.state, found.pause_code) == (CampaignState.PAUSED, "user")
+    assert found.to_dict()["pause_code"] == "user"
+    store.update_campaign("c1", state=CampaignState.RUNNING, pause_reason=None, pause_code=None)
+    found = store.get_campaign("c1")
+    assert found is not None and found.pause_code is None
 
 
 def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:

@@ -136,19 +136,35 @@ def test_concurrent_claims_never_take_a_row_twice(url: str) -> None:
 
 
 def test_a_heartbeat_keeps_the_lease_and_a_silent_worker_loses_it_to_unknown(url: str) -> None:
-    live = PostgresStore(url, lease_seconds=0.6)
+    # Leases run on the database's clock: the test polls it (no fixed sleep to race a loaded
+    # machine). The silent worker's lease is short; the live one's is long enough that no
+    # stall between two statements loses it, and its heartbeat is seen moving its expiry.
+    live = PostgresStore(url, lease_seconds=5.0)
     live.create_campaign(_campaign())
     live.add_rows("c1", _rows(3))
-    dead = PostgresStore(url, lease_seconds=0.6)
     assert [r.line for r in live.claim("c1", 1, zones=None, now=1.0)] == [2]
-    assert [r.line for r in dead.claim("c1", 1, zones=None, now=1.0)] == [3]
     other = PostgresStore(url)
     assert other.recover("c1") == 0, "live leases are left alone"
-    for _ in range(4):
-        time.sleep(0.25)
-        assert live.renew() == 1
-    # 1 s later: the live worker's row is still its own; the silent one's became unknown.
-    assert other.recover("c1") == 1
+    dead = PostgresStore(url, lease_seconds=0.1)
+    assert [r.line for r in dead.claim("c1", 1, zones=None, now=1.0)] == [3]
+
+    def expiry(line: int) -> Any:
+        with psycopg.connect(url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT lease_expires FROM campaign_rows WHERE line = %s", (line,)
+            ).fetchone()
+        assert found is not None
+        return found[0]
+
+    claimed_until = expiry(2)
+    recovered, deadline = 0, time.monotonic() + 10
+    while not recovered and time.monotonic() < deadline:
+        time.sleep(0.02)
+        assert live.renew() == 1  # the heartbeat
+        recovered = other.recover("c1")
+    # The live worker's row is still its own, its lease pushed on; the silent one's expired.
+    assert recovered == 1
+    assert expiry(2) > claimed_until
     states = {r.line: r.state for r in other.iter_rows("c1")}
     assert states == {2: RowState.SENDING, 3: RowState.UNKNOWN, 4: RowState.PENDING}
     # The silent worker's late answer is still recorded (unknown → accepted is proof) …

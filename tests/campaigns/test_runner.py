@@ -94,6 +94,14 @@ async def test_rejected_credentials_pause_the_campaign_and_nothing_is_burnt(
     assert (result.pause_reason or "").startswith("credentials rejected")
     assert result.pause_code == "auth"  # what the CLI's exit code 3 is read from
     assert result.counts["pending"] == 20 and not sandbox.messages()
+    # The ledger says it was the runner's pause (running again lifts it), not a user's.
+    paused = store.get_campaign(cid)
+    assert paused is not None and paused.pause_code == "auth"
+    # Running again (credentials fixed) lifts a runner's pause.
+    again = await campaigns.run(client, store, cid, _options(sandbox))
+    assert again.state is CampaignState.DONE and again.counts["accepted"] == 20
+    done = store.get_campaign(cid)
+    assert done is not None and done.pause_code is None
 
 
 @pytest.mark.anyio
@@ -293,3 +301,53 @@ async def test_pause_from_another_process_stops_the_run_and_rows_come_from_pytho
     assert result.counts["accepted"] == 6 == len(sandbox.messages())
     resumed = await campaigns.run(client, store, cid, _options(sandbox))
     assert resumed.state is CampaignState.DONE and len(sandbox.messages()) == 20
+
+
+def _group(message: str, errors: list[Exception]) -> Exception:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        return ExceptionGroup(message, errors)  # noqa: F821
+    from exceptiongroup import ExceptionGroup as Group  # pragma: no cover - Python 3.10
+
+    return Group(message, errors)  # pragma: no cover
+
+
+def test_ledger_errors_are_found_inside_task_groups_and_nothing_else_is() -> None:
+    from qontak.campaigns._worker import ledger_errors
+
+    taken = campaigns.LedgerError("taken")
+    assert ledger_errors(_group("tg", [_group("tg", [taken])])) == [taken]
+    assert ledger_errors(_group("tg", [taken, ValueError("bug")])) is None
+    assert ledger_errors(_group("tg", [_group("tg", [ValueError("bug")])])) is None
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_worker_that_loses_a_campaign_mid_run_moves_on_to_the_next(
+    tmp_path: Path,
+    env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, sandbox, store = env
+    first = await _campaign(client, store, write_customers(tmp_path / "a.csv", 6))
+    second = await _campaign(client, store, write_customers(tmp_path / "b.csv", 3))
+    # The lease is renewed before every claim, so losing it shows at the next one: from
+    # inside the runner's task group, as an exception group.
+    monkeypatch.setattr("qontak.campaigns._runner.LEASE_SECONDS", 0.0)
+    stolen: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["campaign_id"] == first and not stolen:
+            # Another worker (on another host) takes the campaign: our lease had run out.
+            assert store.acquire(first, "elsewhere:1:run-x", now=1e12, ttl=60)
+            stolen.append(first)
+
+    options = _options(sandbox, concurrency=1, on_event=on_event, progress_every=0)
+    results = await campaigns.run_worker(client, store, options=options)
+    assert stolen == [first]
+    assert [r.campaign_id for r in results] == [second]
+    assert results[0].state is CampaignState.DONE
+    # The lost campaign was left to its new holder: the row in flight was recorded, the
+    # rest still pending.
+    counts = store.counts(first)
+    assert counts["accepted"] == 1 and counts["pending"] == 5 and counts["sending"] == 0

@@ -39,6 +39,7 @@ from ._runner import RunOptions, RunResult, Stopper, run_campaign
 from ._sources import read_records
 from ._sqlite import DEFAULT_DB, ENV_DB, SQLiteStore, default_db_path
 from ._store import LeasedStore, Store
+from ._time import iso_utc
 from ._tracking import (
     DEFAULT_POLL_AFTER,
     StatusReport,
@@ -95,6 +96,7 @@ __all__ = [
     "escape_cell",
     "is_open",
     "is_url",
+    "iso_utc",
     "ledger_exists",
     "next_open",
     "open_ledger",

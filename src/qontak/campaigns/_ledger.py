@@ -13,9 +13,10 @@ A row of a campaign is one recipient. Its state only moves forward::
 ``sending`` is committed *before* the request is made, so a crash leaves only the rows in
 flight uncertain; on recovery they become ``unknown``, never ``pending`` (listmonk advances
 its checkpoint when a batch is fetched, not when it is sent, and skips or repeats people after
-a resume; we do the opposite). The stores (:mod:`._sqlite`) apply every transition with
-``UPDATE … WHERE state IN (sources)``, the sources coming from :data:`TRANSITIONS` below, so a
-transition this table does not allow cannot happen even when two processes race.
+a resume; we do the opposite). This table is the only place that decides which moves are
+allowed: both stores apply every move with one ``UPDATE … WHERE state IN (sources)``
+(:mod:`._sql`), the sources coming from :func:`sources_of`, so a move the table does not allow
+changes nothing, even when two processes race.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ __all__ = [
     "Reject",
     "Row",
     "RowState",
-    "check_transition",
     "sources_of",
 ]
 
@@ -78,21 +78,15 @@ TRANSITIONS: dict[RowState, frozenset[RowState]] = {
 
 
 def sources_of(target: RowState) -> tuple[str, ...]:
-    """The states a row may be in to move to ``target`` (sorted, as SQL parameters)."""
-    return tuple(sorted(s.value for s, targets in TRANSITIONS.items() if target in targets))
+    """The states a row may be in to move to ``target`` (sorted, as SQL parameters): the
+    ``WHERE state IN (…)`` of every move the stores make.
 
-
-def check_transition(current: RowState, target: RowState) -> None:
-    """Raise :class:`LedgerError` unless ``current → target`` is allowed.
-
-    >>> check_transition(RowState.SENDING, RowState.ACCEPTED)
-    >>> check_transition(RowState.UNKNOWN, RowState.SENDING)
-    Traceback (most recent call last):
-    ...
-    qontak.campaigns._ledger.LedgerError: a row cannot move from unknown to sending
+    >>> sources_of(RowState.ACCEPTED)
+    ('sending', 'unknown')
+    >>> sources_of(RowState.SENDING)  # never from unknown: only reconcile settles those
+    ('pending',)
     """
-    if target not in TRANSITIONS[current]:
-        raise LedgerError(f"a row cannot move from {current.value} to {target.value}")
+    return tuple(sorted(s.value for s, targets in TRANSITIONS.items() if target in targets))
 
 
 class CampaignState(str, Enum):
@@ -121,6 +115,10 @@ class Campaign:
     """The template as fetched when the campaign was created (wire JSON)."""
     state: CampaignState = CampaignState.READY
     pause_reason: str | None = None
+    pause_code: str | None = None
+    """Who paused it, for programs: ``user`` (``qontak campaign pause``: only ``resume``
+    lifts it), or the runner's own cause (``auth``, ``connection``, ``template_or_channel``,
+    ``repeated_error``, ``window``); None when not paused or stopped by a signal."""
     start_at: float | None = None
     window: str | None = None
     """Send window ``HH:MM-HH:MM`` in each recipient's local time, or None (any time)."""
@@ -147,6 +145,7 @@ class Campaign:
             "channel_id": self.channel_id,
             "state": self.state.value,
             "pause_reason": self.pause_reason,
+            "pause_code": self.pause_code,
             "start_at": self.start_at,
             "window": self.window,
             "source": self.source,

@@ -15,13 +15,13 @@ import csv
 import html
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
 from ._ledger import RowState
 from ._store import Store
+from ._time import iso_utc
 from ._tracking import status
 
 __all__ = ["REPORT_COLUMNS", "escape_cell", "report_rows", "write_report"]
@@ -53,17 +53,11 @@ def escape_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def report_rows(store: Store, campaign_id: str) -> Iterator[dict[str, Any]]:
     """One dict per input row, in line order: ledger rows, then rejected rows."""
     for row in store.iter_rows(campaign_id):
         data = row.to_dict()
-        data["sent_at"] = _iso(row.sent_at)
+        data["sent_at"] = iso_utc(row.sent_at)
         yield {k: data.get(k) for k in REPORT_COLUMNS}
     for reject in store.iter_rejects(campaign_id):
         yield {
@@ -172,8 +166,8 @@ def _timeline(store: Store, campaign_id: str) -> str:
     return (
         f'<svg role="img" aria-label="sends over time" viewBox="0 0 {w} {h}" width="100%">'
         + "".join(rects)
-        + f'<text x="{pad}" y="{h - 6}">{_esc(_iso(first))}</text>'
-        + f'<text x="{w - pad}" y="{h - 6}" text-anchor="end">{_esc(_iso(last))}</text>'
+        + f'<text x="{pad}" y="{h - 6}">{_esc(iso_utc(first))}</text>'
+        + f'<text x="{w - pad}" y="{h - 6}" text-anchor="end">{_esc(iso_utc(last))}</text>'
         + f'<text x="{pad}" y="14">at most {top} per {_duration(width)}</text></svg>'
     )
 

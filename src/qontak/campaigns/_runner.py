@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -46,6 +45,7 @@ from ..errors import (
 from ..models import DirectMessage, Template, URLButton
 from ._ledger import Campaign, CampaignState, LedgerError, Row, RowState
 from ._store import LeasedStore, Store
+from ._time import iso_utc
 from ._windows import Window, is_open, next_open, parse_window
 
 __all__ = ["RunOptions", "RunResult", "Stopper", "run_campaign"]
@@ -162,14 +162,8 @@ class RunResult:
             "pause_reason": self.pause_reason,
             "pause_code": self.pause_code,
             "stopped": self.stopped,
-            "waiting_until": _iso(self.waiting_until),
+            "waiting_until": iso_utc(self.waiting_until),
         }
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _shape(template: Template) -> tuple[object, ...]:
@@ -268,7 +262,7 @@ class _Run:
             self.pause_reason = reason
             self.pause_code = code
             self.store.update_campaign(
-                self.campaign.id, state=CampaignState.PAUSED, pause_reason=reason
+                self.campaign.id, state=CampaignState.PAUSED, pause_reason=reason, pause_code=code
             )
             self.emit("paused", reason=reason, code=code)
 
@@ -402,7 +396,7 @@ class _Run:
     # -- the loop -------------------------------------------------------------------------
     async def wait_until(self, until: float, reason: str) -> bool:
         """Sleep until ``until`` (in naps, to notice stops); False when stopped."""
-        self.emit("waiting", until=_iso(until), reason=reason)
+        self.emit("waiting", until=iso_utc(until), reason=reason)
         waited_from = self.opt.clock()
         while self.opt.clock() < until:
             if self.should_stop():
@@ -422,7 +416,9 @@ class _Run:
             recovered = self.store.recover(cid)
             if recovered:
                 self.emit("recovered", unknown=recovered)
-            self.store.update_campaign(cid, state=CampaignState.RUNNING, pause_reason=None)
+            self.store.update_campaign(
+                cid, state=CampaignState.RUNNING, pause_reason=None, pause_code=None
+            )
             self.emit("started", counts=self.store.counts(cid))
             cause = await self.systemic_cause()
             if cause is not None:
@@ -445,7 +441,9 @@ class _Run:
                 state = current.state if current is not None else state
                 self.pause_reason = None
             else:
-                self.store.update_campaign(cid, state=state, pause_reason=self.pause_reason)
+                self.store.update_campaign(
+                    cid, state=state, pause_reason=self.pause_reason, pause_code=None
+                )
         else:
             state = CampaignState.PAUSED
         self.progress(force=True)

@@ -37,7 +37,8 @@ class Store(Protocol):
         """Every campaign, newest first."""
 
     def update_campaign(self, campaign_id: str, **fields: object) -> None:
-        """Change campaign fields (``state``, ``pause_reason``, ``start_at``, ``window``)."""
+        """Change campaign fields (``state``, ``pause_reason``, ``pause_code``, ``start_at``,
+        ``window``, ``fingerprint``)."""
 
     def acquire(self, campaign_id: str, owner: str, *, now: float, ttl: float) -> bool:
         """Take the campaign's run lease (False when another live runner holds it)."""

@@ -64,8 +64,37 @@ async def run_worker(
             continue
         try:
             results.append(await run_campaign(client, store, campaign.id, opts))
-        except LedgerError:
-            if opts.shared:
+        except Exception as exc:
+            # The runner sends from a task group: a lease lost mid-run (another worker took
+            # the campaign) arrives wrapped in an exception group.
+            errors = ledger_errors(exc)
+            if errors is None or (opts.shared and errors[0] is exc):
                 raise
+            if opts.shared:
+                raise errors[0] from exc  # the error itself, not "unhandled errors in a group"
             continue  # SQLite: another worker holds this campaign's lease
     return results
+
+
+def ledger_errors(exc: BaseException) -> list[LedgerError] | None:
+    """The :class:`LedgerError` ``exc`` is, or all those inside it when it is an exception
+    group (a task group's, nested or not) holding nothing else; None otherwise.
+
+    >>> ledger_errors(LedgerError("taken"))
+    [LedgerError('taken')]
+    >>> ledger_errors(ValueError("bug")) is None
+    True
+    """
+    if isinstance(exc, LedgerError):
+        return [exc]
+    # An ExceptionGroup (built in from Python 3.11, anyio's exceptiongroup backport before).
+    inner = getattr(exc, "exceptions", None)
+    if not isinstance(inner, tuple) or not inner:
+        return None
+    found: list[LedgerError] = []
+    for member in inner:
+        errors = ledger_errors(member) if isinstance(member, BaseException) else None
+        if errors is None:
+            return None
+        found += errors
+    return found

@@ -13,7 +13,6 @@ import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -228,13 +227,6 @@ def describe_error(exc: BaseException, st: State | None = None) -> str:
     return text
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    # Whole seconds, rounded down: usable as `qontak broadcasts --since` without missing it.
-    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str, Any]:
     """The ``{"error": …}`` object ``--json`` prints for ``exc``: its class, the line shown
     on stderr and the exit code, plus what a script needs to act on it (never a secret).
@@ -251,10 +243,13 @@ def error_details(exc: BaseException, message: str, code: ExitCode) -> dict[str,
         "exit_code": int(code),
     }
     if isinstance(exc, DeliveryUnknownError):
+        # Imported here: only this error needs it, and most commands never load campaigns.
+        from qontak.campaigns import iso_utc
+
         details.update(
             to_number=exc.to_number,
             message_template_id=exc.message_template_id,
-            sent_at=_iso(exc.sent_at),
+            sent_at=iso_utc(exc.sent_at),
             status_code=exc.status_code,
             request_id=exc.request_id,
         )

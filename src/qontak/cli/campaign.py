@@ -7,7 +7,8 @@ line of output is the campaign id, ``{"campaign_id": …}`` under ``--json``), `
 
 The ledger is a SQLite file or a PostgreSQL database: ``--db PATH|postgresql://…``, else
 ``QONTAK_CAMPAIGN_DB``, else ``./qontak-campaigns.db``. Running the same ``run`` command
-again continues the same campaign. Exit codes: 0 done, 1 paused (API error, template or
+again continues the same campaign, unless it was paused with ``pause``: only ``resume``
+lifts that (``run`` sends nothing and exits 1). Exit codes: 0 done, 1 paused (API error, template or
 channel unusable, network), 2 invalid rows / bad arguments, 3 credentials rejected, 5 rows
 whose outcome is unknown (run ``reconcile``), 130 stopped by Ctrl-C / SIGTERM (``resume``
 continues).
@@ -24,7 +25,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -150,12 +151,6 @@ def _start_at(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _jsonl(data: Any) -> None:
     import json
 
@@ -250,6 +245,14 @@ class _Progress:
                 f"[yellow]{event['unknown']} rows were in flight when the last run stopped: "
                 "now unknown (run reconcile)[/]"
             )
+
+
+#: The pause_code of ``qontak campaign pause``: only ``resume`` lifts it.
+_USER_PAUSE = "user"
+
+
+def _paused_by_user(campaign: campaigns.Campaign) -> bool:
+    return campaign.state is campaigns.CampaignState.PAUSED and campaign.pause_code == _USER_PAUSE
 
 
 def _exit_for(result: campaigns.RunResult) -> ExitCode | int:
@@ -454,6 +457,24 @@ def register(app: typer.Typer) -> None:
                     "add --skip-invalid to send the valid rows",
                     ExitCode.USAGE,
                 )
+            if _paused_by_user(created.campaign):
+                # A person's pause holds until a person lifts it: running the same command
+                # again (a cron job, a retry loop) must not undo it.
+                if st.json:
+                    _jsonl(
+                        {
+                            "event": "paused",
+                            "campaign_id": cid,
+                            "reason": created.campaign.pause_reason,
+                            "code": created.campaign.pause_code,
+                        }
+                    )
+                fail(
+                    f"campaign {cid} is paused by the user; nothing sent. Continue it with: "
+                    f"qontak campaign resume {cid}",
+                    ExitCode.API_ERROR,
+                    kind="CampaignPaused",
+                )
             raise typer.Exit(_run(st, store, cid, concurrency, rate_limits))
         finally:
             store.close()
@@ -582,7 +603,10 @@ def register(app: typer.Typer) -> None:
         try:
             _campaign(store, campaign_id)
             store.update_campaign(
-                campaign_id, state=campaigns.CampaignState.PAUSED, pause_reason="paused by user"
+                campaign_id,
+                state=campaigns.CampaignState.PAUSED,
+                pause_reason="paused by user",
+                pause_code=_USER_PAUSE,
             )
         finally:
             store.close()
@@ -735,7 +759,9 @@ def register(app: typer.Typer) -> None:
             store.close()
         if st.json:
             data = result.to_dict()
-            data["waiting"] = [{**w, "settle_at": _iso(w["settle_at"])} for w in data["waiting"]]
+            data["waiting"] = [
+                {**w, "settle_at": campaigns.iso_utc(w["settle_at"])} for w in data["waiting"]
+            ]
             print_json(data)
         else:
             out = console()
@@ -749,7 +775,8 @@ def register(app: typer.Typer) -> None:
             if result.waiting:
                 out.print(f"{len(result.waiting)} rows cannot be settled yet:")
                 for w in result.waiting[:20]:
-                    out.print(f"  line {w['line']} {w['to_number']}: after {_iso(w['settle_at'])}")
+                    after = campaigns.iso_utc(w["settle_at"])
+                    out.print(f"  line {w['line']} {w['to_number']}: after {after}")
             if result.absent or result.resent:
                 out.print(f"send them with: qontak campaign resume {campaign_id}")
         if unknown:
@@ -826,7 +853,7 @@ def register(app: typer.Typer) -> None:
         out = console()
         out.print(
             f"source: {c['source']} · window: {c['window'] or 'any time'} · start: "
-            f"{_iso(c['start_at']) or 'now'}"
+            f"{campaigns.iso_utc(c['start_at']) or 'now'}"
         )
         if rejected:
             out.print(_rejects_table(rejected, "Rows not imported (first 50)"))
