@@ -276,6 +276,12 @@ def test_list_show_pause_and_a_second_live_runner_from_the_cli(
     assert [c["id"] for c in listed] == [cid] and listed[0]["template"]["name"] == "order_update"
     shown = json.loads(_cli(env, "campaign", "show", cid, "--json", cwd=tmp_path).stdout)
     assert shown["rejected_rows"][0]["line"] == 5 and shown["rejects"] == {"invalid": 1}
+    # It ran to the end: a pause would only misreport it.
+    done = _cli(env, "campaign", "pause", cid, "--json", cwd=tmp_path)
+    assert done.returncode == 1 and "is done" in json.loads(done.stdout)["error"]["message"]
+    store = campaigns.SQLiteStore(db)
+    store.update_campaign(cid, state=campaigns.CampaignState.RUNNING)
+    store.close()
     paused = _cli(env, "campaign", "pause", cid, "--json", cwd=tmp_path)
     assert json.loads(paused.stdout) == {"campaign_id": cid, "state": "paused"}
     # Another live process holds the lease: resume refuses instead of sending twice.
@@ -296,6 +302,16 @@ def test_a_users_pause_holds_when_the_same_run_command_comes_again(
     env = _env(url, tmp_path / "l.db")
     source = write_customers(tmp_path / "c.csv", 4, extra=[["0812", "Short", "#x"]])
     cid = _cli(env, *RUN, str(source), cwd=tmp_path).stdout.split()[1]  # blocked: bad row
+    # A blocked campaign sends nothing: pausing it is refused, or a later resume would
+    # send it without --skip-invalid.
+    refused = _cli(env, "campaign", "pause", cid, cwd=tmp_path)
+    assert refused.returncode == 1 and "--skip-invalid" in refused.stderr
+    store = campaigns.SQLiteStore(tmp_path / "l.db")
+    blocked = store.get_campaign(cid)
+    assert blocked is not None and blocked.state is campaigns.CampaignState.BLOCKED
+    # Made ready (as an earlier --skip-invalid run would have), then paused by the user.
+    store.update_campaign(cid, state=campaigns.CampaignState.READY)
+    store.close()
     assert _cli(env, "campaign", "pause", cid, cwd=tmp_path).returncode == 0
     # The same command again (a retry loop, a cron job) finds the campaign and must not
     # lift the pause: nothing is sent, and it says how to continue.

@@ -601,7 +601,20 @@ def register(app: typer.Typer) -> None:
         """
         store = _store(db)
         try:
-            _campaign(store, campaign_id)
+            found = _campaign(store, campaign_id)
+            # A blocked campaign sends nothing already; turning it into an ordinary pause
+            # would let a later resume send it without --skip-invalid.
+            if found.state is campaigns.CampaignState.BLOCKED:
+                fail(
+                    f"campaign {campaign_id} is blocked ({found.pause_reason}) and sends "
+                    f"nothing; to send its valid rows: qontak campaign resume {campaign_id} "
+                    "--skip-invalid",
+                    ExitCode.API_ERROR,
+                )
+            if found.state is campaigns.CampaignState.DONE:
+                fail(
+                    f"campaign {campaign_id} is done; there is nothing to pause", ExitCode.API_ERROR
+                )
             store.update_campaign(
                 campaign_id,
                 state=campaigns.CampaignState.PAUSED,
