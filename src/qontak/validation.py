@@ -93,6 +93,7 @@ __all__ = [
     "is_auth_button",
     "normalize_phone",
     "request_size",
+    "validate_encoded",
     "validate_message",
 ]
 
@@ -333,8 +334,9 @@ def is_auth_button(template: Template, button: TemplateButton) -> bool:
 
 
 def request_size(message: DirectMessage) -> int:
-    """The size in bytes of ``message``'s JSON body as sent (compact UTF-8)."""
-    text = json.dumps(message.to_wire(), ensure_ascii=False, separators=(",", ":"))
+    """The size in bytes of ``message``'s JSON body as sent (``json.dumps`` layout, UTF-8:
+    the bytes a send posts)."""
+    text = json.dumps(message.to_wire(), ensure_ascii=False)
     # surrogatepass: a lone surrogate is reported by its own rule, not by a crash here.
     return len(text.encode("utf-8", "surrogatepass"))
 
@@ -358,7 +360,14 @@ def validate_message(message: DirectMessage, template: Template | None = None) -
     ...
     qontak.errors.ValidationError: to_number: must be digits only with the country code, no '+'
     """
-    for problem in _problems(message, template):
+    validate_encoded(message, template, None)
+
+
+def validate_encoded(message: DirectMessage, template: Template | None, body: bytes | None) -> None:
+    """:func:`validate_message` for a message already encoded as the request ``body`` it
+    will be sent as: the size rule measures those bytes rather than encoding it again.
+    (The send path encodes a message once, and checks, signs and sends those bytes.)"""
+    for problem in _problems(message, template, None if body is None else len(body)):
         raise problem
     for note in check_notes(message, template):
         _warn(note)
@@ -404,7 +413,9 @@ def check_notes(message: DirectMessage, template: Template | None = None) -> lis
     return list(_otp_notes(message, template))
 
 
-def _problems(message: DirectMessage, template: Template | None) -> Iterator[ValidationError]:
+def _problems(
+    message: DirectMessage, template: Template | None, size: int | None = None
+) -> Iterator[ValidationError]:
     template = template if template is not None else message.template
     yield from _check_required(message)
     yield from _check_name(message.to_name)
@@ -416,7 +427,7 @@ def _problems(message: DirectMessage, template: Template | None) -> Iterator[Val
     yield from _check_buttons(message, template)
     if template is not None and template.is_authentication:
         yield from _check_otp(message, template)
-    yield from _check_size(message)
+    yield from _check_size(message, size)
 
 
 def _check_required(message: DirectMessage) -> Iterator[ValidationError]:
@@ -773,8 +784,9 @@ def _otp_notes(message: DirectMessage, template: Template) -> Iterator[QontakWar
         )
 
 
-def _check_size(message: DirectMessage) -> Iterator[ValidationError]:
-    size = request_size(message)
+def _check_size(message: DirectMessage, size: int | None) -> Iterator[ValidationError]:
+    if size is None:
+        size = request_size(message)
     if size > MAX_REQUEST_BYTES:
         yield ValidationError(
             "message",
