@@ -124,9 +124,10 @@ def prepare_message(
 def _with_wire_number(
     message: DirectMessage, template: Template | None, region: str
 ) -> DirectMessage:
-    prepared = message.model_copy()
-    prepared.with_template(message.template or template)
-    prepared.to_number = _normalized_phone(message.to_number, region)
+    number = _normalized_phone(message.to_number, region)
+    prepared = message.model_copy(update={"to_number": number})  # keeps the template
+    if prepared.template is None and template is not None:
+        prepared.with_template(template)
     return prepared
 
 
