@@ -139,13 +139,14 @@ class ApiRequest:
     scope: str = SCOPE_ALL
     timeout: httpx.Timeout | float | None = None
     max_retries: int | None = None
-    body: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    """``json`` encoded (:func:`json_body`), once: what is sent, signed and size-checked."""
+    content: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    """``json`` encoded once (:func:`json_body`): what every attempt sends, and what a send's
+    size rule measures."""
 
     def __post_init__(self) -> None:
         # Per-call options and query values come from callers: refuse bad ones before any I/O
         # (a NaN retry count never stops, a str one fails after the send was accepted).
-        # (The defaults, None, need no check: a send's path makes no call here for them.)
+        # (None, the default, needs no check: most calls pay nothing here.)
         if self.timeout is not None:
             check_timeout("timeout", self.timeout)
         if self.max_retries is not None:
@@ -154,7 +155,7 @@ class ApiRequest:
             check_query(self.params)
         if self.json is not None:
             # Encoded here, before any attempt: every attempt sends these same bytes.
-            object.__setattr__(self, "body", json_body(self.json))
+            object.__setattr__(self, "content", json_body(self.json))
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,7 @@ class Pipeline:
             text = f"{text}?{query}"
         url = _parsed_url(text)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        content = req.body
+        content = req.content
         if content is not None:
             headers["Content-Type"] = "application/json"
         if signed:

@@ -375,7 +375,7 @@ def validate_message(message: DirectMessage, template: Template | None = None) -
 def validate_encoded(message: DirectMessage, template: Template | None, body: bytes | None) -> None:
     """:func:`validate_message` for a message already encoded as the request ``body`` it
     will be sent as: the size rule measures those bytes rather than encoding it again.
-    (The send path encodes a message once, and checks, signs and sends those bytes.)"""
+    (The send path encodes a message once, then checks and posts those same bytes.)"""
     for problem in _problems(message, template, None if body is None else len(body)):
         raise problem
     for note in check_notes(message, template):

@@ -301,8 +301,8 @@ def test_template_fetched_for_validation_is_reused_not_fetched_per_send(
 
 
 def test_the_size_rule_measures_the_bytes_that_are_posted(make_client, server) -> None:
-    """The body limit is checked on the encoded body itself (encoded once, then checked,
-    signed and posted): one at the limit goes out byte for byte, one byte more is refused
+    """The body limit is checked on the encoded body itself (encoded once, then checked
+    and posted): one at the limit goes out byte for byte, one byte more is refused
     before any request."""
     from qontak.models import HeaderParam, TemplateHeader
     from qontak.validation import MAX_REQUEST_BYTES, request_size

@@ -141,11 +141,11 @@ def _prepare_send(
     max_retries: int | None,
 ) -> tuple[DirectMessage, ApiRequest]:
     """:func:`prepare_message` and its request. The message is encoded once: the size rule
-    measures, and the request signs and sends, those same bytes."""
+    measures, and every attempt posts, those same bytes."""
     prepared = _with_wire_number(message, template, region)
     req = _send_request(prepared, timeout, max_retries)
     if validate:
-        validate_encoded(prepared, template or message.template, req.body)
+        validate_encoded(prepared, template or message.template, req.content)
     return prepared, req
 
 
