@@ -13,8 +13,10 @@ afresh: the ``Date`` header is part of the signature.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import math
 from email.utils import formatdate
 
 __all__ = ["authorization_header", "format_date", "sign", "signature_headers", "string_to_sign"]
@@ -23,7 +25,20 @@ __all__ = ["authorization_header", "format_date", "sign", "signature_headers", "
 def format_date(timestamp: float) -> str:
     """Return ``timestamp`` (epoch seconds) as an RFC 7231 IMF-fixdate, e.g.
     ``Wed, 10 Nov 2021 07:24:29 GMT``."""
+    # Formatting a date costs as much as the HMAC, and every request in the same second
+    # carries the same one. ``formatdate`` rounds to the microsecond before it drops the
+    # fraction, so only the last half-microsecond of a second may show the next one: those
+    # (and anything odd) go to ``formatdate`` itself.
+    if isinstance(timestamp, int | float) and math.isfinite(timestamp):
+        second = math.floor(timestamp)
+        if timestamp - second < 0.999999:
+            return _second_date(second)
     return formatdate(timestamp, usegmt=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _second_date(second: int) -> str:
+    return formatdate(second, usegmt=True)
 
 
 def string_to_sign(method: str, path_with_query: str, date: str) -> str:

@@ -27,7 +27,16 @@ import httpx
 import pydantic
 
 from .errors import ConfigurationError, ValidationError
-from .models import DirectMessage
+from .models import (
+    BodyParameter,
+    ButtonParameter,
+    DirectMessage,
+    HeaderParam,
+    HeaderParameter,
+    Language,
+    MessageParameters,
+    QontakModel,
+)
 
 __all__ = [
     "MAX_ID_CHARS",
@@ -41,9 +50,9 @@ __all__ = [
     "check_finite",
     "check_id",
     "check_json",
-    "check_message",
     "check_query",
     "check_retries",
+    "check_sendable_message",
     "check_text",
     "check_timeout",
     "check_url",
@@ -340,14 +349,34 @@ def from_pydantic(exc: pydantic.ValidationError, default: str = "message") -> Va
     return ValidationError(field or default, str(first.get("msg", "invalid")).lower(), code=code)
 
 
-def check_message(message: DirectMessage) -> DirectMessage:
+def check_sendable_message(message: DirectMessage) -> DirectMessage:
     """A direct message (built, parsed from a dict, or changed by hand since) that can go on
     the wire as it is: every field of the type Qontak documents, every text valid and free of
-    control characters, extra keys JSON data, ids usable in a URL. Returns ``message``."""
-    data = message.model_dump(exclude_none=True, by_alias=True, warnings=False)
+    control characters, extra keys JSON data, ids usable in a URL. Returns ``message``, or
+    raises :class:`~qontak.errors.ValidationError` naming the first field that is not.
+
+    (Not :func:`qontak.validation.check_message`, which lists a message's problems against
+    WhatsApp's rules and never raises.)
+    """
+    if _plainly_sendable(message):
+        return message
+    return _check_sendable_in_full(message)
+
+
+def _check_sendable_in_full(message: DirectMessage) -> DirectMessage:
+    """:func:`check_sendable_message` for any message: dump it, check every value of the
+    dump, and validate the dump strictly (attributes may have been reassigned since the
+    model was validated, and pydantic does not re-check an assignment)."""
+    try:
+        data = message.model_dump(exclude_none=True, by_alias=True, warnings=False)
+    except Exception as exc:  # a part replaced by hand with something pydantic cannot dump
+        fail(
+            "message",
+            f"a part of it is not of the type Qontak documents ({type_name(exc)})",
+            "invalid_type",
+        )
     check_json("", data)
     try:
-        # Attributes may have been reassigned since the model was validated.
         type(message).model_validate(data, strict=True)
     except pydantic.ValidationError as exc:
         raise from_pydantic(exc) from None
@@ -356,6 +385,95 @@ def check_message(message: DirectMessage) -> DirectMessage:
     check_text("to_name", message.to_name, multiline=False)
     check_choice_text("language.code", message.language.code)
     return message
+
+
+# What check_text refuses in any text: a control character or a lone surrogate.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_PARAM_FIELDS: dict[type[QontakModel], tuple[str, ...]] = {
+    HeaderParam: ("key", "value"),
+    ButtonParameter: ("index", "type", "value"),
+    BodyParameter: ("key", "value_text", "value"),
+}
+
+
+def _own(value: object, cls: type[QontakModel]) -> bool:
+    """``value`` is exactly one of our models, with no extra keys."""
+    return type(value) is cls and not value.__pydantic_extra__
+
+
+def _texts(items: object, cls: type[QontakModel], out: list[object]) -> bool:
+    """Append the text fields of a list of ``cls`` items to ``out``; False if it is not one."""
+    if items is None:
+        return True
+    if type(items) is not list:
+        return False
+    names = _PARAM_FIELDS[cls]
+    for item in items:
+        if not _own(item, cls):
+            return False
+        values = item.__dict__
+        out.extend(values.get(name) for name in names)
+    return True
+
+
+def _plainly_sendable(message: object) -> bool:
+    """Whether :func:`_check_sendable_in_full` would surely pass ``message``, decided in a
+    few microseconds (the full check costs ~30: a dump, a walk and a strict validation).
+
+    True only for exactly our own classes, without extra keys, holding plain ``str`` values
+    that are clean (no control character or lone surrogate, within every length rule):
+    what every builder produces, and what a message changed by hand with good values
+    still is. Anything else (a subclass, an extra key, a value of another type, a text
+    with a control character…) is "not sure", and the full check decides and names the
+    field. So a send never depends on how a message was made, only on what it holds now.
+    """
+    if not _own(message, DirectMessage):
+        return False
+    fields = message.__dict__
+    language, parameters = fields.get("language"), fields.get("parameters")
+    if not (_own(language, Language) and _own(parameters, MessageParameters)):
+        return False
+    template_id = fields.get("message_template_id")
+    channel_id = fields.get("channel_integration_id")
+    to_name, code = fields.get("to_name"), language.__dict__.get("code")
+    texts: list[object] = [to_name, fields.get("to_number"), template_id, channel_id, code]
+    parts = parameters.__dict__
+    header = parts.get("header")
+    if header is not None:
+        if not _own(header, HeaderParameter):
+            return False
+        texts.append(header.__dict__.get("format"))
+        if header.__dict__.get("params") is None or not _texts(
+            header.__dict__.get("params"), HeaderParam, texts
+        ):
+            return False
+    if not (
+        _texts(parts.get("buttons"), ButtonParameter, texts)
+        and _texts(parts.get("body"), BodyParameter, texts)
+    ):
+        return False
+    for text in texts:
+        if type(text) is not str or len(text) > MAX_TEXT_CHARS:
+            return False
+    if _UNSAFE.search("".join(texts)):  # type: ignore[arg-type]
+        return False
+    return (
+        _plain_id(template_id)
+        and _plain_id(channel_id)
+        and not _LINE_BREAK.search(to_name)  # type: ignore[arg-type]
+        and 0 < len(code) <= 64  # type: ignore[arg-type]
+        and not _WHITESPACE.search(code)  # type: ignore[arg-type]
+    )
+
+
+def _plain_id(value: object) -> bool:
+    """What :func:`check_id` accepts, for a text already known to be clean."""
+    assert isinstance(value, str)
+    return (
+        0 < len(value) <= MAX_ID_CHARS
+        and value not in (".", "..")
+        and not _WHITESPACE.search(value)
+    )
 
 
 def check_call_options(timeout: object, max_retries: object) -> None:

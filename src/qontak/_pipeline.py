@@ -32,6 +32,7 @@ from .errors import (
     APITimeoutError,
     DeliveryUnknownError,
     QontakError,
+    ValidationError,
     status_error,
 )
 from .models import ResponseInfo
@@ -42,6 +43,7 @@ __all__ = [
     "ApiResponse",
     "Pipeline",
     "encode_query",
+    "json_body",
     "path_segment",
 ]
 
@@ -81,6 +83,17 @@ def path_segment(value: str, field: str = "id") -> str:
     """Percent-encode one path segment (an id) so it cannot change the path; an id that is
     not one (not text, empty, ``..``, too long…) is a ``ValidationError`` naming ``field``."""
     return quote(check_id(field, value), safe="")
+
+
+def json_body(data: Any) -> bytes:
+    """``data`` as a request body: JSON as ``json.dumps`` writes it, non-ASCII text kept
+    as UTF-8 (byte for byte what the Node client's README examples post)."""
+    try:
+        return jsonlib.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # callers check their text first; this is the backstop
+        raise ValidationError(
+            "body", "contains a lone surrogate; not valid Unicode", code="invalid_text"
+        ) from None
 
 
 @functools.lru_cache(maxsize=512)
@@ -126,14 +139,23 @@ class ApiRequest:
     scope: str = SCOPE_ALL
     timeout: httpx.Timeout | float | None = None
     max_retries: int | None = None
+    content: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    """``json`` encoded once (:func:`json_body`): what every attempt sends, and what a send's
+    size rule measures."""
 
     def __post_init__(self) -> None:
         # Per-call options and query values come from callers: refuse bad ones before any I/O
         # (a NaN retry count never stops, a str one fails after the send was accepted).
-        check_timeout("timeout", self.timeout)
+        # (None, the default, needs no check: most calls pay nothing here.)
+        if self.timeout is not None:
+            check_timeout("timeout", self.timeout)
         if self.max_retries is not None:
             check_retries("max_retries", self.max_retries)
-        check_query(self.params)
+        if self.params is not None:
+            check_query(self.params)
+        if self.json is not None:
+            # Encoded here, before any attempt: every attempt sends these same bytes.
+            object.__setattr__(self, "content", json_body(self.json))
 
 
 @dataclass(frozen=True)
@@ -200,9 +222,12 @@ class Pipeline:
     # stalls the limiter nor lets a burst through; ``clock`` (wall time) signs requests.
     monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
+    _default_timeout: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         register_secret(self.settings.client_secret.get())
+        # Every attempt without its own timeout carries this one (httpx reads it as a dict).
+        self._default_timeout = self.timeout.as_dict()
 
     def with_options(self, **changes: Any) -> Pipeline:
         """A copy with some settings changed; the limiter (and its budget) is shared."""
@@ -224,9 +249,8 @@ class Pipeline:
             text = f"{text}?{query}"
         url = _parsed_url(text)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        content: bytes | None = None
-        if req.json is not None:
-            content = jsonlib.dumps(req.json, ensure_ascii=False).encode("utf-8")
+        content = req.content
+        if content is not None:
             headers["Content-Type"] = "application/json"
         if signed:
             # Signed before the request exists: httpx re-checks every header's encoding on
@@ -252,7 +276,9 @@ class Pipeline:
         request.headers.update(self._signature(request.method, request.url))
 
     def _timeout_ext(self, req: ApiRequest) -> dict[str, Any]:
-        timeout = req.timeout if req.timeout is not None else self.timeout
+        timeout = req.timeout
+        if timeout is None:
+            return {"timeout": self._default_timeout}
         if not isinstance(timeout, httpx.Timeout):
             timeout = httpx.Timeout(timeout)
         return {"timeout": timeout.as_dict()}

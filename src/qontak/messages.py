@@ -42,7 +42,7 @@ import pydantic
 from ._checks import (
     check_choice_text,
     check_id,
-    check_message,
+    check_sendable_message,
     check_text,
     from_pydantic,
     type_name,
@@ -443,7 +443,7 @@ def template_message(
     except pydantic.ValidationError as exc:  # a ready-made part that was changed by hand
         raise from_pydantic(exc) from None
     # Ready-made parts (BodyParameter, header…) are checked like everything else.
-    check_message(message)
+    check_sendable_message(message)
     return message.with_template(template if isinstance(template, Template) else None)
 
 

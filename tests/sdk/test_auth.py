@@ -1,3 +1,8 @@
+from email.utils import formatdate
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from qontak import _auth
 
 DATE = "Wed, 10 Nov 2021 07:24:29 GMT"
@@ -34,6 +39,21 @@ def test_string_to_sign_is_two_lines_without_trailing_newline() -> None:
 
 def test_date_is_imf_fixdate() -> None:
     assert _auth.format_date(1636529069) == DATE
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    st.integers(0, 2**34),
+    st.one_of(
+        st.floats(0, 1, exclude_max=True),
+        st.sampled_from([0.0, 0.999999, 0.9999994, 0.9999995, 0.9999996, 0.9999999]),
+    ),
+)
+def test_a_cached_date_is_the_date_formatdate_gives(second: int, fraction: float) -> None:
+    """Dates are formatted once per second; what is signed is still exactly formatdate's
+    answer, at the edges of a second too (formatdate rounds to the microsecond)."""
+    for timestamp in (second + fraction, float(second), second):
+        assert _auth.format_date(timestamp) == formatdate(timestamp, usegmt=True)
 
 
 def test_authorization_header_layout() -> None:

@@ -158,7 +158,6 @@ def test_normalize_phone_raises_only_validation_error_and_is_idempotent(
     except ValidationError as exc:
         assert exc.field in ("to_number", "region")
         return
-    # (Tokelau's +690 7290 has 7 digits: E.164 sets no floor, validation does.)
     assert normalized.isdigit() and normalized.isascii() and len(normalized) <= 15
     # Idempotent on its output read as what it is, an international number…
     assert normalize_phone("+" + normalized, region) == normalized

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import PhoneMetadata
 
 from qontak import messages
 from qontak.errors import QontakWarning, ValidationError
@@ -30,6 +33,7 @@ from qontak.validation import (
     MAX_NAME_CHARS,
     MAX_REQUEST_BYTES,
     MAX_URL_CHARS,
+    MIN_PHONE_DIGITS,
     check_message,
     check_notes,
     normalize_phone,
@@ -189,8 +193,8 @@ def test_required_fields_must_not_be_empty() -> None:
         ("+6281234567890", "digits only"),
         ("62 812 3456 7890", "digits only"),
         ("081234567890", "country code"),
-        ("6281234", "8 to 15 digits"),
-        ("6281234567890123", "8 to 15 digits"),
+        ("62812", "6 to 15 digits"),
+        ("6281234567890123", "6 to 15 digits"),
     ],
 )
 def test_to_number_must_be_digits_with_country_code(number: str, why: str) -> None:
@@ -199,6 +203,35 @@ def test_to_number_must_be_digits_with_country_code(number: str, why: str) -> No
         validate_message(m)
     assert err.value.field == "to_number"
     assert why in err.value.reason
+
+
+def test_the_digit_floor_is_the_shortest_number_phonenumbers_knows() -> None:
+    """No number phonenumbers calls possible is refused for its length alone."""
+    shortest = min(
+        len(str(meta.country_code)) + min(length for length in meta.general_desc.possible_length)
+        for meta in (
+            *(PhoneMetadata.metadata_for_region(r) for r in phonenumbers.SUPPORTED_REGIONS),
+            *(
+                PhoneMetadata.metadata_for_nongeo_region(code)
+                for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+            ),
+        )
+        if meta is not None and meta.general_desc.possible_length
+    )
+    assert shortest == MIN_PHONE_DIGITS
+
+
+@pytest.mark.parametrize(
+    ("written", "wire"),
+    [("+683 4002", "6834002"), ("+690 7290", "6907290"), ("+290 22158", "29022158")],
+)
+def test_short_numbers_of_small_countries_are_sent(written: str, wire: str) -> None:
+    """Niue and Tokelau numbers have 7 digits in all (Saint Helena's 8): valid, so sent."""
+    assert phonenumbers.is_valid_number(phonenumbers.parse(written))
+    built = messages.text(written, ["Budi"], template=tpl(), channel="c")
+    assert built.to_number == wire
+    validate_message(built)
+    assert check_message(msg(body=body("x")).model_copy(update={"to_number": wire}), tpl()) == []
 
 
 # --- template status, id, language ---------------------------------------------------------------
@@ -577,6 +610,14 @@ def test_to_name_refuses_new_lines_and_control_characters(name: str) -> None:
     assert (error.field, error.code) == ("to_name", "invalid_character")
 
 
+def test_the_name_rule_refuses_exactly_unicode_control_and_surrogate_characters() -> None:
+    from qontak.validation import _BAD_NAME_CHAR
+
+    refused = {cp for cp in range(0x110000) if _BAD_NAME_CHAR.search(chr(cp))}
+    controls = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) in ("Cc", "Cs")}
+    assert refused == controls
+
+
 @pytest.mark.parametrize(
     "name", ["Budi Santoso", "Nguyễn Văn A", "山田 太郎", "👩‍💻 Dev", "O'Brien-Smith"]
 )
@@ -594,9 +635,10 @@ def test_request_body_size_is_checked() -> None:
     assert request_size(m) > MAX_REQUEST_BYTES
     [error] = check_message(m, tpl())
     assert (error.field, error.code) == ("message", "too_large")
-    small = msg(body=body("Budi"))
-    compact = json.dumps(small.to_wire(), separators=(",", ":"), ensure_ascii=False)
-    assert request_size(small) == len(compact.encode())
+    # The size of the body as posted (json.dumps' layout, UTF-8), not of a compact form.
+    small = msg(body=body("Budi ✓"))
+    posted = json.dumps(small.to_wire(), ensure_ascii=False)
+    assert request_size(small) == len(posted.encode())
 
 
 def test_an_oversized_send_never_reaches_the_server(make_client, server) -> None:
@@ -692,3 +734,11 @@ def test_validator_and_renderer_only_report(
     for note in check_notes(m, template):
         assert note.code in ERROR_CODES
     render(template, m).to_text()
+
+
+@pytest.mark.parametrize("number", [(None, "x" * 70_000), ["6281234567890"], 6281234567890, None])
+def test_a_number_that_is_not_text_is_named_by_its_type_only(number: Any) -> None:
+    with pytest.raises(ValidationError) as err:
+        normalize_phone(number)
+    assert (err.value.field, err.value.code) == ("to_number", "invalid_type")
+    assert len(str(err.value)) < 100

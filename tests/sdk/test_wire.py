@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qontak import Broadcast, DeliveryUnknownError, QontakClient, messages
+from qontak import Broadcast, DeliveryUnknownError, QontakClient, ValidationError, messages
 from qontak.models import Template
 
 from ..conftest import CLIENT_ID, expected_signature
@@ -298,3 +298,50 @@ def test_template_fetched_for_validation_is_reused_not_fetched_per_send(
     clock.now += 301  # the cache trusts a template for five minutes
     client.broadcasts.send_direct(msg)
     assert [r.method for r in server.requests][3:] == ["GET", "POST"]
+
+
+def test_the_size_rule_measures_the_bytes_that_are_posted(make_client, server) -> None:
+    """The body limit is checked on the encoded body itself (encoded once, then checked
+    and posted): one at the limit goes out byte for byte, one byte more is refused
+    before any request."""
+    from qontak.models import HeaderParam, TemplateHeader
+    from qontak.validation import MAX_REQUEST_BYTES, request_size
+
+    server.default = lambda request: httpx.Response(201, json=envelope({"id": "bc-1"}))
+    template = Template(
+        id="t-image",
+        name="promo",
+        language="id",
+        header=TemplateHeader(format="IMAGE"),
+        body="Hi",
+        status="APPROVED",
+        category="MARKETING",
+    )
+
+    def message(size: int) -> Any:
+        """An image message of exactly ``size`` bytes: extra header params (no rule of
+        their own) filled with two-byte characters, each within the per-text limit."""
+        msg = messages.image(
+            "0812-3456-7890", "https://x.co/a.jpg", template=template, channel="c-1", name="B"
+        )
+        extra = [HeaderParam(key=f"n{i}", value="") for i in range(9)]
+        msg.parameters.header.params += extra
+        left = size - request_size(msg)
+        for param in extra:
+            chars = min(65_536, left // 2)
+            param.value = "é" * chars
+            left -= 2 * chars
+        extra[-1].value += "x" * left
+        assert request_size(msg) == size
+        return msg
+
+    client = make_client()
+    client.broadcasts.send_direct(message(MAX_REQUEST_BYTES))
+    [request] = server.requests
+    assert len(request.content) == MAX_REQUEST_BYTES
+    assert json.loads(request.content)["parameters"]["header"]["params"][2]["value"][:2] == "éé"
+
+    with pytest.raises(ValidationError) as caught:
+        client.broadcasts.send_direct(message(MAX_REQUEST_BYTES + 1))
+    assert (caught.value.field, caught.value.code) == ("message", "too_large")
+    assert len(server.requests) == 1

@@ -90,7 +90,11 @@ class DirectMessage(QontakModel):
     @property
     def template(self) -> Template | None:
         """The template this message was built from, when known."""
-        return self._template
+        # Read from pydantic's private store directly: ``self._template`` first fails the
+        # normal lookup and raises inside pydantic, costing more than a whole validation rule
+        # (a send reads it several times).
+        private = self.__pydantic_private__
+        return private.get("_template") if private else None
 
     def with_template(self, template: Template | None) -> DirectMessage:
         """Remember the template this message is for (used for validation and preview)."""

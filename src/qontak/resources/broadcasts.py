@@ -23,7 +23,13 @@ from typing import Any, Protocol
 
 import pydantic
 
-from .._checks import check_call_options, check_date, check_message, check_wait, from_pydantic
+from .._checks import (
+    check_call_options,
+    check_date,
+    check_sendable_message,
+    check_wait,
+    from_pydantic,
+)
 from .._logging import log_kv
 from .._pipeline import ApiRequest, ApiResponse, path_segment
 from .._ratelimit import SCOPE_SEND
@@ -35,7 +41,7 @@ from ..errors import (
     ValidationError,
 )
 from ..models import FINAL_STATUSES, Broadcast, BroadcastLogEntry, DirectMessage, Page, Template
-from ..validation import normalize_phone, validate_message
+from ..validation import normalize_phone, validate_encoded, validate_message
 from ._base import MAX_PAGES, next_page_params, to_model, to_page
 
 __all__ = [
@@ -73,7 +79,7 @@ def coerce_message(message: DirectMessage | Mapping[str, Any]) -> DirectMessage:
     """Accept a :class:`DirectMessage` or a plain dict shaped like Qontak's JSON (the Node
     README's dicts work unchanged)."""
     if isinstance(message, DirectMessage):
-        return check_message(message)
+        return check_sendable_message(message)
     if not isinstance(message, Mapping):
         raise ValidationError(
             "message", f"expected a DirectMessage or a dict, got {type(message).__name__}"
@@ -82,7 +88,7 @@ def coerce_message(message: DirectMessage | Mapping[str, Any]) -> DirectMessage:
         parsed = DirectMessage.model_validate(dict(message))
     except pydantic.ValidationError as exc:
         raise from_pydantic(exc) from None
-    return check_message(parsed)
+    return check_sendable_message(parsed)
 
 
 def wire_number(number: str, region: str | None) -> str:
@@ -109,13 +115,38 @@ def prepare_message(
     A shallow copy is enough (and ~15× cheaper than a deep one): only top-level fields of
     the copy are reassigned, and the caller's message and template are never mutated.
     """
-    prepared = message.model_copy()
-    known = message.template
-    prepared.with_template(known or template)
-    prepared.to_number = _normalized_phone(message.to_number, region)
+    prepared = _with_wire_number(message, template, region)
     if validate:
-        validate_message(prepared, template or known)
+        validate_message(prepared, template or message.template)
     return prepared
+
+
+def _with_wire_number(
+    message: DirectMessage, template: Template | None, region: str
+) -> DirectMessage:
+    number = _normalized_phone(message.to_number, region)
+    prepared = message.model_copy(update={"to_number": number})  # keeps the template
+    if prepared.template is None and template is not None:
+        prepared.with_template(template)
+    return prepared
+
+
+def _prepare_send(
+    message: DirectMessage,
+    template: Template | None,
+    *,
+    region: str,
+    validate: bool,
+    timeout: float | None,
+    max_retries: int | None,
+) -> tuple[DirectMessage, ApiRequest]:
+    """:func:`prepare_message` and its request. The message is encoded once: the size rule
+    measures, and every attempt posts, those same bytes."""
+    prepared = _with_wire_number(message, template, region)
+    req = _send_request(prepared, timeout, max_retries)
+    if validate:
+        validate_encoded(prepared, template or message.template, req.content)
+    return prepared, req
 
 
 @functools.lru_cache(maxsize=4096)
@@ -547,9 +578,16 @@ class Broadcasts:
         check_call_options(timeout, max_retries)
         msg = coerce_message(message)
         template = self._client._template_for(msg) if validate and msg.template is None else None
-        msg = prepare_message(msg, template, region=self._client.default_region, validate=validate)
+        msg, req = _prepare_send(
+            msg,
+            template,
+            region=self._client.default_region,
+            validate=validate,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
         sent_at = self._client._now()
-        resp = self._client._request(_send_request(msg, timeout, max_retries))
+        resp = self._client._request(req)
         return _accepted(resp, msg, sent_at)
 
     def get(self, broadcast_id: str) -> Broadcast:
@@ -746,9 +784,16 @@ class AsyncBroadcasts:
         template = (
             await self._client._template_for(msg) if validate and msg.template is None else None
         )
-        msg = prepare_message(msg, template, region=self._client.default_region, validate=validate)
+        msg, req = _prepare_send(
+            msg,
+            template,
+            region=self._client.default_region,
+            validate=validate,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
         sent_at = self._client._now()
-        resp = await self._client._request(_send_request(msg, timeout, max_retries))
+        resp = await self._client._request(req)
         return _accepted(resp, msg, sent_at)
 
     async def get(self, broadcast_id: str) -> Broadcast:
