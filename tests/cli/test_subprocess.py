@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qontak import Channel
+from qontak import Channel, Qontak
 from qontak.cli.demo import KINDS
+from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from tests.cli.conftest import Served
 
 QONTAK = Path(sys.executable).with_name("qontak")
@@ -151,9 +152,10 @@ def test_demo_in_a_terminal_finishes_and_shows_every_kind(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith("QONTAK_")}
     env.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"})
     proc = subprocess.Popen(
-        # No delivery delays (the default ones only make a person's demo watchable): the
-        # terminal path (colours, live bars) is the same, in a fraction of the time.
-        [str(QONTAK), "demo", "--delays", "0,0,0"],
+        # No delivery delays (the default ones only make a person's demo watchable) and no
+        # rate limits (the JSON demo test keeps them): the terminal path (colours, live bars)
+        # is the same, in a fraction of the time.
+        [str(QONTAK), "demo", "--delays", "0,0,0", "--no-rate-limits"],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -209,7 +211,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def test_demo_serve_prints_the_inbox_and_keeps_serving(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [str(QONTAK), "demo", "--serve", "--port", str(port), "--delays", "0,0,0"],
+        [
+            *(str(QONTAK), "demo", "--serve", "--port", str(port)),
+            *("--delays", "0,0,0", "--no-rate-limits"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -255,6 +260,18 @@ def test_demo_serve_prints_the_inbox_and_keeps_serving(tmp_path: Path) -> None:
         # each accepted exactly once despite the faults it ran under.
         campaign = [m["to_number"] for m in truth if m["to_number"] != "6281234567890"]
         assert len(campaign) == len(set(campaign)) == 19
+        # --no-rate-limits switched the sandbox's limits off: a burst past its default 10/s
+        # (whatever second boundary it straddles) is never refused.
+        with Qontak(
+            SANDBOX_CLIENT_ID,
+            SANDBOX_CLIENT_SECRET,
+            base_url=inbox,
+            env_file=None,
+            rate_limits=False,
+            max_retries=0,
+        ) as client:
+            for _ in range(25):
+                client.channels.list()
         assert proc.poll() is None, "demo --serve stopped serving"
         proc.terminate()  # SIGTERM ends it like Ctrl-C: sandbox closed, exit 0
         assert proc.wait(timeout=10) == 0, "".join(seen)

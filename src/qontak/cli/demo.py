@@ -294,7 +294,7 @@ class _HideInjectedFaults(logging.Filter):
         return not str(record.msg).startswith("sandbox fault:")
 
 
-def run_demo_campaign(url: str, sandbox: Any, directory: Path) -> Any:
+def run_demo_campaign(url: str, sandbox: Any, directory: Path, *, rate_limits: bool = True) -> Any:
     """The demo's last act: a small campaign (one bad row, one duplicate, one opt-out) sent
     with faults on, reconciled and reported (see :func:`qontak.campaigns.demo_campaign`)."""
     import anyio
@@ -309,7 +309,11 @@ def run_demo_campaign(url: str, sandbox: Any, directory: Path) -> Any:
         store = campaigns.SQLiteStore(directory / "campaigns.db")
         try:
             async with AsyncQontak(
-                SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, base_url=url, env_file=None
+                SANDBOX_CLIENT_ID,
+                SANDBOX_CLIENT_SECRET,
+                base_url=url,
+                env_file=None,
+                rate_limits=rate_limits,
             ) as client:
                 template = await client.templates.find("order_update", language="id")
                 channel = (await client.channels.list())[0]
@@ -385,16 +389,34 @@ def register(app: typer.Typer) -> None:
         delays: Annotated[
             str, typer.Option("--delays", help="Seconds to sent,delivered,read.")
         ] = "0.25,0.5,0.75",
+        no_rate_limits: Annotated[
+            bool,
+            typer.Option(
+                "--no-rate-limits",
+                help="Switch rate limits off (the sandbox's and the demo's own): a quicker run.",
+            ),
+        ] = False,
     ) -> None:
         """Send every kind of template through an embedded sandbox and watch each reach read.
 
         JSON: {"base_url", "inbox", "channel", "results": [{"kind", "template", "message",
         "preview", "broadcast", "statuses", "log", "final_status"}]}.
         """
-        from qontak.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, FaultConfig, Sandbox
+        from qontak.sandbox import (
+            SANDBOX_CLIENT_ID,
+            SANDBOX_CLIENT_SECRET,
+            FaultConfig,
+            RateLimitConfig,
+            Sandbox,
+        )
 
         st = state()
-        sandbox = Sandbox(delivery_delays=parse_delays(delays), faults=FaultConfig())
+        limited = not no_rate_limits
+        sandbox = Sandbox(
+            delivery_delays=parse_delays(delays),
+            faults=FaultConfig(),
+            rate_limits=RateLimitConfig(enabled=limited),
+        )
         out = console()
         started = time.monotonic()
         try:
@@ -404,14 +426,14 @@ def register(app: typer.Typer) -> None:
                     out.print(Rule("qontak demo: every template kind, end to end", style="bold"))
                     out.print(f"sandbox running at {info['base_url']}", highlight=False)
                 with Qontak(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, base_url=url,
-                            env_file=None) as client:  # fmt: skip
+                            env_file=None, rate_limits=limited) as client:  # fmt: skip
                     channel, results = run_demo(client, quiet=st.json, timeout=30.0,
                                                 interval=0.12)  # fmt: skip
                 not_read = [r["kind"] for r in results if r["final_status"] != "read"]
                 outcome = None
                 if not not_read:  # the campaign builds on every kind having worked
                     directory = Path(tempfile.mkdtemp(prefix="qontak-demo-"))
-                    outcome = run_demo_campaign(url, sandbox, directory)
+                    outcome = run_demo_campaign(url, sandbox, directory, rate_limits=limited)
                 if st.json:
                     print_json(
                         {
