@@ -24,6 +24,23 @@ should be: the request may have gone) or nothing. A host that vanishes mid-claim
 its connection is cut off by PostgreSQL after ``idle_in_transaction_session_timeout`` (set to
 10 s on our sessions); a lost connection is reopened once on the next claim.
 
+**A slot moves to the answer.** The server counts a request when it arrives, somewhere between
+the moment its slot was taken and the moment its answer comes back; a slow request (a cold
+connection, a busy server) can arrive long after its slot was taken. As in the in-memory limiter,
+:meth:`SharedRateLimiter.complete` therefore moves the grant to the moment the answer came back,
+the latest the server can have counted it: the grant's row (named by a random ``id`` that
+:meth:`~SharedRateLimiter.acquire` remembers under the moment it returned) gets the store's
+clock as the update is written, which is after the answer, on the clock every user of the
+budget shares. Without the move, N slots taken at once whose requests arrive late, followed by N
+that arrive at once a window later, put 2N into one server window.
+
+**Never blocking an event loop.** :meth:`~SharedRateLimiter.acquire_async` claims in a worker
+thread. The pipeline calls :meth:`~SharedRateLimiter.complete` and
+:meth:`~SharedRateLimiter.pause` synchronously, so when they run inside an event loop their
+write is handed to one worker thread per store, and the process's next claim writes whatever is
+still waiting first (in that claim's turn on the connection), so this process never claims
+without its own completions and pauses. The SQL of every statement is built once per store.
+
 **Clocks.** Monotonic clocks of different hosts are not comparable, and a monotonic clock is not
 even defined across reboots, while the store outlives both. So time is the store's:
 
@@ -56,24 +73,28 @@ claim then wins. The limit itself is exact either way.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import math
 import os
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
+import sniffio
 
 from ._config import Secret
-from ._logging import register_secret
+from ._logging import log_kv, register_secret
 from ._ratelimit import SCOPE_ALL, RateLimiter, Rule
-from .errors import APIConnectionError, ConfigurationError
+from .errors import APIConnectionError, ConfigurationError, QontakError
 
 __all__ = ["SharedRateLimiter", "redact_url", "shared_from_setting"]
 
@@ -102,11 +123,14 @@ _SCHEMA = (
         horizon DOUBLE PRECISION NOT NULL,
         last_at DOUBLE PRECISION NOT NULL DEFAULT 0
     )""",
-    # One row per request let through: epoch seconds on the store's clock.
+    # One row per request let through: epoch seconds on the store's clock, moved to the
+    # moment its answer came back by complete(); ``id`` names the row for that move (0 on rows
+    # written before the column existed: they are never moved).
     """CREATE TABLE IF NOT EXISTS qontak_rate_grant (
         key TEXT NOT NULL,
         scope TEXT NOT NULL,
-        at DOUBLE PRECISION NOT NULL
+        at DOUBLE PRECISION NOT NULL,
+        id BIGINT NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_at ON qontak_rate_grant (key, at)",
     """CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_scope_at
@@ -195,9 +219,34 @@ def _store_error(url: Secret, exc: BaseException) -> APIConnectionError:
     )
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """A grant as the store holds it: its row's id and moment (store clock)."""
+
+    key: str
+    id: int
+    at: float
+
+
+_T = TypeVar("_T")
+# Work done on the store's connection.
+_Op = Callable[[Any], None]
+
+
+def _in_event_loop() -> bool:
+    """Whether this thread runs an event loop (asyncio or trio): blocking I/O here would stall
+    every task of the loop."""
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+    return True
+
+
 class _Store:
     """A database holding budgets (one per key). Subclasses say how to connect, lock and
-    read the clock; the claim itself is written once, here."""
+    read the clock; the claim itself is written once, here, and its SQL built once per store
+    (per shape of rules) rather than per claim."""
 
     #: SQL placeholder for a named parameter, and the name of the two-argument maximum.
     _param = ":{}"
@@ -209,6 +258,41 @@ class _Store:
         self._conn: Any = None
         self._pid = 0
         self._known: dict[str, float] = {}  # keys whose budget row exists, with our horizon
+        # Completions and pauses handed over by code running in an event loop: written by a
+        # worker thread (soon), or first thing by this process's next claim (whichever comes
+        # first), so this process never claims without them.
+        self._pending: list[_Op] = []
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._flusher_pid = 0
+        self._claim_sql: dict[tuple[bool, ...], str] = {}
+        p, now = self._p, self._now_sql()
+        self._sql_register = (
+            f"INSERT INTO qontak_rate_budget (key, horizon, last_at) VALUES ({p('k')}, {p('h')}, 0)"
+            " ON CONFLICT (key) DO UPDATE SET horizon = "
+            f"CASE WHEN qontak_rate_budget.horizon < {p('h')} THEN {p('h')}"
+            " ELSE qontak_rate_budget.horizon END"
+        )
+        self._sql_grant = (
+            "INSERT INTO qontak_rate_grant (key, scope, at, id)"
+            f" VALUES ({p('k')}, {p('sc')}, {p('t')}, {p('id')})"
+        )
+        self._sql_last = f"UPDATE qontak_rate_budget SET last_at = {p('t')} WHERE key = {p('k')}"
+        self._sql_prune = f"DELETE FROM qontak_rate_grant WHERE key = {p('k')} AND at <= {p('cut')}"
+        # The slot moves to the store's "now" when the answer is back: later than the server
+        # can have counted the request, on the clock every user of the store shares.
+        self._sql_complete = (
+            f"UPDATE qontak_rate_grant SET at = {self._greatest} (at, {now})"
+            f" WHERE key = {p('k')} AND at = {p('at')} AND id = {p('id')}"
+        )
+        self._sql_pause = (
+            "INSERT INTO qontak_rate_pause (key, scope, until)"
+            f" VALUES ({p('k')}, {p('sc')}, {now} + {p('s')})"
+            " ON CONFLICT (key, scope) DO UPDATE SET until = CASE"
+            " WHEN qontak_rate_pause.until < excluded.until THEN excluded.until"
+            " ELSE qontak_rate_pause.until END"
+        )
 
     # -- per backend --------------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -220,8 +304,13 @@ class _Store:
         raise NotImplementedError
 
     def _now_sql(self) -> str:
-        """SQL for "now" on the store's clock, in epoch seconds."""
+        """SQL for "now" on the store's clock, in epoch seconds (may be a parameter that
+        :meth:`_with_now` fills)."""
         raise NotImplementedError
+
+    def _with_now(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` plus whatever :meth:`_now_sql` needs, read at this moment."""
+        return params
 
     def _commit(self, conn: Any) -> None:
         conn.execute("COMMIT")
@@ -257,7 +346,7 @@ class _Store:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def _run(self, work: Callable[[Any], float]) -> float:
+    def _run(self, work: Callable[[Any], _T]) -> _T:
         """Run ``work`` on this process's connection; a broken connection is reopened once."""
         with self._lock:
             for attempt in (0, 1):
@@ -271,21 +360,66 @@ class _Store:
                         raise _store_error(self.url, exc) from None
             raise AssertionError("unreachable")
 
+    # -- work handed over from an event loop --------------------------------------------------
+    def _take_pending(self) -> list[_Op]:
+        with self._pending_lock:
+            ops, self._pending = self._pending, []
+        return ops
+
+    def _apply(self, conn: Any, ops: list[_Op]) -> None:
+        """Write handed-over work, each statement its own (autocommit) transaction."""
+        for op in ops:
+            op(conn)
+
+    def _defer(self, op: _Op) -> None:
+        """Have ``op`` written soon by a worker thread (never the event loop's)."""
+        with self._pending_lock:
+            self._pending.append(op)
+            if (
+                self._flusher is None
+                or self._flusher_pid != os.getpid()
+                or not self._flusher.is_alive()
+            ):
+                # A forked child has no threads: it starts its own.
+                self._wake = threading.Event()
+                self._flusher = threading.Thread(
+                    target=self._flush_forever,
+                    args=(self._wake,),
+                    daemon=True,
+                    name="qontak-rate-store",
+                )
+                self._flusher_pid = os.getpid()
+                self._flusher.start()
+        self._wake.set()
+
+    def _flush_forever(self, wake: threading.Event) -> None:
+        while True:
+            wake.wait()
+            wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write whatever was handed over by code in an event loop. A store that is down
+        loses it (a warning says so): completions and pauses are advice for later claims."""
+        try:
+            self._run(lambda conn: self._apply(conn, self._take_pending()))
+        except Exception as exc:  # a daemon thread has nobody to raise to
+            log_kv(logging.WARNING, "rate-limit store update lost", error=str(exc))
+
+    # -- the operations -----------------------------------------------------------------------
     def _register(self, conn: Any, key: str, horizon: float) -> None:
-        p = self._p
-        conn.execute(
-            f"INSERT INTO qontak_rate_budget (key, horizon, last_at) VALUES ({p('k')}, {p('h')}, 0)"
-            " ON CONFLICT (key) DO UPDATE SET horizon = "
-            f"CASE WHEN qontak_rate_budget.horizon < {p('h')} THEN {p('h')}"
-            " ELSE qontak_rate_budget.horizon END",
-            {"k": key, "h": horizon},
-        )
+        conn.execute(self._sql_register, {"k": key, "h": horizon})
 
-    def claim(self, key: str, scope: str, checks: Sequence[_Check], horizon: float) -> float:
-        """Take one slot for ``key`` in ``scope`` now and return 0.0, or take nothing and return
-        the seconds until one may be free. One transaction, under the budget's lock."""
+    def claim(
+        self, key: str, scope: str, checks: Sequence[_Check], horizon: float
+    ) -> tuple[float, _Slot | None]:
+        """Take one slot for ``key`` in ``scope`` now and return ``(0.0, slot)``, or take
+        nothing and return the seconds until one may be free (and ``None``). One transaction,
+        under the budget's lock."""
 
-        def work(conn: Any) -> float:
+        def work(conn: Any) -> tuple[float, _Slot | None]:
+            # This process's own completions and pauses count before it claims again.
+            self._apply(conn, self._take_pending())
             locked = self._begin_locked(conn, key)
             try:
                 if locked is None or self._known.get(key, 0.0) < horizon:
@@ -296,11 +430,11 @@ class _Store:
                         locked = self._begin_locked(conn, key)
                         assert locked is not None
                 stored_horizon, last_at = locked
-                wait = self._decide_and_take(
+                result = self._decide_and_take(
                     conn, key, scope, checks, max(horizon, stored_horizon), last_at
                 )
                 self._commit(conn)
-                return wait
+                return result
             except BaseException:
                 # A dead connection has rolled back on its own.
                 with contextlib.suppress(Exception):
@@ -308,6 +442,29 @@ class _Store:
                 raise
 
         return self._run(work)
+
+    def _claim_query(self, checks: Sequence[_Check]) -> str:
+        shape = tuple(c.scope is None for c in checks)
+        sql = self._claim_sql.get(shape)
+        if sql is None:
+            p = self._p
+            columns = [
+                f"(SELECT max(until) FROM qontak_rate_pause WHERE key = {p('k')}"
+                f" AND scope IN ({p('sa')}, {p('sc')}))"
+            ]
+            for i, any_scope in enumerate(shape):
+                only = "" if any_scope else f" AND scope = {p('sc')}"
+                columns.append(
+                    f"(SELECT at FROM qontak_rate_grant WHERE key = {p('k')}{only}"
+                    f" AND at > n.t - {p(f'span{i}')} ORDER BY at DESC"
+                    f" LIMIT 1 OFFSET {p(f'off{i}')})"
+                )
+            sql = (
+                f"SELECT n.t, {', '.join(columns)} FROM"
+                f" (SELECT {self._greatest} ({self._now_sql()}, {p('last')}) AS t) AS n"
+            )
+            self._claim_sql[shape] = sql
+        return sql
 
     def _decide_and_take(
         self,
@@ -317,64 +474,56 @@ class _Store:
         checks: Sequence[_Check],
         horizon: float,
         last_at: float,
-    ) -> float:
-        p = self._p
+    ) -> tuple[float, _Slot | None]:
         params: dict[str, Any] = {"k": key, "last": last_at, "sa": SCOPE_ALL, "sc": scope}
-        columns = [
-            f"(SELECT max(until) FROM qontak_rate_pause WHERE key = {p('k')}"
-            f" AND scope IN ({p('sa')}, {p('sc')}))"
-        ]
         for i, check in enumerate(checks):
             params[f"span{i}"] = check.span
             params[f"off{i}"] = check.requests - 1
-            only = ""
-            if check.scope is not None:
-                params[f"scope{i}"] = check.scope
-                only = f" AND scope = {p(f'scope{i}')}"
-            columns.append(
-                f"(SELECT at FROM qontak_rate_grant WHERE key = {p('k')}{only}"
-                f" AND at > n.t - {p(f'span{i}')} ORDER BY at DESC LIMIT 1 OFFSET {p(f'off{i}')})"
-            )
-        row = conn.execute(
-            f"SELECT n.t, {', '.join(columns)} FROM"
-            f" (SELECT {self._greatest} ({self._now_sql()}, {p('last')}) AS t) AS n",
-            params,
-        ).fetchone()
+        row = conn.execute(self._claim_query(checks), self._with_now(params)).fetchone()
         now = float(row[0])
         at = _earliest(now, row[1], [(row[2 + i], c.span) for i, c in enumerate(checks)])
         if at > now:
-            return max(at - now, _MIN_WAIT)
-        conn.execute(
-            "INSERT INTO qontak_rate_grant (key, scope, at)"
-            f" VALUES ({p('k')}, {p('sc')}, {p('t')})",
-            {"k": key, "sc": scope, "t": now},
-        )
-        conn.execute(
-            f"UPDATE qontak_rate_budget SET last_at = {p('t')} WHERE key = {p('k')}",
-            {"k": key, "t": now},
-        )
-        conn.execute(
-            f"DELETE FROM qontak_rate_grant WHERE key = {p('k')} AND at <= {p('cut')}",
-            {"k": key, "cut": now - horizon},
-        )
-        return 0.0
+            return max(at - now, _MIN_WAIT), None
+        slot = _Slot(key, secrets.randbits(62) + 1, now)
+        conn.execute(self._sql_grant, {"k": key, "sc": scope, "t": now, "id": slot.id})
+        conn.execute(self._sql_last, {"k": key, "t": now})
+        conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
+        return 0.0, slot
+
+    def _complete_op(self, slot: _Slot) -> _Op:
+        def op(conn: Any) -> None:
+            conn.execute(
+                self._sql_complete, self._with_now({"k": slot.key, "at": slot.at, "id": slot.id})
+            )
+
+        return op
+
+    def _pause_op(self, key: str, scope: str, seconds: float) -> _Op:
+        asked = time.monotonic()
+
+        def op(conn: Any) -> None:
+            # Written later than asked (handed over): the pause still ends when it should.
+            left = seconds - (time.monotonic() - asked)
+            if left > 0:
+                conn.execute(self._sql_pause, self._with_now({"k": key, "sc": scope, "s": left}))
+
+        return op
+
+    def complete(self, slot: _Slot) -> None:
+        """The request of ``slot`` has its answer: its grant moves to the store's now. From
+        an event loop the write is handed to a worker thread."""
+        self._submit(self._complete_op(slot))
 
     def pause(self, key: str, scope: str, seconds: float) -> None:
-        """Grant nothing for ``key`` in ``scope`` for ``seconds`` from now (store's clock)."""
-        p = self._p
+        """Grant nothing for ``key`` in ``scope`` for ``seconds`` from now (store's clock).
+        From an event loop the write is handed to a worker thread."""
+        self._submit(self._pause_op(key, scope, seconds))
 
-        def work(conn: Any) -> float:
-            conn.execute(
-                "INSERT INTO qontak_rate_pause (key, scope, until)"
-                f" VALUES ({p('k')}, {p('sc')}, {self._now_sql()} + {p('s')})"
-                " ON CONFLICT (key, scope) DO UPDATE SET until = CASE"
-                " WHEN qontak_rate_pause.until < excluded.until THEN excluded.until"
-                " ELSE qontak_rate_pause.until END",
-                {"k": key, "sc": scope, "s": seconds},
-            )
-            return 0.0
-
-        self._run(work)
+    def _submit(self, op: _Op) -> None:
+        if _in_event_loop():
+            self._defer(op)
+        else:
+            self._run(lambda conn: self._apply(conn, [*self._take_pending(), op]))
 
     def __del__(self) -> None:
         # A store nobody uses any more closes its connection (only one this process opened).
@@ -411,6 +560,11 @@ class _SqliteStore(_Store):
         try:
             for statement in _SCHEMA:
                 conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(qontak_rate_grant)")}
+            if "id" not in columns:  # a file written before slots could be moved
+                conn.execute(
+                    "ALTER TABLE qontak_rate_grant ADD COLUMN id BIGINT NOT NULL DEFAULT 0"
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -428,8 +582,12 @@ class _SqliteStore(_Store):
         return None if row is None else (float(row[0]), float(row[1]))
 
     def _now_sql(self) -> str:
+        return self._p("now")
+
+    def _with_now(self, params: dict[str, Any]) -> dict[str, Any]:
         # Wall time of this host, read under the lock (one host shares a SQLite file).
-        return repr(time.time())
+        params["now"] = time.time()
+        return params
 
     def _is_store_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
@@ -469,6 +627,17 @@ class _PostgresStore(_Store):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                # A database set up before slots could be moved. Looked up first: ALTER TABLE
+                # waits for (and queues ahead of) every claim in progress, even when it has
+                # nothing to do.
+                found = conn.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema ="
+                    " current_schema() AND table_name = 'qontak_rate_grant' AND column_name = 'id'"
+                ).fetchone()
+                if found is None:
+                    conn.execute(
+                        "ALTER TABLE qontak_rate_grant ADD COLUMN id BIGINT NOT NULL DEFAULT 0"
+                    )
         except BaseException:
             conn.close()
             raise
@@ -562,8 +731,15 @@ class SharedRateLimiter(RateLimiter):
                 "key: expected a non-empty text naming the budget", setting="key", reason="empty"
             )
         self.key = key
+        self._init_local()
+
+    def _init_local(self) -> None:
         # The clock the pipeline last gave to acquire: pause(scope, until) is on it.
         self._local_clock: Callable[[], float] = time.monotonic
+        # The slots handed out, by the moment acquire returned (what complete() gets back),
+        # oldest first; complete() moves each one's grant in the store.
+        self._slots: dict[float, _Slot] = {}
+        self._slots_lock = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------------
     @property
@@ -587,7 +763,7 @@ class SharedRateLimiter(RateLimiter):
         clone._explicit_limits = self._explicit_limits
         clone._store = self._store
         clone.key = self.key if self.key is not None else key
-        clone._local_clock = time.monotonic
+        clone._init_local()
         return clone
 
     def __repr__(self) -> str:
@@ -625,26 +801,45 @@ class SharedRateLimiter(RateLimiter):
             )
         return self.key
 
-    def _claim(self, scope: str) -> float:
+    def _claim(self, scope: str) -> tuple[float, _Slot | None]:
         return self._store.claim(self._key(), scope, self._checks(scope), self._horizon())
+
+    def _granted(self, slot: _Slot, clock: Callable[[], float]) -> float:
+        """The moment on ``clock`` to return for ``slot``: unique among the open slots, so
+        that :meth:`complete` finds it again."""
+        granted = clock()
+        with self._slots_lock:
+            while granted in self._slots:
+                granted = math.nextafter(granted, math.inf)
+            # A slot whose complete() never came (the request was never built) is let go once
+            # it cannot count against anything.
+            horizon = self._horizon()
+            for old in list(itertools.islice(self._slots, 64)):
+                if old > granted - horizon:
+                    break
+                del self._slots[old]
+            self._slots[granted] = slot
+        return granted
 
     def reserve(self, scope: str = SCOPE_ALL, *, now: float | None = None) -> float:
         """Take one slot in ``scope`` (and ``"all"``) if one is free now and return 0.0;
         otherwise take nothing and return the seconds until one may be free. ``now`` is
-        ignored: the store's clock decides."""
-        return self._claim(scope)
+        ignored: the store's clock decides. (The slot stays at the moment it was taken: use
+        :meth:`acquire` to have :meth:`complete` move it.)"""
+        return self._claim(scope)[0]
 
     def acquire(
         self, scope: str = SCOPE_ALL, *, clock: Callable[[], float], sleep: Callable[[float], None]
     ) -> float:
         """Wait (with ``sleep``) until a slot in ``scope`` is free and take it; returns the
-        moment on ``clock``. The wait is in real time: a ``sleep`` that returns early (a fake
-        clock) is topped up with :func:`time.sleep`, so polling never spins."""
+        moment on ``clock`` (give it back to :meth:`complete`). The wait is in real time: a
+        ``sleep`` that returns early (a fake clock) is topped up with :func:`time.sleep`, so
+        polling never spins."""
         self._local_clock = clock
         while True:
-            wait = self._claim(scope)
-            if wait <= 0.0:
-                return clock()
+            wait, slot = self._claim(scope)
+            if slot is not None:
+                return self._granted(slot, clock)
             started = time.monotonic()
             sleep(wait)
             left = wait - (time.monotonic() - started)
@@ -662,9 +857,9 @@ class SharedRateLimiter(RateLimiter):
         with ``sleep`` (topped up with :func:`anyio.sleep`)."""
         self._local_clock = clock
         while True:
-            wait = await anyio.to_thread.run_sync(self._claim, scope)
-            if wait <= 0.0:
-                return clock()
+            wait, slot = await anyio.to_thread.run_sync(self._claim, scope)
+            if slot is not None:
+                return self._granted(slot, clock)
             started = time.monotonic()
             await sleep(wait)
             left = wait - (time.monotonic() - started)
@@ -672,8 +867,26 @@ class SharedRateLimiter(RateLimiter):
                 await anyio.sleep(left)
 
     def complete(self, scope: str, granted: float, now: float) -> None:
-        """Not tracked across processes: a grant stays at the moment it was taken in the
-        store (the window's safety margin absorbs the usual gap to the server)."""
+        """The request whose slot :meth:`acquire` returned as ``granted`` has its answer.
+
+        As in the in-memory limiter, the slot moves from the moment it was taken to the
+        moment the answer came back, the latest the server can have counted it, so a slow
+        request never lets the next ones into its server window. Both moments are the
+        store's (``now``, on the caller's clock, is not comparable across hosts): the grant's
+        row is moved to the store's clock as it is written, for every user of the budget.
+        Called from an event loop, the write goes to a worker thread (and comes before this
+        process's next claim either way).
+        """
+        with self._slots_lock:
+            slot = self._slots.pop(granted, None)
+        if slot is None:
+            return
+        try:
+            self._store.complete(slot)
+        except QontakError as exc:
+            # Called once the answer is in: a store that is down must not turn that answer
+            # (perhaps an accepted send) into an error. The slot then stays where it was taken.
+            log_kv(logging.WARNING, "rate-limit slot not moved", scope=scope, error=str(exc))
 
     def pause_for(self, scope: str, seconds: float) -> None:
         """Grant nothing in ``scope`` to any user of this budget for ``seconds`` from now."""
