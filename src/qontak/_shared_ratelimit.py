@@ -72,6 +72,7 @@ claim then wins. The limit itself is exact either way.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import logging
@@ -81,6 +82,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +102,10 @@ __all__ = ["SharedRateLimiter", "redact_url", "shared_from_setting"]
 
 # A wait shorter than this is rounded up, so a poller always really sleeps.
 _MIN_WAIT = 0.001
+
+# A store's worker thread (writing completions and pauses handed over from an event loop)
+# ends after this long without work, and starts again when there is some.
+_FLUSHER_IDLE_SECONDS = 5.0
 
 _PG_SCHEMES = ("postgresql", "postgres")
 
@@ -123,14 +129,21 @@ _SCHEMA = (
         horizon DOUBLE PRECISION NOT NULL,
         last_at DOUBLE PRECISION NOT NULL DEFAULT 0
     )""",
-    # One row per request let through: epoch seconds on the store's clock, moved to the
-    # moment its answer came back by complete(); ``id`` names the row for that move (0 on rows
-    # written before the column existed: they are never moved).
+    # One row per request answered (or let through by reserve()): epoch seconds on the
+    # store's clock, the moment its answer came back.
     """CREATE TABLE IF NOT EXISTS qontak_rate_grant (
         key TEXT NOT NULL,
         scope TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    )""",
+    # One row per request in flight: granted at ``at``, counted as "now" by every rule until
+    # complete() moves it to qontak_rate_grant (or it is older than the longest window).
+    """CREATE TABLE IF NOT EXISTS qontak_rate_flight (
+        key TEXT NOT NULL,
+        id BIGINT NOT NULL,
+        scope TEXT NOT NULL,
         at DOUBLE PRECISION NOT NULL,
-        id BIGINT NOT NULL DEFAULT 0
+        PRIMARY KEY (key, id)
     )""",
     "CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_at ON qontak_rate_grant (key, at)",
     """CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_scope_at
@@ -197,9 +210,9 @@ def _earliest(
 ) -> float:
     """The first moment, not before ``now``, at which one more grant keeps every rule.
 
-    ``nth`` holds, per rule, the ``requests``-th most recent grant inside the window ending at
-    ``now`` (``None`` when there are fewer) and the rule's span: exactly the in-memory
-    limiter's ``grants[-requests] + span``.
+    ``nth`` holds, per full rule, the request whose leaving the window frees a slot (counting
+    those in flight as answered now; ``None`` when none must leave) and the rule's span:
+    exactly the in-memory limiter's ``grants[flying - requests] + span``.
     """
     at = now if paused_until is None else max(now, paused_until)
     for grant, span in nth:
@@ -221,9 +234,10 @@ def _store_error(url: Secret, exc: BaseException) -> APIConnectionError:
 
 @dataclass(frozen=True)
 class _Slot:
-    """A grant as the store holds it: its row's id and moment (store clock)."""
+    """A request in flight as the store holds it: its row's id and grant (store clock)."""
 
     key: str
+    scope: str
     id: int
     at: float
 
@@ -231,6 +245,28 @@ class _Slot:
 _T = TypeVar("_T")
 # Work done on the store's connection.
 _Op = Callable[[Any], None]
+
+
+def _flush_while_busy(ref: weakref.ref[_Store], wake: threading.Event) -> None:
+    """A store's worker thread: writes what is handed over, and ends after a few idle
+    seconds (holding the store only while it works, so an unused store is collected)."""
+    while True:
+        woken = wake.wait(_FLUSHER_IDLE_SECONDS)
+        wake.clear()
+        store = ref()
+        if store is None:
+            return
+        if woken:
+            store.flush()
+        elif store._idle():
+            return
+        del store
+
+
+def _flush_at_exit(ref: weakref.ref[_Store]) -> None:
+    store = ref()
+    if store is not None and store._pending:
+        store.flush()
 
 
 def _in_event_loop() -> bool:
@@ -264,8 +300,8 @@ class _Store:
         self._pending: list[_Op] = []
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
+        self._pending_pid = 0
         self._flusher: threading.Thread | None = None
-        self._flusher_pid = 0
         self._claim_sql: dict[tuple[bool, ...], str] = {}
         p, now = self._p, self._now_sql()
         self._sql_register = (
@@ -275,17 +311,32 @@ class _Store:
             " ELSE qontak_rate_budget.horizon END"
         )
         self._sql_grant = (
-            "INSERT INTO qontak_rate_grant (key, scope, at, id)"
-            f" VALUES ({p('k')}, {p('sc')}, {p('t')}, {p('id')})"
+            f"INSERT INTO qontak_rate_grant (key, scope, at) VALUES ({p('k')}, {p('sc')}, {p('t')})"
+        )
+        self._sql_fly = (
+            "INSERT INTO qontak_rate_flight (key, id, scope, at)"
+            f" VALUES ({p('k')}, {p('id')}, {p('sc')}, {p('t')})"
         )
         self._sql_last = f"UPDATE qontak_rate_budget SET last_at = {p('t')} WHERE key = {p('k')}"
         self._sql_prune = f"DELETE FROM qontak_rate_grant WHERE key = {p('k')} AND at <= {p('cut')}"
-        # The slot moves to the store's "now" when the answer is back: later than the server
-        # can have counted the request, on the clock every user of the store shares.
-        self._sql_complete = (
-            f"UPDATE qontak_rate_grant SET at = {self._greatest} (at, {now})"
-            f" WHERE key = {p('k')} AND at = {p('at')} AND id = {p('id')}"
+        self._sql_prune_flight = (
+            f"DELETE FROM qontak_rate_flight WHERE key = {p('k')} AND at <= {p('cut')}"
         )
+        # The answer is back: the request counts from the store's "now", later than the server
+        # can have counted it, on the clock every user of the store shares.
+        self._sql_landed = (
+            "INSERT INTO qontak_rate_grant (key, scope, at)"
+            f" VALUES ({p('k')}, {p('sc')}, {self._greatest} ({now}, {p('at')}))"
+        )
+        self._sql_unfly = f"DELETE FROM qontak_rate_flight WHERE key = {p('k')} AND id = {p('id')}"
+        self._sql_nth = {
+            any_scope: (
+                f"SELECT at FROM qontak_rate_grant WHERE key = {p('k')}"
+                + ("" if any_scope else f" AND scope = {p('sc')}")
+                + f" AND at > {p('t')} - {p('span')} ORDER BY at DESC LIMIT 1 OFFSET {p('off')}"
+            )
+            for any_scope in (True, False)
+        }
         self._sql_pause = (
             "INSERT INTO qontak_rate_pause (key, scope, until)"
             f" VALUES ({p('k')}, {p('sc')}, {now} + {p('s')})"
@@ -311,6 +362,9 @@ class _Store:
     def _with_now(self, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` plus whatever :meth:`_now_sql` needs, read at this moment."""
         return params
+
+    def _begin(self, conn: Any) -> None:
+        conn.execute("BEGIN")
 
     def _commit(self, conn: Any) -> None:
         conn.execute("COMMIT")
@@ -364,46 +418,49 @@ class _Store:
     def _take_pending(self) -> list[_Op]:
         with self._pending_lock:
             ops, self._pending = self._pending, []
+            if self._pending_pid != os.getpid():
+                # Handed over in the parent before a fork: the parent writes them.
+                return []
         return ops
 
     def _apply(self, conn: Any, ops: list[_Op]) -> None:
-        """Write handed-over work, each statement its own (autocommit) transaction."""
+        """Write handed-over work, each operation its own transaction."""
         for op in ops:
             op(conn)
 
     def _defer(self, op: _Op) -> None:
         """Have ``op`` written soon by a worker thread (never the event loop's)."""
         with self._pending_lock:
+            if self._pending_pid != os.getpid():
+                self._pending, self._pending_pid = [], os.getpid()
+                self._flusher = None  # a forked child has no threads: it starts its own
+                atexit.register(_flush_at_exit, weakref.ref(self))
             self._pending.append(op)
-            if (
-                self._flusher is None
-                or self._flusher_pid != os.getpid()
-                or not self._flusher.is_alive()
-            ):
-                # A forked child has no threads: it starts its own.
+            if self._flusher is None:
                 self._wake = threading.Event()
                 self._flusher = threading.Thread(
-                    target=self._flush_forever,
-                    args=(self._wake,),
+                    target=_flush_while_busy,
+                    args=(weakref.ref(self), self._wake),
                     daemon=True,
                     name="qontak-rate-store",
                 )
-                self._flusher_pid = os.getpid()
                 self._flusher.start()
         self._wake.set()
 
-    def _flush_forever(self, wake: threading.Event) -> None:
-        while True:
-            wake.wait()
-            wake.clear()
-            self.flush()
+    def _idle(self) -> bool:
+        """For the worker thread: whether it may end (nothing waits); it then does."""
+        with self._pending_lock:
+            if self._pending:
+                return False
+            self._flusher = None
+            return True
 
     def flush(self) -> None:
         """Write whatever was handed over by code in an event loop. A store that is down
         loses it (a warning says so): completions and pauses are advice for later claims."""
         try:
             self._run(lambda conn: self._apply(conn, self._take_pending()))
-        except Exception as exc:  # a daemon thread has nobody to raise to
+        except Exception as exc:  # a worker thread has nobody to raise to
             log_kv(logging.WARNING, "rate-limit store update lost", error=str(exc))
 
     # -- the operations -----------------------------------------------------------------------
@@ -411,11 +468,12 @@ class _Store:
         conn.execute(self._sql_register, {"k": key, "h": horizon})
 
     def claim(
-        self, key: str, scope: str, checks: Sequence[_Check], horizon: float
+        self, key: str, scope: str, checks: Sequence[_Check], horizon: float, *, flying: bool
     ) -> tuple[float, _Slot | None]:
         """Take one slot for ``key`` in ``scope`` now and return ``(0.0, slot)``, or take
         nothing and return the seconds until one may be free (and ``None``). One transaction,
-        under the budget's lock."""
+        under the budget's lock. A ``flying`` slot counts as "now" until :meth:`complete`
+        (``slot`` names it); otherwise it counts from now on (``slot`` is ``None``)."""
 
         def work(conn: Any) -> tuple[float, _Slot | None]:
             # This process's own completions and pauses count before it claims again.
@@ -431,7 +489,7 @@ class _Store:
                         assert locked is not None
                 stored_horizon, last_at = locked
                 result = self._decide_and_take(
-                    conn, key, scope, checks, max(horizon, stored_horizon), last_at
+                    conn, key, scope, checks, max(horizon, stored_horizon), last_at, flying
                 )
                 self._commit(conn)
                 return result
@@ -454,10 +512,14 @@ class _Store:
             ]
             for i, any_scope in enumerate(shape):
                 only = "" if any_scope else f" AND scope = {p('sc')}"
+                # Per rule: the requests in flight, and those answered inside its window.
                 columns.append(
-                    f"(SELECT at FROM qontak_rate_grant WHERE key = {p('k')}{only}"
-                    f" AND at > n.t - {p(f'span{i}')} ORDER BY at DESC"
-                    f" LIMIT 1 OFFSET {p(f'off{i}')})"
+                    f"(SELECT count(*) FROM qontak_rate_flight WHERE key = {p('k')}{only}"
+                    f" AND at > n.t - {p('hz')})"
+                )
+                columns.append(
+                    f"(SELECT count(*) FROM qontak_rate_grant WHERE key = {p('k')}{only}"
+                    f" AND at > n.t - {p(f'span{i}')})"
                 )
             sql = (
                 f"SELECT n.t, {', '.join(columns)} FROM"
@@ -474,27 +536,77 @@ class _Store:
         checks: Sequence[_Check],
         horizon: float,
         last_at: float,
+        flying: bool,
     ) -> tuple[float, _Slot | None]:
-        params: dict[str, Any] = {"k": key, "last": last_at, "sa": SCOPE_ALL, "sc": scope}
+        params: dict[str, Any] = {
+            "k": key,
+            "last": last_at,
+            "sa": SCOPE_ALL,
+            "sc": scope,
+            "hz": horizon,
+        }
         for i, check in enumerate(checks):
             params[f"span{i}"] = check.span
-            params[f"off{i}"] = check.requests - 1
         row = conn.execute(self._claim_query(checks), self._with_now(params)).fetchone()
         now = float(row[0])
-        at = _earliest(now, row[1], [(row[2 + i], c.span) for i, c in enumerate(checks)])
+        full = [
+            (check, int(row[2 + 2 * i]), int(row[3 + 2 * i]))
+            for i, check in enumerate(checks)
+            if int(row[2 + 2 * i]) + int(row[3 + 2 * i]) >= check.requests
+        ]
+        at = _earliest(now, row[1], self._nth(conn, key, scope, now, full))
         if at > now:
             return max(at - now, _MIN_WAIT), None
-        slot = _Slot(key, secrets.randbits(62) + 1, now)
-        conn.execute(self._sql_grant, {"k": key, "sc": scope, "t": now, "id": slot.id})
+        slot = None
+        if flying:
+            slot = _Slot(key, scope, secrets.randbits(62) + 1, now)
+            conn.execute(self._sql_fly, {"k": key, "id": slot.id, "sc": scope, "t": now})
+        else:
+            conn.execute(self._sql_grant, {"k": key, "sc": scope, "t": now})
         conn.execute(self._sql_last, {"k": key, "t": now})
         conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
+        conn.execute(self._sql_prune_flight, {"k": key, "cut": now - horizon})
         return 0.0, slot
+
+    def _nth(
+        self, conn: Any, key: str, scope: str, now: float, full: Sequence[tuple[_Check, int, int]]
+    ) -> list[tuple[float | None, float]]:
+        """For each full rule, the request whose leaving its window frees a slot, and the
+        window: those in flight count as answered now, so with ``requests - flying`` answered
+        in the window the oldest of those; with ``requests`` in flight, now."""
+        nth: list[tuple[float | None, float]] = []
+        for check, in_flight, _ in full:
+            if in_flight >= check.requests:
+                nth.append((now, check.span))
+                continue
+            found = conn.execute(
+                self._sql_nth[check.scope is None],
+                {
+                    "k": key,
+                    "sc": scope,
+                    "t": now,
+                    "span": check.span,
+                    "off": check.requests - in_flight - 1,
+                },
+            ).fetchone()
+            nth.append((None if found is None else float(found[0]), check.span))
+        return nth
 
     def _complete_op(self, slot: _Slot) -> _Op:
         def op(conn: Any) -> None:
-            conn.execute(
-                self._sql_complete, self._with_now({"k": slot.key, "at": slot.at, "id": slot.id})
-            )
+            # One transaction: the request counts in flight or answered, never neither.
+            self._begin(conn)
+            try:
+                conn.execute(
+                    self._sql_landed,
+                    self._with_now({"k": slot.key, "sc": slot.scope, "at": slot.at}),
+                )
+                conn.execute(self._sql_unfly, {"k": slot.key, "id": slot.id})
+                self._commit(conn)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._rollback(conn)
+                raise
 
         return op
 
@@ -532,7 +644,10 @@ class _Store:
                 self._conn.close()
 
     def close(self) -> None:
-        """Close this process's connection (a later call reopens it)."""
+        """Write what was handed over, then close this process's connection (a later call
+        reopens it)."""
+        if self._pending:
+            self.flush()
         with self._lock:
             if self._pid == os.getpid():
                 self._drop()
@@ -560,11 +675,6 @@ class _SqliteStore(_Store):
         try:
             for statement in _SCHEMA:
                 conn.execute(statement)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(qontak_rate_grant)")}
-            if "id" not in columns:  # a file written before slots could be moved
-                conn.execute(
-                    "ALTER TABLE qontak_rate_grant ADD COLUMN id BIGINT NOT NULL DEFAULT 0"
-                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -580,6 +690,9 @@ class _SqliteStore(_Store):
             "SELECT horizon, last_at FROM qontak_rate_budget WHERE key = ?", (key,)
         ).fetchone()
         return None if row is None else (float(row[0]), float(row[1]))
+
+    def _begin(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
 
     def _now_sql(self) -> str:
         return self._p("now")
@@ -627,17 +740,6 @@ class _PostgresStore(_Store):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                # A database set up before slots could be moved. Looked up first: ALTER TABLE
-                # waits for (and queues ahead of) every claim in progress, even when it has
-                # nothing to do.
-                found = conn.execute(
-                    "SELECT 1 FROM information_schema.columns WHERE table_schema ="
-                    " current_schema() AND table_name = 'qontak_rate_grant' AND column_name = 'id'"
-                ).fetchone()
-                if found is None:
-                    conn.execute(
-                        "ALTER TABLE qontak_rate_grant ADD COLUMN id BIGINT NOT NULL DEFAULT 0"
-                    )
         except BaseException:
             conn.close()
             raise
@@ -788,9 +890,6 @@ class SharedRateLimiter(RateLimiter):
             for w in self._windows.get(sc, ())
         ]
 
-    def _horizon(self) -> float:
-        return max((w.span for ws in self._windows.values() for w in ws), default=1.0)
-
     def _key(self) -> str:
         if self.key is None:
             raise ConfigurationError(
@@ -801,8 +900,10 @@ class SharedRateLimiter(RateLimiter):
             )
         return self.key
 
-    def _claim(self, scope: str) -> tuple[float, _Slot | None]:
-        return self._store.claim(self._key(), scope, self._checks(scope), self._horizon())
+    def _claim(self, scope: str, flying: bool = True) -> tuple[float, _Slot | None]:
+        return self._store.claim(
+            self._key(), scope, self._checks(scope), self._horizon, flying=flying
+        )
 
     def _granted(self, slot: _Slot, clock: Callable[[], float]) -> float:
         """The moment on ``clock`` to return for ``slot``: unique among the open slots, so
@@ -813,7 +914,7 @@ class SharedRateLimiter(RateLimiter):
                 granted = math.nextafter(granted, math.inf)
             # A slot whose complete() never came (the request was never built) is let go once
             # it cannot count against anything.
-            horizon = self._horizon()
+            horizon = self._horizon
             for old in list(itertools.islice(self._slots, 64)):
                 if old > granted - horizon:
                     break
@@ -826,7 +927,7 @@ class SharedRateLimiter(RateLimiter):
         otherwise take nothing and return the seconds until one may be free. ``now`` is
         ignored: the store's clock decides. (The slot stays at the moment it was taken: use
         :meth:`acquire` to have :meth:`complete` move it.)"""
-        return self._claim(scope)[0]
+        return self._claim(scope, flying=False)[0]
 
     def acquire(
         self, scope: str = SCOPE_ALL, *, clock: Callable[[], float], sleep: Callable[[float], None]
