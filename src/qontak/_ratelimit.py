@@ -17,8 +17,8 @@ Two things keep us under the server's limit in practice, not just on paper:
   a cold connection or a busy server's backlog arrives late, and counted from its grant alone
   it would let the next ones into the same server window. Counted as "now" while in flight and
   from its answer afterwards, no server window, sliding or fixed, can see more than the limit
-  from us, whatever the delays (a request in flight longer than the longest window, the
-  answer never reported, is let go then).
+  from us, whatever the delays (a request in flight longer than :data:`IN_FLIGHT_SECONDS`
+  or the longest window, its answer never reported, is let go then).
 - Every window is :data:`SAFETY_MARGIN` longer than the server's (2%, at least
   :data:`SAFETY_MARGIN_MIN_SECONDS`: 100 ms on a one-second burst window, 1.2 s on a
   minute), which absorbs network jitter and a clock read a little early.
@@ -49,6 +49,7 @@ from .errors import ConfigurationError, ValidationError
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "IN_FLIGHT_SECONDS",
     "SAFETY_MARGIN",
     "SCOPE_ALL",
     "SCOPE_SEND",
@@ -72,6 +73,11 @@ SAFETY_MARGIN = 0.02
 #: server then sees 21 in its second. Costs nothing in steady state: bursts are not the
 #: binding limit over a minute.
 SAFETY_MARGIN_MIN_SECONDS = 0.1
+#: A request counts as in flight (as if answered at every moment) for at most this long, or
+#: the longest window when that is longer: its answer may never be reported (the process
+#: died, an exception came before it went). Requests take seconds (the client's default
+#: timeout is 30 s); a lost one costs one slot for this long.
+IN_FLIGHT_SECONDS = 60.0
 
 # A queued caller that is not first in line looks again this soon when its turn is due.
 _RECHECK_SECONDS = 0.005
@@ -130,14 +136,14 @@ class _Window:
         self.grants: deque[float] = deque()
         self.flying: deque[float] = deque()
 
-    def earliest(self, now: float, horizon: float) -> float:
+    def earliest(self, now: float, lifetime: float) -> float:
         """The first moment, not before ``now``, at which one more request keeps the rule
         (requests still in flight count as answered now; those in flight longer than
-        ``horizon`` are let go)."""
+        ``lifetime`` are let go)."""
         # Grants older than a window before ``now`` can no longer count against anything.
         while self.grants and self.grants[0] <= now - self.span:
             self.grants.popleft()
-        while self.flying and self.flying[0] <= now - horizon:
+        while self.flying and self.flying[0] <= now - lifetime:
             self.flying.popleft()
         n, flying = self.rule.requests, len(self.flying)
         if len(self.grants) + flying < n:
@@ -192,9 +198,10 @@ class RateLimiter:
         self._windows = {
             scope: [_Window(r, self.margin) for r in rules] for scope, rules in source.items()
         }
-        # A request in flight longer than the longest window is let go (its answer may
-        # never be reported: an exception before it went, a caller of reserve()).
+        # The longest window, and how long a request in flight counts at most (its answer
+        # may never be reported: a crash, an exception before it went).
         self._horizon = max((w.span for ws in self._windows.values() for w in ws), default=1.0)
+        self._flight_lifetime = max(self._horizon, IN_FLIGHT_SECONDS)
         self._paused_until: dict[str, float] = {}
         self._queues: dict[str, deque[object]] = {}
         self._last = -math.inf
@@ -220,7 +227,9 @@ class RateLimiter:
         # earlier than the last one (later is the safe direction).
         now = max(now, self._last)
         windows = self._windows_of(scope)
-        at = max([self._pause_of(scope, now)] + [w.earliest(now, self._horizon) for w in windows])
+        at = max(
+            [self._pause_of(scope, now)] + [w.earliest(now, self._flight_lifetime) for w in windows]
+        )
         if at > now:
             return at - now
         for window in windows:

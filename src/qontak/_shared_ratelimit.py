@@ -468,12 +468,20 @@ class _Store:
         conn.execute(self._sql_register, {"k": key, "h": horizon})
 
     def claim(
-        self, key: str, scope: str, checks: Sequence[_Check], horizon: float, *, flying: bool
+        self,
+        key: str,
+        scope: str,
+        checks: Sequence[_Check],
+        horizon: float,
+        *,
+        flying: bool,
+        lifetime: float,
     ) -> tuple[float, _Slot | None]:
         """Take one slot for ``key`` in ``scope`` now and return ``(0.0, slot)``, or take
         nothing and return the seconds until one may be free (and ``None``). One transaction,
         under the budget's lock. A ``flying`` slot counts as "now" until :meth:`complete`
-        (``slot`` names it); otherwise it counts from now on (``slot`` is ``None``)."""
+        (``slot`` names it) or for ``lifetime`` seconds; otherwise it counts from now on
+        (``slot`` is ``None``)."""
 
         def work(conn: Any) -> tuple[float, _Slot | None]:
             # This process's own completions and pauses count before it claims again.
@@ -489,7 +497,13 @@ class _Store:
                         assert locked is not None
                 stored_horizon, last_at = locked
                 result = self._decide_and_take(
-                    conn, key, scope, checks, max(horizon, stored_horizon), last_at, flying
+                    conn,
+                    key,
+                    scope,
+                    checks,
+                    (max(horizon, stored_horizon), max(lifetime, stored_horizon)),
+                    last_at,
+                    flying,
                 )
                 self._commit(conn)
                 return result
@@ -534,16 +548,17 @@ class _Store:
         key: str,
         scope: str,
         checks: Sequence[_Check],
-        horizon: float,
+        horizons: tuple[float, float],
         last_at: float,
         flying: bool,
     ) -> tuple[float, _Slot | None]:
+        horizon, lifetime = horizons
         params: dict[str, Any] = {
             "k": key,
             "last": last_at,
             "sa": SCOPE_ALL,
             "sc": scope,
-            "hz": horizon,
+            "hz": lifetime,
         }
         for i, check in enumerate(checks):
             params[f"span{i}"] = check.span
@@ -565,7 +580,7 @@ class _Store:
             conn.execute(self._sql_grant, {"k": key, "sc": scope, "t": now})
         conn.execute(self._sql_last, {"k": key, "t": now})
         conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
-        conn.execute(self._sql_prune_flight, {"k": key, "cut": now - horizon})
+        conn.execute(self._sql_prune_flight, {"k": key, "cut": now - lifetime})
         return 0.0, slot
 
     def _nth(
@@ -902,7 +917,12 @@ class SharedRateLimiter(RateLimiter):
 
     def _claim(self, scope: str, flying: bool = True) -> tuple[float, _Slot | None]:
         return self._store.claim(
-            self._key(), scope, self._checks(scope), self._horizon, flying=flying
+            self._key(),
+            scope,
+            self._checks(scope),
+            self._horizon,
+            flying=flying,
+            lifetime=self._flight_lifetime,
         )
 
     def _granted(self, slot: _Slot, clock: Callable[[], float]) -> float:
@@ -914,7 +934,7 @@ class SharedRateLimiter(RateLimiter):
                 granted = math.nextafter(granted, math.inf)
             # A slot whose complete() never came (the request was never built) is let go once
             # it cannot count against anything.
-            horizon = self._horizon
+            horizon = self._flight_lifetime
             for old in list(itertools.islice(self._slots, 64)):
                 if old > granted - horizon:
                     break
