@@ -12,27 +12,32 @@
 
 **One claim, one transaction.** A slot is taken by one transaction that locks the budget's row
 (PostgreSQL: ``SELECT … FOR UPDATE`` on the key's row in ``qontak_rate_budget``; SQLite:
-``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the grant only if
-every rule allows it. Old grants (older than the longest window any user of the key declared)
-are pruned in the same transaction. A caller that must wait sleeps until the earliest moment a
+``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the slot only if
+every rule allows it. Old rows (older than the longest window any user of the key declared, or
+:data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` for requests in flight) are pruned in the same
+transaction. A caller that must wait sleeps until the earliest moment a
 slot can be free (computed from the grants in the window), then claims again: no busy loop.
 
-**Nothing to release.** A grant is one timestamp row and a pause is one "until" row; the only
+**Nothing to release.** A slot is one timestamp row and a pause is one "until" row; the only
 lock is the transaction's, which the database drops when the transaction ends or its connection
-dies. A process SIGKILLed in the middle of a claim leaves either a whole grant (counted, as it
-should be: the request may have gone) or nothing. A host that vanishes mid-claim without closing
+dies. A process SIGKILLed in the middle of a claim leaves either a whole slot (counted, as it
+should be: the request may have gone) or nothing; one killed with requests in flight leaves their
+rows, counted for :data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` (the answers may have reached the
+server). A host that vanishes mid-claim without closing
 its connection is cut off by PostgreSQL after ``idle_in_transaction_session_timeout`` (set to
 10 s on our sessions); a lost connection is reopened once on the next claim.
 
-**A slot moves to the answer.** The server counts a request when it arrives, somewhere between
-the moment its slot was taken and the moment its answer comes back; a slow request (a cold
-connection, a busy server) can arrive long after its slot was taken. As in the in-memory limiter,
-:meth:`SharedRateLimiter.complete` therefore moves the grant to the moment the answer came back,
-the latest the server can have counted it: the grant's row (named by a random ``id`` that
-:meth:`~SharedRateLimiter.acquire` remembers under the moment it returned) gets the store's
-clock as the update is written, which is after the answer, on the clock every user of the
-budget shares. Without the move, N slots taken at once whose requests arrive late, followed by N
-that arrive at once a window later, put 2N into one server window.
+**In flight, then answered.** The server counts a request when it arrives, somewhere between
+the moment its slot was taken and the moment its answer comes back; a slow request (a stalled
+event loop, a cold connection, a busy server's queue) can arrive long after its slot was taken.
+As in the in-memory limiter, a slot taken by :meth:`~SharedRateLimiter.acquire` is a row of
+``qontak_rate_flight`` (named by a random ``id`` that the limiter remembers under the moment
+``acquire`` returned), which every rule counts as "now" for every user of the budget;
+:meth:`~SharedRateLimiter.complete` moves it to ``qontak_rate_grant`` at the store's clock as the
+move is written: after the answer, so not earlier than the server counted it, on the clock
+every user of the budget shares. Counted from their grants instead, N requests taken at once
+that reach the server late, followed by N that reach it at once a window later, put 2N into
+one server window; a test has the server count five of them late and checks its windows.
 
 **Never blocking an event loop.** :meth:`~SharedRateLimiter.acquire_async` claims in a worker
 thread. The pipeline calls :meth:`~SharedRateLimiter.complete` and
@@ -828,9 +833,9 @@ class SharedRateLimiter(RateLimiter):
         key: the budget's name in the store; given to a client, ``None`` means the client id,
             so two accounts never share a budget.
 
-    A slot is a timestamp row taken in one locked transaction; a pause (a 429 or
-    ``X-RateLimit-Remaining: 0``) is a row every user of the budget sees. See the module
-    documentation for the clocks used.
+    A slot is a timestamp row taken in one locked transaction, in flight until
+    :meth:`complete`; a pause (a 429 or ``X-RateLimit-Remaining: 0``) is a row every user of
+    the budget sees. See the module documentation for the clocks used.
     """
 
     def __init__(
@@ -945,8 +950,8 @@ class SharedRateLimiter(RateLimiter):
     def reserve(self, scope: str = SCOPE_ALL, *, now: float | None = None) -> float:
         """Take one slot in ``scope`` (and ``"all"``) if one is free now and return 0.0;
         otherwise take nothing and return the seconds until one may be free. ``now`` is
-        ignored: the store's clock decides. (The slot stays at the moment it was taken: use
-        :meth:`acquire` to have :meth:`complete` move it.)"""
+        ignored: the store's clock decides. The slot counts from the moment it was taken
+        (:meth:`acquire`'s slots count as in flight until :meth:`complete`)."""
         return self._claim(scope, flying=False)[0]
 
     def acquire(
@@ -990,13 +995,15 @@ class SharedRateLimiter(RateLimiter):
     def complete(self, scope: str, granted: float, now: float) -> None:
         """The request whose slot :meth:`acquire` returned as ``granted`` has its answer.
 
-        As in the in-memory limiter, the slot moves from the moment it was taken to the
-        moment the answer came back, the latest the server can have counted it, so a slow
-        request never lets the next ones into its server window. Both moments are the
-        store's (``now``, on the caller's clock, is not comparable across hosts): the grant's
-        row is moved to the store's clock as it is written, for every user of the budget.
-        Called from an event loop, the write goes to a worker thread (and comes before this
-        process's next claim either way).
+        As in the in-memory limiter, the request counted as in flight ("now") until here,
+        and from here on counts from the moment its answer came back, the latest the server
+        can have counted it, so a slow request never lets the next ones into its server
+        window. That moment is the store's (``now``, on the caller's clock, is not comparable
+        across hosts): the row moves out of flight at the store's clock as the move is
+        written, for every user of the budget. Called from an event loop, the write goes to a
+        worker thread (and comes before this process's next claim either way). A store that
+        is down leaves the request in flight, counted for
+        :data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` (a warning is logged; nothing raised).
         """
         with self._slots_lock:
             slot = self._slots.pop(granted, None)
@@ -1006,7 +1013,7 @@ class SharedRateLimiter(RateLimiter):
             self._store.complete(slot)
         except QontakError as exc:
             # Called once the answer is in: a store that is down must not turn that answer
-            # (perhaps an accepted send) into an error. The slot then stays where it was taken.
+            # (perhaps an accepted send) into an error. The slot then stays in flight.
             log_kv(logging.WARNING, "rate-limit slot not moved", scope=scope, error=str(exc))
 
     def pause_for(self, scope: str, seconds: float) -> None:
