@@ -47,5 +47,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# 20 runs of a minute at a matched limit, in-memory and shared limiters (~45 min; not in
+# `make bench`); writes docs/soak.md and fails on any 429.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --runs 20 --seconds 60
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pkgcheck

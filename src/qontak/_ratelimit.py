@@ -11,10 +11,17 @@ Two things keep us under the server's limit in practice, not just on paper:
   (a blocked event loop, a paused process) therefore cannot make late callers fire together:
   each one is counted when it really goes. Callers of one scope queue first come, first
   served, so a newcomer never overtakes a caller that is already waiting.
+- A request counts from the moment its slot is taken until its answer is back, and from
+  its answer on like any other grant (:meth:`RateLimiter.complete`). The server counts it
+  when it arrives, at an unknown moment in between: a request stuck in a stalled event loop,
+  a cold connection or a busy server's backlog arrives late, and counted from its grant alone
+  it would let the next ones into the same server window. Counted as "now" while in flight and
+  from its answer afterwards, no server window, sliding or fixed, can see more than the limit
+  from us, whatever the delays (a request in flight longer than :data:`IN_FLIGHT_SECONDS`
+  or the longest window, its answer never reported, is let go then).
 - Every window is :data:`SAFETY_MARGIN` longer than the server's (2%, at least
   :data:`SAFETY_MARGIN_MIN_SECONDS`: 100 ms on a one-second burst window, 1.2 s on a
-  minute), which absorbs network jitter and the time between taking a slot and the server
-  counting the request.
+  minute), which absorbs network jitter and a clock read a little early.
 
 The server has the last word: ``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset`` and any
 429 pause the scope until the time it names.
@@ -42,6 +49,7 @@ from .errors import ConfigurationError, ValidationError
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "IN_FLIGHT_SECONDS",
     "SAFETY_MARGIN",
     "SCOPE_ALL",
     "SCOPE_SEND",
@@ -65,6 +73,11 @@ SAFETY_MARGIN = 0.02
 #: server then sees 21 in its second. Costs nothing in steady state: bursts are not the
 #: binding limit over a minute.
 SAFETY_MARGIN_MIN_SECONDS = 0.1
+#: A request counts as in flight (as if answered at every moment) for at most this long, or
+#: the longest window when that is longer: its answer may never be reported (the process
+#: died, an exception came before it went). Requests take seconds (the client's default
+#: timeout is 30 s); a lost one costs one slot for this long.
+IN_FLIGHT_SECONDS = 60.0
 
 # A queued caller that is not first in line looks again this soon when its turn is due.
 _RECHECK_SECONDS = 0.005
@@ -111,29 +124,53 @@ DEFAULT_LIMITS: Mapping[str, tuple[Rule, ...]] = {
 
 
 class _Window:
-    """The moments requests went under one rule, oldest first."""
+    """The requests one rule counts: answered ones at their answer (``grants``, oldest first)
+    and those still in flight at their grant (``flying``, oldest first)."""
 
-    __slots__ = ("grants", "rule", "span")
+    __slots__ = ("flying", "grants", "rule", "span")
 
     def __init__(self, rule: Rule, margin: float) -> None:
         self.rule = rule
         extra = max(rule.per * margin, SAFETY_MARGIN_MIN_SECONDS) if margin > 0 else 0.0
         self.span = rule.per + extra
         self.grants: deque[float] = deque()
+        self.flying: deque[float] = deque()
 
-    def earliest(self, now: float) -> float:
-        """The first moment, not before ``now``, at which one more request keeps the rule."""
+    def earliest(self, now: float, lifetime: float) -> float:
+        """The first moment, not before ``now``, at which one more request keeps the rule
+        (requests still in flight count as answered now; those in flight longer than
+        ``lifetime`` are let go)."""
         # Grants older than a window before ``now`` can no longer count against anything.
         while self.grants and self.grants[0] <= now - self.span:
             self.grants.popleft()
-        if len(self.grants) < self.rule.requests:
+        while self.flying and self.flying[0] <= now - lifetime:
+            self.flying.popleft()
+        n, flying = self.rule.requests, len(self.flying)
+        if len(self.grants) + flying < n:
             return now
-        return max(now, self.grants[-self.rule.requests] + self.span)
+        if flying >= n:
+            # Each will count from its answer, not earlier than now.
+            return now + self.span
+        return max(now, self.grants[flying - n] + self.span)
 
-    def tail(self) -> list[float]:
-        """The last ``requests`` grants: all that matters for the next ones."""
+    def tail(self, now: float) -> list[float]:
+        """The last ``requests`` grants, those in flight as if answered ``now``: all that
+        matters for the next ones."""
         n = self.rule.requests
-        return list(itertools.islice(self.grants, max(0, len(self.grants) - n), None))
+        answered = itertools.islice(self.grants, max(0, len(self.grants) - n), None)
+        return [*answered, *(now for _ in self.flying)][-n:]
+
+    def settle(self, granted: float, now: float) -> None:
+        """The request granted at ``granted`` was answered at ``now``."""
+        if self.flying and self.flying[-1] == granted:
+            self.flying.pop()
+        else:
+            try:
+                del self.flying[self.flying.index(granted)]
+            except ValueError:  # not in flight: a reserve()d slot, or one let go
+                with contextlib.suppress(ValueError):
+                    del self.grants[self.grants.index(granted)]
+        bisect.insort(self.grants, now)
 
 
 class RateLimiter:
@@ -161,6 +198,10 @@ class RateLimiter:
         self._windows = {
             scope: [_Window(r, self.margin) for r in rules] for scope, rules in source.items()
         }
+        # The longest window, and how long a request in flight counts at most (its answer
+        # may never be reported: a crash, an exception before it went).
+        self._horizon = max((w.span for ws in self._windows.values() for w in ws), default=1.0)
+        self._flight_lifetime = max(self._horizon, IN_FLIGHT_SECONDS)
         self._paused_until: dict[str, float] = {}
         self._queues: dict[str, deque[object]] = {}
         self._last = -math.inf
@@ -179,23 +220,26 @@ class RateLimiter:
     def _pause_of(self, scope: str, now: float) -> float:
         return max(self._paused_until.get(SCOPE_ALL, now), self._paused_until.get(scope, now))
 
-    def _try_take(self, scope: str, now: float) -> float:
-        """Take a slot at ``now`` and return 0, or return how long until one may be free."""
+    def _try_take(self, scope: str, now: float, *, flying: bool = True) -> float:
+        """Take a slot at ``now`` and return 0, or return how long until one may be free.
+        The slot is in flight until :meth:`complete` (``flying``), or answered at once."""
         # Clocks read by several threads may arrive a hair out of order: never log a grant
         # earlier than the last one (later is the safe direction).
         now = max(now, self._last)
         windows = self._windows_of(scope)
-        at = max([self._pause_of(scope, now)] + [w.earliest(now) for w in windows])
+        at = max(
+            [self._pause_of(scope, now)] + [w.earliest(now, self._flight_lifetime) for w in windows]
+        )
         if at > now:
             return at - now
         for window in windows:
-            window.grants.append(now)
+            (window.flying if flying else window.grants).append(now)
         self._last = now
         return 0.0
 
     def _planned(self, scope: str, now: float, position: int) -> float:
         """When the caller at ``position`` in the queue may go, if those ahead go on time."""
-        tails = [(w, w.tail()) for w in self._windows_of(scope)]
+        tails = [(w, w.tail(now)) for w in self._windows_of(scope)]
         at = max(now, self._pause_of(scope, now))
         for _ in range(position + 1):
             for window, tail in tails:
@@ -239,18 +283,22 @@ class RateLimiter:
     def reserve(self, scope: str = SCOPE_ALL, *, now: float) -> float:
         """Take one slot in ``scope`` (and ``"all"``) at ``now`` if one is free and nobody
         waits ahead; return 0.0. Otherwise take nothing and return the seconds until one
-        may be free (call again then): the non-blocking form of :meth:`acquire`."""
+        may be free (call again then): the non-blocking form of :meth:`acquire`. The slot
+        counts from ``now`` (call :meth:`complete` with ``now`` as ``granted`` to move it to
+        the answer)."""
         with self._lock:
             queue = self._queues.get(scope)
             if queue:
                 return max(self._planned(scope, now, len(queue)) - now, _RECHECK_SECONDS)
-            return self._try_take(scope, now)
+            return self._try_take(scope, now, flying=False)
 
     def acquire(
         self, scope: str = SCOPE_ALL, *, clock: Callable[[], float], sleep: Callable[[float], None]
     ) -> float:
         """Wait (with ``sleep``) for a slot in ``scope``, first come first served, and take it
-        at the moment it is free; returns that moment on ``clock``."""
+        at the moment it is free; returns that moment on ``clock``. The request counts as
+        in flight (as if answered at every moment) until :meth:`complete` gets that moment
+        back."""
         ticket = object()
         with self._lock:
             wait = self._enter(scope, ticket, clock())
@@ -300,16 +348,14 @@ class RateLimiter:
 
         The server counted it somewhere in between, and a slow request (a cold connection,
         a busy server) can reach it long after its slot was taken: counting the slot from
-        ``granted`` alone then lets the next ones land in the same server window. So the
-        slot is moved to ``now``, the latest moment the server can have counted it.
+        ``granted`` then lets the next ones land in the same server window. So the request
+        counted as in flight until now, and from now on counts at ``now``, the latest moment
+        the server can have counted it.
         """
         with self._lock:
             now = max(now, granted)
             for window in self._windows_of(scope):
-                grants = window.grants
-                with contextlib.suppress(ValueError):  # already too old to count: re-add
-                    del grants[grants.index(granted)]
-                bisect.insort(grants, now)
+                window.settle(granted, now)
 
     def pause(self, scope: str, until: float) -> None:
         """Grant nothing in ``scope`` before ``until`` (epoch seconds on the limiter's clock)."""

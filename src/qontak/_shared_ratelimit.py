@@ -12,17 +12,39 @@
 
 **One claim, one transaction.** A slot is taken by one transaction that locks the budget's row
 (PostgreSQL: ``SELECT … FOR UPDATE`` on the key's row in ``qontak_rate_budget``; SQLite:
-``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the grant only if
-every rule allows it. Old grants (older than the longest window any user of the key declared)
-are pruned in the same transaction. A caller that must wait sleeps until the earliest moment a
+``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the slot only if
+every rule allows it. Old rows (older than the longest window any user of the key declared, or
+:data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` for requests in flight) are pruned in the same
+transaction. A caller that must wait sleeps until the earliest moment a
 slot can be free (computed from the grants in the window), then claims again: no busy loop.
 
-**Nothing to release.** A grant is one timestamp row and a pause is one "until" row; the only
+**Nothing to release.** A slot is one timestamp row and a pause is one "until" row; the only
 lock is the transaction's, which the database drops when the transaction ends or its connection
-dies. A process SIGKILLed in the middle of a claim leaves either a whole grant (counted, as it
-should be: the request may have gone) or nothing. A host that vanishes mid-claim without closing
+dies. A process SIGKILLed in the middle of a claim leaves either a whole slot (counted, as it
+should be: the request may have gone) or nothing; one killed with requests in flight leaves their
+rows, counted for :data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` (the answers may have reached the
+server). A host that vanishes mid-claim without closing
 its connection is cut off by PostgreSQL after ``idle_in_transaction_session_timeout`` (set to
 10 s on our sessions); a lost connection is reopened once on the next claim.
+
+**In flight, then answered.** The server counts a request when it arrives, somewhere between
+the moment its slot was taken and the moment its answer comes back; a slow request (a stalled
+event loop, a cold connection, a busy server's queue) can arrive long after its slot was taken.
+As in the in-memory limiter, a slot taken by :meth:`~SharedRateLimiter.acquire` is a row of
+``qontak_rate_flight`` (named by a random ``id`` that the limiter remembers under the moment
+``acquire`` returned), which every rule counts as "now" for every user of the budget;
+:meth:`~SharedRateLimiter.complete` moves it to ``qontak_rate_grant`` at the store's clock as the
+move is written: after the answer, so not earlier than the server counted it, on the clock
+every user of the budget shares. Counted from their grants instead, N requests taken at once
+that reach the server late, followed by N that reach it at once a window later, put 2N into
+one server window; a test has the server count five of them late and checks its windows.
+
+**Never blocking an event loop.** :meth:`~SharedRateLimiter.acquire_async` claims in a worker
+thread. The pipeline calls :meth:`~SharedRateLimiter.complete` and
+:meth:`~SharedRateLimiter.pause` synchronously, so when they run inside an event loop their
+write is handed to one worker thread per store, and the process's next claim writes whatever is
+still waiting first (in that claim's turn on the connection), so this process never claims
+without its own completions and pauses. The SQL of every statement is built once per store.
 
 **Clocks.** Monotonic clocks of different hosts are not comparable, and a monotonic clock is not
 even defined across reboots, while the store outlives both. So time is the store's:
@@ -55,30 +77,40 @@ claim then wins. The limit itself is exact either way.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import itertools
+import logging
 import math
 import os
+import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
+import sniffio
 
 from ._config import Secret
-from ._logging import register_secret
+from ._logging import log_kv, register_secret
 from ._ratelimit import SCOPE_ALL, RateLimiter, Rule
-from .errors import APIConnectionError, ConfigurationError
+from .errors import APIConnectionError, ConfigurationError, QontakError
 
 __all__ = ["SharedRateLimiter", "redact_url", "shared_from_setting"]
 
 # A wait shorter than this is rounded up, so a poller always really sleeps.
 _MIN_WAIT = 0.001
+
+# A store's worker thread (writing completions and pauses handed over from an event loop)
+# ends after this long without work, and starts again when there is some.
+_FLUSHER_IDLE_SECONDS = 5.0
 
 _PG_SCHEMES = ("postgresql", "postgres")
 
@@ -102,11 +134,21 @@ _SCHEMA = (
         horizon DOUBLE PRECISION NOT NULL,
         last_at DOUBLE PRECISION NOT NULL DEFAULT 0
     )""",
-    # One row per request let through: epoch seconds on the store's clock.
+    # One row per request answered (or let through by reserve()): epoch seconds on the
+    # store's clock, the moment its answer came back.
     """CREATE TABLE IF NOT EXISTS qontak_rate_grant (
         key TEXT NOT NULL,
         scope TEXT NOT NULL,
         at DOUBLE PRECISION NOT NULL
+    )""",
+    # One row per request in flight: granted at ``at``, counted as "now" by every rule until
+    # complete() moves it to qontak_rate_grant (or it is older than the longest window).
+    """CREATE TABLE IF NOT EXISTS qontak_rate_flight (
+        key TEXT NOT NULL,
+        id BIGINT NOT NULL,
+        scope TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (key, id)
     )""",
     "CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_at ON qontak_rate_grant (key, at)",
     """CREATE INDEX IF NOT EXISTS qontak_rate_grant_key_scope_at
@@ -173,9 +215,9 @@ def _earliest(
 ) -> float:
     """The first moment, not before ``now``, at which one more grant keeps every rule.
 
-    ``nth`` holds, per rule, the ``requests``-th most recent grant inside the window ending at
-    ``now`` (``None`` when there are fewer) and the rule's span: exactly the in-memory
-    limiter's ``grants[-requests] + span``.
+    ``nth`` holds, per full rule, the request whose leaving the window frees a slot (counting
+    those in flight as answered now; ``None`` when none must leave) and the rule's span:
+    exactly the in-memory limiter's ``grants[flying - requests] + span``.
     """
     at = now if paused_until is None else max(now, paused_until)
     for grant, span in nth:
@@ -195,9 +237,57 @@ def _store_error(url: Secret, exc: BaseException) -> APIConnectionError:
     )
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """A request in flight as the store holds it: its row's id and grant (store clock)."""
+
+    key: str
+    scope: str
+    id: int
+    at: float
+
+
+_T = TypeVar("_T")
+# Work done on the store's connection.
+_Op = Callable[[Any], None]
+
+
+def _flush_while_busy(ref: weakref.ref[_Store], wake: threading.Event) -> None:
+    """A store's worker thread: writes what is handed over, and ends after a few idle
+    seconds (holding the store only while it works, so an unused store is collected)."""
+    while True:
+        woken = wake.wait(_FLUSHER_IDLE_SECONDS)
+        wake.clear()
+        store = ref()
+        if store is None:
+            return
+        if woken:
+            store.flush()
+        elif store._idle():
+            return
+        del store
+
+
+def _flush_at_exit(ref: weakref.ref[_Store]) -> None:
+    store = ref()
+    if store is not None and store._pending:
+        store.flush()
+
+
+def _in_event_loop() -> bool:
+    """Whether this thread runs an event loop (asyncio or trio): blocking I/O here would stall
+    every task of the loop."""
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+    return True
+
+
 class _Store:
     """A database holding budgets (one per key). Subclasses say how to connect, lock and
-    read the clock; the claim itself is written once, here."""
+    read the clock; the claim itself is written once, here, and its SQL built once per store
+    (per shape of rules) rather than per claim."""
 
     #: SQL placeholder for a named parameter, and the name of the two-argument maximum.
     _param = ":{}"
@@ -209,6 +299,56 @@ class _Store:
         self._conn: Any = None
         self._pid = 0
         self._known: dict[str, float] = {}  # keys whose budget row exists, with our horizon
+        # Completions and pauses handed over by code running in an event loop: written by a
+        # worker thread (soon), or first thing by this process's next claim (whichever comes
+        # first), so this process never claims without them.
+        self._pending: list[_Op] = []
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending_pid = 0
+        self._flusher: threading.Thread | None = None
+        self._claim_sql: dict[tuple[bool, ...], str] = {}
+        p, now = self._p, self._now_sql()
+        self._sql_register = (
+            f"INSERT INTO qontak_rate_budget (key, horizon, last_at) VALUES ({p('k')}, {p('h')}, 0)"
+            " ON CONFLICT (key) DO UPDATE SET horizon = "
+            f"CASE WHEN qontak_rate_budget.horizon < {p('h')} THEN {p('h')}"
+            " ELSE qontak_rate_budget.horizon END"
+        )
+        self._sql_grant = (
+            f"INSERT INTO qontak_rate_grant (key, scope, at) VALUES ({p('k')}, {p('sc')}, {p('t')})"
+        )
+        self._sql_fly = (
+            "INSERT INTO qontak_rate_flight (key, id, scope, at)"
+            f" VALUES ({p('k')}, {p('id')}, {p('sc')}, {p('t')})"
+        )
+        self._sql_last = f"UPDATE qontak_rate_budget SET last_at = {p('t')} WHERE key = {p('k')}"
+        self._sql_prune = f"DELETE FROM qontak_rate_grant WHERE key = {p('k')} AND at <= {p('cut')}"
+        self._sql_prune_flight = (
+            f"DELETE FROM qontak_rate_flight WHERE key = {p('k')} AND at <= {p('cut')}"
+        )
+        # The answer is back: the request counts from the store's "now", later than the server
+        # can have counted it, on the clock every user of the store shares.
+        self._sql_landed = (
+            "INSERT INTO qontak_rate_grant (key, scope, at)"
+            f" VALUES ({p('k')}, {p('sc')}, {self._greatest} ({now}, {p('at')}))"
+        )
+        self._sql_unfly = f"DELETE FROM qontak_rate_flight WHERE key = {p('k')} AND id = {p('id')}"
+        self._sql_nth = {
+            any_scope: (
+                f"SELECT at FROM qontak_rate_grant WHERE key = {p('k')}"
+                + ("" if any_scope else f" AND scope = {p('sc')}")
+                + f" AND at > {p('t')} - {p('span')} ORDER BY at DESC LIMIT 1 OFFSET {p('off')}"
+            )
+            for any_scope in (True, False)
+        }
+        self._sql_pause = (
+            "INSERT INTO qontak_rate_pause (key, scope, until)"
+            f" VALUES ({p('k')}, {p('sc')}, {now} + {p('s')})"
+            " ON CONFLICT (key, scope) DO UPDATE SET until = CASE"
+            " WHEN qontak_rate_pause.until < excluded.until THEN excluded.until"
+            " ELSE qontak_rate_pause.until END"
+        )
 
     # -- per backend --------------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -220,8 +360,16 @@ class _Store:
         raise NotImplementedError
 
     def _now_sql(self) -> str:
-        """SQL for "now" on the store's clock, in epoch seconds."""
+        """SQL for "now" on the store's clock, in epoch seconds (may be a parameter that
+        :meth:`_with_now` fills)."""
         raise NotImplementedError
+
+    def _with_now(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` plus whatever :meth:`_now_sql` needs, read at this moment."""
+        return params
+
+    def _begin(self, conn: Any) -> None:
+        conn.execute("BEGIN")
 
     def _commit(self, conn: Any) -> None:
         conn.execute("COMMIT")
@@ -257,7 +405,7 @@ class _Store:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def _run(self, work: Callable[[Any], float]) -> float:
+    def _run(self, work: Callable[[Any], _T]) -> _T:
         """Run ``work`` on this process's connection; a broken connection is reopened once."""
         with self._lock:
             for attempt in (0, 1):
@@ -271,21 +419,78 @@ class _Store:
                         raise _store_error(self.url, exc) from None
             raise AssertionError("unreachable")
 
+    # -- work handed over from an event loop --------------------------------------------------
+    def _take_pending(self) -> list[_Op]:
+        with self._pending_lock:
+            ops, self._pending = self._pending, []
+            if self._pending_pid != os.getpid():
+                # Handed over in the parent before a fork: the parent writes them.
+                return []
+        return ops
+
+    def _apply(self, conn: Any, ops: list[_Op]) -> None:
+        """Write handed-over work, each operation its own transaction."""
+        for op in ops:
+            op(conn)
+
+    def _defer(self, op: _Op) -> None:
+        """Have ``op`` written soon by a worker thread (never the event loop's)."""
+        with self._pending_lock:
+            if self._pending_pid != os.getpid():
+                self._pending, self._pending_pid = [], os.getpid()
+                self._flusher = None  # a forked child has no threads: it starts its own
+                atexit.register(_flush_at_exit, weakref.ref(self))
+            self._pending.append(op)
+            if self._flusher is None:
+                self._wake = threading.Event()
+                self._flusher = threading.Thread(
+                    target=_flush_while_busy,
+                    args=(weakref.ref(self), self._wake),
+                    daemon=True,
+                    name="qontak-rate-store",
+                )
+                self._flusher.start()
+        self._wake.set()
+
+    def _idle(self) -> bool:
+        """For the worker thread: whether it may end (nothing waits); it then does."""
+        with self._pending_lock:
+            if self._pending:
+                return False
+            self._flusher = None
+            return True
+
+    def flush(self) -> None:
+        """Write whatever was handed over by code in an event loop. A store that is down
+        loses it (a warning says so): completions and pauses are advice for later claims."""
+        try:
+            self._run(lambda conn: self._apply(conn, self._take_pending()))
+        except Exception as exc:  # a worker thread has nobody to raise to
+            log_kv(logging.WARNING, "rate-limit store update lost", error=str(exc))
+
+    # -- the operations -----------------------------------------------------------------------
     def _register(self, conn: Any, key: str, horizon: float) -> None:
-        p = self._p
-        conn.execute(
-            f"INSERT INTO qontak_rate_budget (key, horizon, last_at) VALUES ({p('k')}, {p('h')}, 0)"
-            " ON CONFLICT (key) DO UPDATE SET horizon = "
-            f"CASE WHEN qontak_rate_budget.horizon < {p('h')} THEN {p('h')}"
-            " ELSE qontak_rate_budget.horizon END",
-            {"k": key, "h": horizon},
-        )
+        conn.execute(self._sql_register, {"k": key, "h": horizon})
 
-    def claim(self, key: str, scope: str, checks: Sequence[_Check], horizon: float) -> float:
-        """Take one slot for ``key`` in ``scope`` now and return 0.0, or take nothing and return
-        the seconds until one may be free. One transaction, under the budget's lock."""
+    def claim(
+        self,
+        key: str,
+        scope: str,
+        checks: Sequence[_Check],
+        horizon: float,
+        *,
+        flying: bool,
+        lifetime: float,
+    ) -> tuple[float, _Slot | None]:
+        """Take one slot for ``key`` in ``scope`` now and return ``(0.0, slot)``, or take
+        nothing and return the seconds until one may be free (and ``None``). One transaction,
+        under the budget's lock. A ``flying`` slot counts as "now" until :meth:`complete`
+        (``slot`` names it) or for ``lifetime`` seconds; otherwise it counts from now on
+        (``slot`` is ``None``)."""
 
-        def work(conn: Any) -> float:
+        def work(conn: Any) -> tuple[float, _Slot | None]:
+            # This process's own completions and pauses count before it claims again.
+            self._apply(conn, self._take_pending())
             locked = self._begin_locked(conn, key)
             try:
                 if locked is None or self._known.get(key, 0.0) < horizon:
@@ -296,11 +501,17 @@ class _Store:
                         locked = self._begin_locked(conn, key)
                         assert locked is not None
                 stored_horizon, last_at = locked
-                wait = self._decide_and_take(
-                    conn, key, scope, checks, max(horizon, stored_horizon), last_at
+                result = self._decide_and_take(
+                    conn,
+                    key,
+                    scope,
+                    checks,
+                    (max(horizon, stored_horizon), max(lifetime, stored_horizon)),
+                    last_at,
+                    flying,
                 )
                 self._commit(conn)
-                return wait
+                return result
             except BaseException:
                 # A dead connection has rolled back on its own.
                 with contextlib.suppress(Exception):
@@ -309,72 +520,142 @@ class _Store:
 
         return self._run(work)
 
+    def _claim_query(self, checks: Sequence[_Check]) -> str:
+        shape = tuple(c.scope is None for c in checks)
+        sql = self._claim_sql.get(shape)
+        if sql is None:
+            p = self._p
+            columns = [
+                f"(SELECT max(until) FROM qontak_rate_pause WHERE key = {p('k')}"
+                f" AND scope IN ({p('sa')}, {p('sc')}))"
+            ]
+            for i, any_scope in enumerate(shape):
+                only = "" if any_scope else f" AND scope = {p('sc')}"
+                # Per rule: the requests in flight, and those answered inside its window.
+                columns.append(
+                    f"(SELECT count(*) FROM qontak_rate_flight WHERE key = {p('k')}{only}"
+                    f" AND at > n.t - {p('hz')})"
+                )
+                columns.append(
+                    f"(SELECT count(*) FROM qontak_rate_grant WHERE key = {p('k')}{only}"
+                    f" AND at > n.t - {p(f'span{i}')})"
+                )
+            sql = (
+                f"SELECT n.t, {', '.join(columns)} FROM"
+                f" (SELECT {self._greatest} ({self._now_sql()}, {p('last')}) AS t) AS n"
+            )
+            self._claim_sql[shape] = sql
+        return sql
+
     def _decide_and_take(
         self,
         conn: Any,
         key: str,
         scope: str,
         checks: Sequence[_Check],
-        horizon: float,
+        horizons: tuple[float, float],
         last_at: float,
-    ) -> float:
-        p = self._p
-        params: dict[str, Any] = {"k": key, "last": last_at, "sa": SCOPE_ALL, "sc": scope}
-        columns = [
-            f"(SELECT max(until) FROM qontak_rate_pause WHERE key = {p('k')}"
-            f" AND scope IN ({p('sa')}, {p('sc')}))"
-        ]
+        flying: bool,
+    ) -> tuple[float, _Slot | None]:
+        horizon, lifetime = horizons
+        params: dict[str, Any] = {
+            "k": key,
+            "last": last_at,
+            "sa": SCOPE_ALL,
+            "sc": scope,
+            "hz": lifetime,
+        }
         for i, check in enumerate(checks):
             params[f"span{i}"] = check.span
-            params[f"off{i}"] = check.requests - 1
-            only = ""
-            if check.scope is not None:
-                params[f"scope{i}"] = check.scope
-                only = f" AND scope = {p(f'scope{i}')}"
-            columns.append(
-                f"(SELECT at FROM qontak_rate_grant WHERE key = {p('k')}{only}"
-                f" AND at > n.t - {p(f'span{i}')} ORDER BY at DESC LIMIT 1 OFFSET {p(f'off{i}')})"
-            )
-        row = conn.execute(
-            f"SELECT n.t, {', '.join(columns)} FROM"
-            f" (SELECT {self._greatest} ({self._now_sql()}, {p('last')}) AS t) AS n",
-            params,
-        ).fetchone()
+        row = conn.execute(self._claim_query(checks), self._with_now(params)).fetchone()
         now = float(row[0])
-        at = _earliest(now, row[1], [(row[2 + i], c.span) for i, c in enumerate(checks)])
+        full = [
+            (check, int(row[2 + 2 * i]), int(row[3 + 2 * i]))
+            for i, check in enumerate(checks)
+            if int(row[2 + 2 * i]) + int(row[3 + 2 * i]) >= check.requests
+        ]
+        at = _earliest(now, row[1], self._nth(conn, key, scope, now, full))
         if at > now:
-            return max(at - now, _MIN_WAIT)
-        conn.execute(
-            "INSERT INTO qontak_rate_grant (key, scope, at)"
-            f" VALUES ({p('k')}, {p('sc')}, {p('t')})",
-            {"k": key, "sc": scope, "t": now},
-        )
-        conn.execute(
-            f"UPDATE qontak_rate_budget SET last_at = {p('t')} WHERE key = {p('k')}",
-            {"k": key, "t": now},
-        )
-        conn.execute(
-            f"DELETE FROM qontak_rate_grant WHERE key = {p('k')} AND at <= {p('cut')}",
-            {"k": key, "cut": now - horizon},
-        )
-        return 0.0
+            return max(at - now, _MIN_WAIT), None
+        slot = None
+        if flying:
+            slot = _Slot(key, scope, secrets.randbits(62) + 1, now)
+            conn.execute(self._sql_fly, {"k": key, "id": slot.id, "sc": scope, "t": now})
+        else:
+            conn.execute(self._sql_grant, {"k": key, "sc": scope, "t": now})
+        conn.execute(self._sql_last, {"k": key, "t": now})
+        conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
+        conn.execute(self._sql_prune_flight, {"k": key, "cut": now - lifetime})
+        return 0.0, slot
+
+    def _nth(
+        self, conn: Any, key: str, scope: str, now: float, full: Sequence[tuple[_Check, int, int]]
+    ) -> list[tuple[float | None, float]]:
+        """For each full rule, the request whose leaving its window frees a slot, and the
+        window: those in flight count as answered now, so with ``requests - flying`` answered
+        in the window the oldest of those; with ``requests`` in flight, now."""
+        nth: list[tuple[float | None, float]] = []
+        for check, in_flight, _ in full:
+            if in_flight >= check.requests:
+                nth.append((now, check.span))
+                continue
+            found = conn.execute(
+                self._sql_nth[check.scope is None],
+                {
+                    "k": key,
+                    "sc": scope,
+                    "t": now,
+                    "span": check.span,
+                    "off": check.requests - in_flight - 1,
+                },
+            ).fetchone()
+            nth.append((None if found is None else float(found[0]), check.span))
+        return nth
+
+    def _complete_op(self, slot: _Slot) -> _Op:
+        def op(conn: Any) -> None:
+            # One transaction: the request counts in flight or answered, never neither.
+            self._begin(conn)
+            try:
+                conn.execute(
+                    self._sql_landed,
+                    self._with_now({"k": slot.key, "sc": slot.scope, "at": slot.at}),
+                )
+                conn.execute(self._sql_unfly, {"k": slot.key, "id": slot.id})
+                self._commit(conn)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._rollback(conn)
+                raise
+
+        return op
+
+    def _pause_op(self, key: str, scope: str, seconds: float) -> _Op:
+        asked = time.monotonic()
+
+        def op(conn: Any) -> None:
+            # Written later than asked (handed over): the pause still ends when it should.
+            left = seconds - (time.monotonic() - asked)
+            if left > 0:
+                conn.execute(self._sql_pause, self._with_now({"k": key, "sc": scope, "s": left}))
+
+        return op
+
+    def complete(self, slot: _Slot) -> None:
+        """The request of ``slot`` has its answer: its grant moves to the store's now. From
+        an event loop the write is handed to a worker thread."""
+        self._submit(self._complete_op(slot))
 
     def pause(self, key: str, scope: str, seconds: float) -> None:
-        """Grant nothing for ``key`` in ``scope`` for ``seconds`` from now (store's clock)."""
-        p = self._p
+        """Grant nothing for ``key`` in ``scope`` for ``seconds`` from now (store's clock).
+        From an event loop the write is handed to a worker thread."""
+        self._submit(self._pause_op(key, scope, seconds))
 
-        def work(conn: Any) -> float:
-            conn.execute(
-                "INSERT INTO qontak_rate_pause (key, scope, until)"
-                f" VALUES ({p('k')}, {p('sc')}, {self._now_sql()} + {p('s')})"
-                " ON CONFLICT (key, scope) DO UPDATE SET until = CASE"
-                " WHEN qontak_rate_pause.until < excluded.until THEN excluded.until"
-                " ELSE qontak_rate_pause.until END",
-                {"k": key, "sc": scope, "s": seconds},
-            )
-            return 0.0
-
-        self._run(work)
+    def _submit(self, op: _Op) -> None:
+        if _in_event_loop():
+            self._defer(op)
+        else:
+            self._run(lambda conn: self._apply(conn, [*self._take_pending(), op]))
 
     def __del__(self) -> None:
         # A store nobody uses any more closes its connection (only one this process opened).
@@ -383,7 +664,10 @@ class _Store:
                 self._conn.close()
 
     def close(self) -> None:
-        """Close this process's connection (a later call reopens it)."""
+        """Write what was handed over, then close this process's connection (a later call
+        reopens it)."""
+        if self._pending:
+            self.flush()
         with self._lock:
             if self._pid == os.getpid():
                 self._drop()
@@ -427,9 +711,16 @@ class _SqliteStore(_Store):
         ).fetchone()
         return None if row is None else (float(row[0]), float(row[1]))
 
+    def _begin(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
     def _now_sql(self) -> str:
+        return self._p("now")
+
+    def _with_now(self, params: dict[str, Any]) -> dict[str, Any]:
         # Wall time of this host, read under the lock (one host shares a SQLite file).
-        return repr(time.time())
+        params["now"] = time.time()
+        return params
 
     def _is_store_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
@@ -542,9 +833,9 @@ class SharedRateLimiter(RateLimiter):
         key: the budget's name in the store; given to a client, ``None`` means the client id,
             so two accounts never share a budget.
 
-    A slot is a timestamp row taken in one locked transaction; a pause (a 429 or
-    ``X-RateLimit-Remaining: 0``) is a row every user of the budget sees. See the module
-    documentation for the clocks used.
+    A slot is a timestamp row taken in one locked transaction, in flight until
+    :meth:`complete`; a pause (a 429 or ``X-RateLimit-Remaining: 0``) is a row every user of
+    the budget sees. See the module documentation for the clocks used.
     """
 
     def __init__(
@@ -562,8 +853,15 @@ class SharedRateLimiter(RateLimiter):
                 "key: expected a non-empty text naming the budget", setting="key", reason="empty"
             )
         self.key = key
+        self._init_local()
+
+    def _init_local(self) -> None:
         # The clock the pipeline last gave to acquire: pause(scope, until) is on it.
         self._local_clock: Callable[[], float] = time.monotonic
+        # The slots handed out, by the moment acquire returned (what complete() gets back),
+        # oldest first; complete() moves each one's grant in the store.
+        self._slots: dict[float, _Slot] = {}
+        self._slots_lock = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------------
     @property
@@ -587,7 +885,7 @@ class SharedRateLimiter(RateLimiter):
         clone._explicit_limits = self._explicit_limits
         clone._store = self._store
         clone.key = self.key if self.key is not None else key
-        clone._local_clock = time.monotonic
+        clone._init_local()
         return clone
 
     def __repr__(self) -> str:
@@ -612,9 +910,6 @@ class SharedRateLimiter(RateLimiter):
             for w in self._windows.get(sc, ())
         ]
 
-    def _horizon(self) -> float:
-        return max((w.span for ws in self._windows.values() for w in ws), default=1.0)
-
     def _key(self) -> str:
         if self.key is None:
             raise ConfigurationError(
@@ -625,26 +920,52 @@ class SharedRateLimiter(RateLimiter):
             )
         return self.key
 
-    def _claim(self, scope: str) -> float:
-        return self._store.claim(self._key(), scope, self._checks(scope), self._horizon())
+    def _claim(self, scope: str, flying: bool = True) -> tuple[float, _Slot | None]:
+        return self._store.claim(
+            self._key(),
+            scope,
+            self._checks(scope),
+            self._horizon,
+            flying=flying,
+            lifetime=self._flight_lifetime,
+        )
+
+    def _granted(self, slot: _Slot, clock: Callable[[], float]) -> float:
+        """The moment on ``clock`` to return for ``slot``: unique among the open slots, so
+        that :meth:`complete` finds it again."""
+        granted = clock()
+        with self._slots_lock:
+            while granted in self._slots:
+                granted = math.nextafter(granted, math.inf)
+            # A slot whose complete() never came (the request was never built) is let go once
+            # it cannot count against anything.
+            horizon = self._flight_lifetime
+            for old in list(itertools.islice(self._slots, 64)):
+                if old > granted - horizon:
+                    break
+                del self._slots[old]
+            self._slots[granted] = slot
+        return granted
 
     def reserve(self, scope: str = SCOPE_ALL, *, now: float | None = None) -> float:
         """Take one slot in ``scope`` (and ``"all"``) if one is free now and return 0.0;
         otherwise take nothing and return the seconds until one may be free. ``now`` is
-        ignored: the store's clock decides."""
-        return self._claim(scope)
+        ignored: the store's clock decides. The slot counts from the moment it was taken
+        (:meth:`acquire`'s slots count as in flight until :meth:`complete`)."""
+        return self._claim(scope, flying=False)[0]
 
     def acquire(
         self, scope: str = SCOPE_ALL, *, clock: Callable[[], float], sleep: Callable[[float], None]
     ) -> float:
         """Wait (with ``sleep``) until a slot in ``scope`` is free and take it; returns the
-        moment on ``clock``. The wait is in real time: a ``sleep`` that returns early (a fake
-        clock) is topped up with :func:`time.sleep`, so polling never spins."""
+        moment on ``clock`` (give it back to :meth:`complete`). The wait is in real time: a
+        ``sleep`` that returns early (a fake clock) is topped up with :func:`time.sleep`, so
+        polling never spins."""
         self._local_clock = clock
         while True:
-            wait = self._claim(scope)
-            if wait <= 0.0:
-                return clock()
+            wait, slot = self._claim(scope)
+            if slot is not None:
+                return self._granted(slot, clock)
             started = time.monotonic()
             sleep(wait)
             left = wait - (time.monotonic() - started)
@@ -662,9 +983,9 @@ class SharedRateLimiter(RateLimiter):
         with ``sleep`` (topped up with :func:`anyio.sleep`)."""
         self._local_clock = clock
         while True:
-            wait = await anyio.to_thread.run_sync(self._claim, scope)
-            if wait <= 0.0:
-                return clock()
+            wait, slot = await anyio.to_thread.run_sync(self._claim, scope)
+            if slot is not None:
+                return self._granted(slot, clock)
             started = time.monotonic()
             await sleep(wait)
             left = wait - (time.monotonic() - started)
@@ -672,8 +993,28 @@ class SharedRateLimiter(RateLimiter):
                 await anyio.sleep(left)
 
     def complete(self, scope: str, granted: float, now: float) -> None:
-        """Not tracked across processes: a grant stays at the moment it was taken in the
-        store (the window's safety margin absorbs the usual gap to the server)."""
+        """The request whose slot :meth:`acquire` returned as ``granted`` has its answer.
+
+        As in the in-memory limiter, the request counted as in flight ("now") until here,
+        and from here on counts from the moment its answer came back, the latest the server
+        can have counted it, so a slow request never lets the next ones into its server
+        window. That moment is the store's (``now``, on the caller's clock, is not comparable
+        across hosts): the row moves out of flight at the store's clock as the move is
+        written, for every user of the budget. Called from an event loop, the write goes to a
+        worker thread (and comes before this process's next claim either way). A store that
+        is down leaves the request in flight, counted for
+        :data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` (a warning is logged; nothing raised).
+        """
+        with self._slots_lock:
+            slot = self._slots.pop(granted, None)
+        if slot is None:
+            return
+        try:
+            self._store.complete(slot)
+        except QontakError as exc:
+            # Called once the answer is in: a store that is down must not turn that answer
+            # (perhaps an accepted send) into an error. The slot then stays in flight.
+            log_kv(logging.WARNING, "rate-limit slot not moved", scope=scope, error=str(exc))
 
     def pause_for(self, scope: str, seconds: float) -> None:
         """Grant nothing in ``scope`` to any user of this budget for ``seconds`` from now."""

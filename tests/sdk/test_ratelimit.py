@@ -132,7 +132,9 @@ def test_threads_blocking_in_acquire_keep_the_rule_on_the_real_clock() -> None:
     def worker() -> None:
         barrier.wait()
         for _ in range(3):
-            times.append(limiter.acquire(clock=time.monotonic, sleep=time.sleep))
+            granted = limiter.acquire(clock=time.monotonic, sleep=time.sleep)
+            times.append(granted)
+            limiter.complete("all", granted, granted)  # answered at once
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
@@ -187,8 +189,9 @@ async def test_a_stall_does_not_make_late_tasks_fire_together() -> None:
     sent: list[float] = []
 
     async def task() -> None:
-        await limiter.acquire_async(clock=vt.clock, sleep=vt.sleep)
+        granted = await limiter.acquire_async(clock=vt.clock, sleep=vt.sleep)
         sent.append(vt.now)
+        limiter.complete("all", granted, vt.now)  # answered at once
 
     vt.stalls[1.5] = 4.0  # at 1.5 s the loop freezes for 4 s
     async with anyio.create_task_group() as tg:
@@ -209,8 +212,9 @@ async def test_a_task_that_arrives_later_never_overtakes_one_that_waits() -> Non
     async def task(name: str, start: float) -> None:
         if start:
             await vt.sleep(start)
-        await limiter.acquire_async(clock=vt.clock, sleep=vt.sleep)
+        granted = await limiter.acquire_async(clock=vt.clock, sleep=vt.sleep)
         order.append(name)
+        limiter.complete("all", granted, vt.now)
 
     # B queues at 0.1 for the slot at 1.02; the loop stalls at 1.0 until 2.5, and C arrives
     # then, when a slot is free but B has not woken up yet: C must still go after B.
@@ -236,8 +240,9 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
 
     async def later() -> None:
         await vt.sleep(0.5)
-        await limiter.acquire_async(clock=vt.clock, sleep=vt.sleep)
+        granted = await limiter.acquire_async(clock=vt.clock, sleep=vt.sleep)
         done.append("later")
+        limiter.complete("all", granted, vt.now)
 
     async with anyio.create_task_group() as tg:
         async with anyio.create_task_group() as inner:
@@ -564,3 +569,34 @@ def test_a_limiter_that_cannot_record_a_pause_never_turns_an_accepted_send_into_
         sent = client.broadcasts.send_direct(msg)  # answered with X-RateLimit-Remaining: 0
     assert sent.id and [m["broadcast_id"] for m in box.messages()] == [sent.id]
     box.close()
+
+
+def test_a_request_in_flight_counts_as_now_until_its_answer() -> None:
+    # The server counts a request when it arrives, any time before its answer: one stuck in
+    # a stalled loop or a slow server's queue for longer than the window would, counted from
+    # its grant, let the next ones into the server's window beside it.
+    from qontak._ratelimit import IN_FLIGHT_SECONDS
+
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    limiter = RateLimiter({"all": (Rule(2, 1.0),)}, margin=0)
+    a = limiter.acquire(clock=lambda: clock[0], sleep=sleep)
+    b = limiter.acquire(clock=lambda: clock[0], sleep=sleep)
+    assert (a, b) == (0.0, 0.0)
+    # 1.5 s later both are still in flight: a whole window from now at the earliest.
+    assert limiter.reserve(now=1.5) == pytest.approx(1.0)
+    limiter.complete("all", a, 1.6)
+    assert limiter.reserve(now=1.7) == pytest.approx(0.9)  # b still flies: a must leave
+    limiter.complete("all", b, 1.8)
+    assert limiter.reserve(now=2.5) == pytest.approx(0.1)  # a counts from 1.6, to 2.6
+    assert limiter.reserve(now=2.6) == 0.0
+    # An answer never reported (the caller died) is let go after IN_FLIGHT_SECONDS.
+    lost = limiter.acquire(clock=lambda: 2.9, sleep=sleep)
+    assert limiter.reserve(now=3.5) == pytest.approx(0.1)  # lost flies; 2.6 leaves at 3.6
+    later = lost + IN_FLIGHT_SECONDS - 0.1
+    assert limiter.reserve(now=later) == 0.0  # one slot of two: lost still holds the other
+    assert limiter.reserve(now=later) == pytest.approx(1.0)
+    assert limiter.reserve(now=lost + IN_FLIGHT_SECONDS + 0.1) == 0.0

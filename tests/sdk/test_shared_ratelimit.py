@@ -124,8 +124,9 @@ def _hammer(url: str, key: str, count: int, start: Any, out: Any) -> None:
     start.wait(30)
     taken = []
     for _ in range(count):
-        limiter.acquire(clock=time.time, sleep=time.sleep)
+        granted = limiter.acquire(clock=time.time, sleep=time.sleep)
         taken.append(time.time())
+        limiter.complete("all", granted, time.time())  # as the pipeline does, answered at once
     out.put(taken)
 
 
@@ -186,6 +187,149 @@ def test_a_claim_in_progress_holds_off_other_processes(
     assert results["a"] == 0.0
     assert results["b"] > 1.0
     assert len(grants(store_url, "k")) == 1
+
+
+# -- a server that counts requests late ------------------------------------------------------------
+
+_SLOW_RULE = Rule(5, 0.5)  # a window of 0.6 s on the client (the 0.1 s minimum margin)
+_LATE = 0.8  # the first five requests reach the server this long after they were sent
+
+
+class _LateServer:
+    """A loopback HTTP server that counts each request when it "arrives": the first five
+    arrive :data:`_LATE` seconds after they were sent (a queue in front of the server, a cold
+    connection), the others at once. Every request is answered right after it is counted."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json as _json
+
+        self.arrivals: list[float] = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with lock:
+                    seq = len(outer.arrivals) + outer.waiting
+                    outer.waiting += 1
+                if seq < _SLOW_RULE.requests:
+                    time.sleep(_LATE)
+                with lock:
+                    outer.arrivals.append(time.time())  # counted here, on the host's clock
+                    outer.waiting -= 1
+                body = _json.dumps({"status": "success", "data": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.waiting = 0
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _send_through_pipeline(
+    url: str, base_url: str, key: str, count: int, ready: Any, start: Any, out: Any
+) -> None:
+    limiter = SharedRateLimiter(url, limits={"all": (_SLOW_RULE,)}, key=key)
+    limiter._store._connection()  # connected before the test starts timing
+    with Qontak(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        base_url=base_url,
+        env_file=None,
+        rate_limiter=limiter,
+        max_retries=0,
+    ) as c:
+        ready.release()
+        start.wait(30)
+        for _ in range(count):
+            c.channels.list()  # the pipeline: acquire, send, complete(granted, answered)
+    out.put(count)
+
+
+def test_requests_the_server_counts_late_never_overrun_its_window(store_url: str) -> None:
+    """Five processes share a budget of 5 per 0.5 s; the server counts the first five requests
+    0.8 s late (longer than the client's whole window). A slot counted from its grant frees at
+    0.6 s, and five more requests then land in the server's window beside the five late ones;
+    counted as "now" while in flight and from its answer afterwards, the next five wait for
+    the answers and a window after them. Fails when complete() does nothing (the budget
+    stays taken: nothing more goes for a minute), when slots count from their grant, and
+    when requests in flight are not counted."""
+    server = _LateServer()
+    key, per_process, processes = "acct-late", 2, 5
+    ready, start, out = _SPAWN.Semaphore(0), _SPAWN.Event(), _SPAWN.Queue()
+    procs = [
+        _SPAWN.Process(
+            target=_send_through_pipeline,
+            args=(store_url, server.url, key, per_process, ready, start, out),
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for p in procs:
+            p.start()
+        for _ in procs:
+            assert ready.acquire(timeout=60)
+        start.set()
+        done = [out.get(timeout=15) for _ in procs]
+        for p in procs:
+            p.join(10)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        server.close()
+    assert sum(done) == len(server.arrivals) == processes * per_process
+    # No window of the server's length, wherever it starts, counts more than the limit...
+    assert worst_window(server.arrivals, _SLOW_RULE.per) <= _SLOW_RULE.requests, sorted(
+        round(t - min(server.arrivals), 3) for t in server.arrivals
+    )
+    # ...and the second five went a window after the late answers, not a minute later.
+    assert max(server.arrivals) - min(server.arrivals) < 5.0
+
+
+@pytest.mark.anyio
+async def test_an_event_loop_never_waits_for_the_store(tmp_path: Path) -> None:
+    """complete() and pause() are called synchronously by the pipeline, also from an event
+    loop: with the store busy (another process holds the SQLite file's write lock), they hand
+    their write to a worker thread and return at once; the writes land when the store is free,
+    and this process's next claim sees them."""
+    import anyio
+
+    path = tmp_path / "busy.db"
+    url = f"sqlite:///{path}"
+    limiter = SharedRateLimiter(url, limits={"all": (Rule(5, 1.0),)}, key="k")
+    granted = await limiter.acquire_async(clock=time.monotonic, sleep=anyio.sleep)
+    busy = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    busy.execute("BEGIN IMMEDIATE")  # the file's write lock, as a claim elsewhere holds it
+    release = threading.Timer(1.0, lambda: busy.execute("ROLLBACK"))
+    release.start()
+    try:
+        started = time.monotonic()
+        limiter.complete("all", granted, time.monotonic())
+        limiter.pause("all", time.monotonic() + 30.0)
+        returned = time.monotonic() - started
+    finally:
+        release.join()
+        busy.close()
+    assert returned < 0.3, f"the event loop waited {returned:.2f} s for the store"
+    # The next claim comes after both writes: the pause holds it off.
+    wait = await anyio.to_thread.run_sync(limiter.reserve)
+    assert wait == pytest.approx(29.0, abs=1.5)
+    assert len(grants(url, "k")) == 1  # the answered request, moved out of flight
 
 
 # -- pauses ---------------------------------------------------------------------------------------
@@ -339,6 +483,7 @@ async def test_async_client_shares_the_budget(tmp_path: Path) -> None:
         for _ in range(3):
             await c.channels.list()
     assert time.monotonic() - started >= 0.3
+    limiter.close()  # writes the last answer's move, handed over to a worker thread
     recorded = grants(url, CLIENT_ID)
     assert len(recorded) == 3 and recorded[2] - recorded[0] >= 0.3
 
