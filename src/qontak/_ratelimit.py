@@ -407,13 +407,20 @@ _UNITS = {
     "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
     "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
 }  # fmt: skip
-_RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)$")
+# Bounded digit runs: int() of a 5,000-digit count would raise its own ValueError.
+_RATE = re.compile(r"^(\d{1,12})\s*/\s*(\d{1,9}(?:\.\d{1,9})?)?\s*([a-z]+)$", re.ASCII)
 _OFF = ("off", "none", "false", "no", "0")
 _KEYS = ("send", "all", "burst")
 
 
 def _config_error(setting: str, reason: str) -> ConfigurationError:
     return ConfigurationError(f"{setting}: {reason}", setting=setting, reason=reason)
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    """``text`` cut at ``limit`` characters for an error: a value of any size (an
+    environment variable, a fuzzer's 70,000 characters) is never echoed back whole."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def parse_rate_limit_items(text: str, *, setting: str = "rate_limits") -> dict[str, Rule] | None:
@@ -440,21 +447,26 @@ def parse_rate_limit_items(text: str, *, setting: str = "rate_limits") -> dict[s
         item = raw.strip()
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key:
-            raise _config_error(setting, f"{item!r} is not key=N/unit (e.g. send=60/min)")
+            raise _config_error(setting, f"{_cut(item)!r} is not key=N/unit (e.g. send=60/min)")
         if key not in _KEYS:
-            raise _config_error(setting, f"unknown limit {key!r} (use {', '.join(_KEYS)} or off)")
+            raise _config_error(
+                setting, f"unknown limit {_cut(key)!r} (use {', '.join(_KEYS)} or off)"
+            )
         if key in items:
             raise _config_error(setting, f"{key} is given twice")
         match = _RATE.match(value)
         unit = _UNITS.get(match.group(3)) if match else None
         if match is None or unit is None:
             raise _config_error(
-                setting, f"{key}={value} is not N/unit (e.g. {key}=60/min; units s, min, h)"
+                setting,
+                f"{key}={_cut(value)} is not N/unit (e.g. {key}=60/min; units s, min, h)",
             )
         count = int(match.group(1))
         per = float(match.group(2) or 1.0) * unit
         if count < 1 or per <= 0 or count > 10**9 or per > 366 * 86400:
-            raise _config_error(setting, f"{key}={value}: needs at least 1 request per period > 0")
+            raise _config_error(
+                setting, f"{key}={_cut(value)}: needs at least 1 request per period > 0"
+            )
         items[key] = Rule(count, per)
     return items
 

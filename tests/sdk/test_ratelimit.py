@@ -20,6 +20,7 @@ from qontak._ratelimit import (
     DEFAULT_LIMITS,
     SAFETY_MARGIN,
     SAFETY_MARGIN_MIN_SECONDS,
+    parse_rate_limit_items,
     parse_rate_limits,
     parse_reset,
     parse_retry_after,
@@ -600,3 +601,18 @@ def test_a_request_in_flight_counts_as_now_until_its_answer() -> None:
     assert limiter.reserve(now=later) == 0.0  # one slot of two: lost still holds the other
     assert limiter.reserve(now=later) == pytest.approx(1.0)
     assert limiter.reserve(now=lost + IN_FLIGHT_SECONDS + 0.1) == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 70_000,
+        "send=" + "9" * 70_000 + "/min",
+        "z" * 70_000 + "=1/s",
+        "send=1/" + "s" * 70_000,
+    ],
+)
+def test_a_huge_rate_limit_value_is_refused_without_echoing_it(text: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_rate_limit_items(text)
+    assert caught.value.setting == "rate_limits" and len(str(caught.value)) < 200
