@@ -490,6 +490,7 @@ def write_docs(
         lines.append(f"| {fig.name} | {fig.value} | {fig.baseline} | {ratio} | {fig.goal} |")
     for module_name, title, text in extras:
         lines += ["", f"## {title} (`bench/{module_name}.py`)", "", "```", text.rstrip(), "```"]
+    lines += _soak_summary(path.parent / "soak.md")
     lines += [
         "",
         "## What is measured",
@@ -547,6 +548,23 @@ def write_docs(
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _soak_summary(soak: Path) -> list[str]:
+    """The last ``make soak`` (20 runs of a minute at a matched limit: too long for this
+    run), summed up from ``docs/soak.md`` so the limiter's goal is read in one place."""
+    if not soak.exists():
+        return ["", "## Soak (`make soak`)", "", "Not run yet: `make soak` writes `docs/soak.md`."]
+    text = soak.read_text().splitlines()
+    dated = [line for line in text if line.startswith("- Date:")]
+    results = [f"- {line[3:]}" for line in text if line.startswith("## ") and "429" in line]
+    return [
+        "",
+        "## Soak (`make soak`, see [soak.md](soak.md))",
+        "",
+        *dated,
+        *results,
+    ]
 
 
 #: The parts of a run, for ``--only``.
