@@ -347,7 +347,10 @@ def _campaign_table(outcome: Any) -> Table:
     table.add_column("step")
     table.add_column("result")
     summary = outcome.checked.summary
-    table.add_row("check", f"{summary.rows} rows: {summary.invalid} invalid (skipped)")
+    read = summary.rows + summary.invalid + summary.duplicates + summary.opted_out
+    table.add_row(
+        "check", f"{read} rows read: {summary.rows} to send, {summary.invalid} invalid (skipped)"
+    )
     rejects = outcome.status.rejects
     table.add_row(
         "import",
