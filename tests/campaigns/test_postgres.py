@@ -175,6 +175,29 @@ def test_a_heartbeat_keeps_the_lease_and_a_silent_worker_loses_it_to_unknown(url
         s.close()
 
 
+def test_a_sending_row_moves_only_by_the_worker_holding_it(url: str) -> None:
+    # Worker A gives row 2 back (a 429: sending → pending) but the commit's answer is lost;
+    # meanwhile worker B claims the row again. A's retry of the same statement must not
+    # move B's claim back to pending, or a third claim would send it a second time.
+    a = PostgresStore(url)
+    a.create_campaign(_campaign())
+    a.add_rows("c1", _rows(1))
+    assert [r.line for r in a.claim("c1", 1, zones=None, now=1.0)] == [2]
+    assert a.transition("c1", 2, RowState.PENDING, now=2.0, reason="rate limited")
+    b = PostgresStore(url)
+    assert [r.line for r in b.claim("c1", 1, zones=None, now=3.0)] == [2]
+    for target in (RowState.PENDING, RowState.UNKNOWN, RowState.FAILED, RowState.ACCEPTED):
+        assert not a.transition("c1", 2, target, now=4.0, broadcast_id="late", code="x")
+    assert [r.state for r in a.iter_rows("c1")] == [RowState.SENDING]
+    assert b.renew() == 1, "the row is still under B's lease"
+    assert a.claim("c1", 1, zones=None, now=5.0) == []
+    # B, its holder, settles it.
+    assert b.transition("c1", 2, RowState.ACCEPTED, now=6.0, broadcast_id="b2")
+    assert [(r.state, r.broadcast_id) for r in a.iter_rows("c1")] == [(RowState.ACCEPTED, "b2")]
+    for s in (a, b):
+        s.close()
+
+
 def test_passwords_in_the_url_are_never_shown(postgres: Any) -> None:
     fresh = fresh_database(postgres)
     url = "postgresql://ops:hunter2-canary@127.0.0.1:1/qontak?password=also-canary"
