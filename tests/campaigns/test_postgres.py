@@ -85,6 +85,54 @@ def test_many_workers_starting_at_once_migrate_exactly_once(url: str) -> None:
         s.close()
 
 
+def test_a_schema_4_database_gains_pause_codes_once_even_opened_by_many_at_once(
+    url: str,
+) -> None:
+    # A ledger written before Campaign.pause_code (schema 4): `pause` wrote only its reason.
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, steps in enumerate(MIGRATIONS[:4], start=1):
+            for statement in steps:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+        for cid, state, reason in (
+            ("u", "paused", "paused by user"),
+            ("a", "paused", "credentials rejected: 401"),
+            ("r", "ready", "paused by user"),
+        ):
+            conn.execute(
+                "INSERT INTO campaigns (id, name, created_at, template_id, template_name, "
+                "language, channel_id, template_json, state, pause_reason) "
+                "VALUES (%s, 'n', 1, 't', 'tn', 'id', 'ch', '{}', %s, %s)",
+                (cid, state, reason),
+            )
+    stores: list[PostgresStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            stores.append(PostgresStore(url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(MIGRATIONS) == 5 and stores[0].schema_version == 5
+    with psycopg.connect(url) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == [1, 2, 3, 4, 5]
+    codes = {c.id: c.pause_code for c in stores[0].list_campaigns()}
+    assert codes == {"u": "user", "a": None, "r": None}
+    for s in stores:
+        s.close()
+
+
 def test_a_newer_schema_is_refused(url: str) -> None:
     PostgresStore(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
