@@ -245,7 +245,9 @@ class _Run:
         current = self.store.get_campaign(self.campaign.id)
         if current is not None and current.state is CampaignState.PAUSED:
             self.pause_reason = current.pause_reason or "paused"
-            self.pause_code = "user"
+            # Whoever paused it says why: a person, or another worker of a shared ledger
+            # (its "auth" is the CLI's exit code 3 here too).
+            self.pause_code = current.pause_code or "user"
             return True
         return False
 
