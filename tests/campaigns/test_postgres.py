@@ -239,9 +239,28 @@ def test_a_sending_row_moves_only_by_the_worker_holding_it(url: str) -> None:
     assert [r.state for r in a.iter_rows("c1")] == [RowState.SENDING]
     assert b.renew() == 1, "the row is still under B's lease"
     assert a.claim("c1", 1, zones=None, now=5.0) == []
-    # B, its holder, settles it.
+
+    def lease(line: int) -> tuple[Any, bool]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT lease_owner, lease_expires IS NOT NULL FROM campaign_rows WHERE line = %s",
+                (line,),
+            ).fetchone()
+        assert found is not None
+        return found[0], found[1]
+
+    assert lease(2) == (b.owner, True)
+    # B, its holder, settles it, and lets the lease go.
     assert b.transition("c1", 2, RowState.ACCEPTED, now=6.0, broadcast_id="b2")
     assert [(r.state, r.broadcast_id) for r in a.iter_rows("c1")] == [(RowState.ACCEPTED, "b2")]
+    assert lease(2) == (None, False)
+    # A row taken by a transition rather than a claim is held the same way: leased to its
+    # taker, renewed by its heartbeat, moved by nobody else.
+    a.add_rows("c1", [NewRow(line=3, to_number="6281299", to_name="n", parameters={}, zones="Z")])
+    assert a.transition("c1", 3, RowState.SENDING, now=7.0)
+    assert lease(3) == (a.owner, True) and a.renew() == 1
+    assert not b.transition("c1", 3, RowState.PENDING, now=8.0)
+    assert a.transition("c1", 3, RowState.PENDING, now=8.0) and lease(3) == (None, False)
     for s in (a, b):
         s.close()
 
