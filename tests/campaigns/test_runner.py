@@ -403,3 +403,39 @@ async def test_a_pause_found_in_the_ledger_is_reported_with_its_own_code(
     result = await campaigns.run(client, store, cid, options)
     assert (result.state, result.pause_code) == (CampaignState.PAUSED, "auth")
     assert result.pause_reason == "credentials rejected" and result.counts["pending"] == 4
+
+
+@pytest.mark.anyio
+async def test_a_users_pause_made_while_a_request_is_out_is_not_written_over(
+    tmp_path: Path, env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore]
+) -> None:
+    client, sandbox, store = env
+    cid = await _campaign(client, store, write_customers(tmp_path / "c.csv", 5))
+
+    async def user_pauses(request: httpx.Request) -> None:
+        # `qontak campaign pause` from another shell while the send is in flight; the
+        # answer will be a 401, on which the runner pauses the campaign itself.
+        if request.url.path.endswith("/broadcasts/whatsapp/direct"):
+            store.update_campaign(
+                cid, state=CampaignState.PAUSED, pause_reason="paused by user", pause_code="user"
+            )
+
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox.app),
+        base_url=SANDBOX_HOST,
+        event_hooks={"request": [user_pauses]},
+    )
+    async with AsyncQontak(
+        SANDBOX_CLIENT_ID,
+        "wrong-secret",
+        base_url=SANDBOX_BASE_URL,
+        http_client=http,
+        env_file=None,
+        clock=sandbox.now,
+    ) as bad:
+        result = await campaigns.run(bad, store, cid, _options(sandbox, concurrency=1))
+    await http.aclose()
+    assert (result.state, result.pause_code) == (CampaignState.PAUSED, "user")
+    held = store.get_campaign(cid)
+    assert held is not None and (held.pause_code, held.pause_reason) == ("user", "paused by user")
+    assert result.counts["pending"] == 5 and not sandbox.messages()

@@ -260,6 +260,10 @@ class _Run:
             self.lease_renewed = now
 
     def pause(self, reason: str, code: str) -> None:
+        if self.pause_reason is None and self.should_stop():
+            # Paused from outside while the request was out (a person seeing the same
+            # trouble): their pause stands; written over, `run FILE` would lift it.
+            return
         if self.pause_reason is None:
             self.pause_reason = reason
             self.pause_code = code
