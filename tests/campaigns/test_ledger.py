@@ -164,11 +164,35 @@ def test_a_users_pause_written_before_pause_codes_is_still_the_users(tmp_path: P
                 "VALUES (?, 'n', 1, 't', 'tn', 'id', 'ch', '{}', 'paused', ?)",
                 (cid, reason),
             )
-    store = SQLiteStore(path)
-    assert store.schema_version == len(MIGRATIONS)
+    # Several commands opening the old file at once: one migrates, the others find it done.
+    import threading
+
+    stores: list[SQLiteStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            stores.append(SQLiteStore(path))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(stores) == 4
+    store = stores[0]
+    assert store.schema_version == len(MIGRATIONS) == 4
+    with sqlite3.connect(path) as db:
+        versions = [v for (v,) in db.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == [1, 2, 3, 4]
     codes = {c.id: c.pause_code for c in store.list_campaigns()}
     assert codes == {"u": "user", "a": None}
-    store.close()
+    for s in stores:
+        s.close()
 
 
 def test_pause_codes_are_kept(store: Store) -> None:

@@ -85,6 +85,54 @@ def test_many_workers_starting_at_once_migrate_exactly_once(url: str) -> None:
         s.close()
 
 
+def test_a_schema_4_database_gains_pause_codes_once_even_opened_by_many_at_once(
+    url: str,
+) -> None:
+    # A ledger written before Campaign.pause_code (schema 4): `pause` wrote only its reason.
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, steps in enumerate(MIGRATIONS[:4], start=1):
+            for statement in steps:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+        for cid, state, reason in (
+            ("u", "paused", "paused by user"),
+            ("a", "paused", "credentials rejected: 401"),
+            ("r", "ready", "paused by user"),
+        ):
+            conn.execute(
+                "INSERT INTO campaigns (id, name, created_at, template_id, template_name, "
+                "language, channel_id, template_json, state, pause_reason) "
+                "VALUES (%s, 'n', 1, 't', 'tn', 'id', 'ch', '{}', %s, %s)",
+                (cid, state, reason),
+            )
+    stores: list[PostgresStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            stores.append(PostgresStore(url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(MIGRATIONS) == 5 and stores[0].schema_version == 5
+    with psycopg.connect(url) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == [1, 2, 3, 4, 5]
+    codes = {c.id: c.pause_code for c in stores[0].list_campaigns()}
+    assert codes == {"u": "user", "a": None, "r": None}
+    for s in stores:
+        s.close()
+
+
 def test_a_newer_schema_is_refused(url: str) -> None:
     PostgresStore(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -172,6 +220,48 @@ def test_a_heartbeat_keeps_the_lease_and_a_silent_worker_loses_it_to_unknown(url
     # … but an expired row is never handed out again by a claim.
     assert [r.line for r in other.claim("c1", 5, zones=None, now=2.0)] == [4]
     for s in (live, dead, other):
+        s.close()
+
+
+def test_a_sending_row_moves_only_by_the_worker_holding_it(url: str) -> None:
+    # Worker A gives row 2 back (a 429: sending → pending) but the commit's answer is lost;
+    # meanwhile worker B claims the row again. A's retry of the same statement must not
+    # move B's claim back to pending, or a third claim would send it a second time.
+    a = PostgresStore(url)
+    a.create_campaign(_campaign())
+    a.add_rows("c1", _rows(1))
+    assert [r.line for r in a.claim("c1", 1, zones=None, now=1.0)] == [2]
+    assert a.transition("c1", 2, RowState.PENDING, now=2.0, reason="rate limited")
+    b = PostgresStore(url)
+    assert [r.line for r in b.claim("c1", 1, zones=None, now=3.0)] == [2]
+    for target in (RowState.PENDING, RowState.UNKNOWN, RowState.FAILED, RowState.ACCEPTED):
+        assert not a.transition("c1", 2, target, now=4.0, broadcast_id="late", code="x")
+    assert [r.state for r in a.iter_rows("c1")] == [RowState.SENDING]
+    assert b.renew() == 1, "the row is still under B's lease"
+    assert a.claim("c1", 1, zones=None, now=5.0) == []
+
+    def lease(line: int) -> tuple[Any, bool]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT lease_owner, lease_expires IS NOT NULL FROM campaign_rows WHERE line = %s",
+                (line,),
+            ).fetchone()
+        assert found is not None
+        return found[0], found[1]
+
+    assert lease(2) == (b.owner, True)
+    # B, its holder, settles it, and lets the lease go.
+    assert b.transition("c1", 2, RowState.ACCEPTED, now=6.0, broadcast_id="b2")
+    assert [(r.state, r.broadcast_id) for r in a.iter_rows("c1")] == [(RowState.ACCEPTED, "b2")]
+    assert lease(2) == (None, False)
+    # A row taken by a transition rather than a claim is held the same way: leased to its
+    # taker, renewed by its heartbeat, moved by nobody else.
+    a.add_rows("c1", [NewRow(line=3, to_number="6281299", to_name="n", parameters={}, zones="Z")])
+    assert a.transition("c1", 3, RowState.SENDING, now=7.0)
+    assert lease(3) == (a.owner, True) and a.renew() == 1
+    assert not b.transition("c1", 3, RowState.PENDING, now=8.0)
+    assert a.transition("c1", 3, RowState.PENDING, now=8.0) and lease(3) == (None, False)
+    for s in (a, b):
         s.close()
 
 

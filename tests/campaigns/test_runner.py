@@ -351,3 +351,91 @@ async def test_a_sqlite_worker_that_loses_a_campaign_mid_run_moves_on_to_the_nex
     # rest still pending.
     counts = store.counts(first)
     assert counts["accepted"] == 1 and counts["pending"] == 5 and counts["sending"] == 0
+
+
+@pytest.mark.anyio
+async def test_a_worker_never_lifts_a_pause_made_while_it_sent_an_earlier_campaign(
+    tmp_path: Path, env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore]
+) -> None:
+    client, sandbox, store = env
+    first = await _campaign(client, store, write_customers(tmp_path / "a.csv", 4))
+    second = await _campaign(client, store, write_customers(tmp_path / "b.csv", 3))
+    paused: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["campaign_id"] == first and not paused:
+            # `qontak campaign pause` from another shell, while the worker is on the first.
+            store.update_campaign(
+                second,
+                state=CampaignState.PAUSED,
+                pause_reason="paused by user",
+                pause_code="user",
+            )
+            paused.append(second)
+
+    options = _options(sandbox, concurrency=1, on_event=on_event, progress_every=0)
+    results = await campaigns.run_worker(client, store, options=options)
+    assert paused == [second]
+    assert [r.campaign_id for r in results] == [first]
+    held = store.get_campaign(second)
+    assert held is not None and (held.state, held.pause_code) == (CampaignState.PAUSED, "user")
+    assert store.counts(second)["pending"] == 3 and store.counts(first)["accepted"] == 4
+
+
+@pytest.mark.anyio
+async def test_a_pause_found_in_the_ledger_is_reported_with_its_own_code(
+    tmp_path: Path, env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore]
+) -> None:
+    client, sandbox, store = env
+    cid = await _campaign(client, store, write_customers(tmp_path / "a.csv", 5))
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["counts"]["accepted"] == 1:
+            # Another worker of the campaign had its credentials rejected and paused it.
+            store.update_campaign(
+                cid,
+                state=CampaignState.PAUSED,
+                pause_reason="credentials rejected",
+                pause_code="auth",
+            )
+
+    options = _options(sandbox, concurrency=1, on_event=on_event, progress_every=0)
+    result = await campaigns.run(client, store, cid, options)
+    assert (result.state, result.pause_code) == (CampaignState.PAUSED, "auth")
+    assert result.pause_reason == "credentials rejected" and result.counts["pending"] == 4
+
+
+@pytest.mark.anyio
+async def test_a_users_pause_made_while_a_request_is_out_is_not_written_over(
+    tmp_path: Path, env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore]
+) -> None:
+    client, sandbox, store = env
+    cid = await _campaign(client, store, write_customers(tmp_path / "c.csv", 5))
+
+    async def user_pauses(request: httpx.Request) -> None:
+        # `qontak campaign pause` from another shell while the send is in flight; the
+        # answer will be a 401, on which the runner pauses the campaign itself.
+        if request.url.path.endswith("/broadcasts/whatsapp/direct"):
+            store.update_campaign(
+                cid, state=CampaignState.PAUSED, pause_reason="paused by user", pause_code="user"
+            )
+
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox.app),
+        base_url=SANDBOX_HOST,
+        event_hooks={"request": [user_pauses]},
+    )
+    async with AsyncQontak(
+        SANDBOX_CLIENT_ID,
+        "wrong-secret",
+        base_url=SANDBOX_BASE_URL,
+        http_client=http,
+        env_file=None,
+        clock=sandbox.now,
+    ) as bad:
+        result = await campaigns.run(bad, store, cid, _options(sandbox, concurrency=1))
+    await http.aclose()
+    assert (result.state, result.pause_code) == (CampaignState.PAUSED, "user")
+    held = store.get_campaign(cid)
+    assert held is not None and (held.pause_code, held.pause_reason) == ("user", "paused by user")
+    assert result.counts["pending"] == 5 and not sandbox.messages()

@@ -23,8 +23,10 @@ advisory lock, so several workers starting at once against an empty database do 
 The connection is in autocommit mode with an explicit transaction per method. When the server
 goes away (a restart, a failover), a method reconnects and tries again for up to
 ``reconnect_timeout`` seconds, then raises :class:`.LedgerError`. Retrying is safe for every
-method: a transition re-checks the row's state, and a claim whose commit was lost only leaves
-rows ``sending`` under a lease nobody renews, which become ``unknown``, never sent twice.
+method: a transition re-checks the row's state and moves a ``sending`` row only under this
+store's own lease (a retried ``sending → pending`` never undoes another worker's new claim),
+and a claim whose commit was lost only leaves rows ``sending`` under a lease nobody renews,
+which become ``unknown``, never sent twice.
 
 psycopg 3 is imported on first use: it is the ``qontak[postgres]`` extra.
 """
@@ -292,9 +294,19 @@ class PostgresStore(SQLStore):
         )
         return int(cur.rowcount)
 
-    def _let_go(self, campaign_id: str, line: int) -> None:
-        # Settled, or given up on: either way no longer renewed by the heartbeat.
-        self._held.discard((campaign_id, line))
+    def _holder_only(self) -> tuple[str, list[Any]]:
+        # Another worker's `sending` row is its own until its lease expires (then recover
+        # makes it `unknown`, which anyone may settle). Without this, a worker whose
+        # `sending → pending` commit answer was lost, retried after the row had been claimed
+        # again by another worker, would hand that claim out a second time: sent twice.
+        return " AND (state <> ? OR lease_owner = ?)", [RowState.SENDING.value, self.owner]
+
+    def _let_go(self, campaign_id: str, line: int, *, keep: bool = False) -> None:
+        if keep:
+            self._held.add((campaign_id, line))
+        else:
+            # Settled, or given up on: either way no longer renewed by the heartbeat.
+            self._held.discard((campaign_id, line))
 
     def _recover_scope(self) -> tuple[str, str]:
         # Only rows whose lease has expired (by the database's clock): rows of live workers

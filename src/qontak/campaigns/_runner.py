@@ -242,10 +242,17 @@ class _Run:
     def should_stop(self) -> bool:
         if self.opt.stopper.stopped or self.pause_reason is not None:
             return True
+        return self.paused_elsewhere()
+
+    def paused_elsewhere(self) -> bool:
+        """The ledger says the campaign is paused (a person, or another worker): take that
+        pause as this run's."""
         current = self.store.get_campaign(self.campaign.id)
         if current is not None and current.state is CampaignState.PAUSED:
             self.pause_reason = current.pause_reason or "paused"
-            self.pause_code = "user"
+            # Whoever paused it says why: a person, or another worker of a shared ledger
+            # (its "auth" is the CLI's exit code 3 here too).
+            self.pause_code = current.pause_code or "user"
             return True
         return False
 
@@ -258,6 +265,10 @@ class _Run:
             self.lease_renewed = now
 
     def pause(self, reason: str, code: str) -> None:
+        if self.pause_reason is None and self.paused_elsewhere():
+            # Paused from outside while the request was out (a person seeing the same
+            # trouble): their pause stands; written over, `run FILE` would lift it.
+            return
         if self.pause_reason is None:
             self.pause_reason = reason
             self.pause_code = code

@@ -338,14 +338,21 @@ class SQLStore:
         """Extra ``SET`` of every other move (PostgreSQL: the lease is let go)."""
         return ""
 
+    def _holder_only(self) -> tuple[str, list[Any]]:
+        """An extra condition of every move out of ``sending``, and its parameters: whose
+        ``sending`` rows this store may move (PostgreSQL: only those under its own lease).
+        SQLite: any (one runner per campaign holds them all)."""
+        return "", []
+
     def _recover_scope(self) -> tuple[str, str]:
         """Which ``sending`` rows :meth:`recover` may take (an extra condition) and the
         reason it records. SQLite: all (one runner per campaign, so a row still ``sending``
         when a run starts was left by a crash)."""
         return "", "interrupted while sending"
 
-    def _let_go(self, campaign_id: str, line: int) -> None:
-        """After a transition of a row, moved or not (PostgreSQL: stop renewing its lease)."""
+    def _let_go(self, campaign_id: str, line: int, *, keep: bool = False) -> None:
+        """After a transition of a row, moved or not (PostgreSQL: stop renewing its lease,
+        or with ``keep`` start: the row was taken ``sending``)."""
 
     @property
     def schema_version(self) -> int:
@@ -535,7 +542,9 @@ class SQLStore:
         reason: str | None = None,
     ) -> int:
         # The only UPDATE of a row's state besides claim and recover; the allowed sources
-        # come from the state machine, so a forbidden move changes nothing.
+        # come from the state machine, so a forbidden move changes nothing. A `sending` row
+        # moves only by the store holding it: a late or retried answer of a worker whose row
+        # was since recovered, reconciled and claimed again must not undo the new claim.
         sets = "state = ?, settled_at = ?, error_code = ?, error_reason = ?"
         values: list[Any] = [target.value, now, code, reason]
         if target is RowState.ACCEPTED:
@@ -543,12 +552,21 @@ class SQLStore:
             values.append(broadcast_id)
         if target is RowState.PENDING:
             sets += ", sent_at = NULL"
-        sets += self._settle_sets(target)
+        if target is RowState.SENDING:
+            # Taken like a claim takes it (PostgreSQL: under this store's lease), or no
+            # worker could move it on.
+            lease_sets, lease_params = self._claim_sets()
+            sets += lease_sets
+            values += lease_params
+        else:
+            sets += self._settle_sets(target)
         in_lines, line_params = self.dialect.one_of("line", lines)
         in_states, state_params = self.dialect.one_of("state", sources_of(target))
+        holder, holder_params = self._holder_only()
         cur = ex.execute(
-            f"UPDATE campaign_rows SET {sets} WHERE campaign_id = ? AND {in_lines} AND {in_states}",
-            (*values, campaign_id, *line_params, *state_params),
+            f"UPDATE campaign_rows SET {sets} WHERE campaign_id = ? AND {in_lines} AND {in_states}"
+            + holder,
+            (*values, campaign_id, *line_params, *state_params, *holder_params),
         )
         return int(cur.rowcount)
 
@@ -564,6 +582,7 @@ class SQLStore:
         reason: str | None = None,
     ) -> bool:
         """See :meth:`.Store.transition`."""
+        moved = 0
         try:
             moved = self._autocommit(
                 lambda ex: self._move(
@@ -578,7 +597,7 @@ class SQLStore:
                 )
             )
         finally:
-            self._let_go(campaign_id, line)
+            self._let_go(campaign_id, line, keep=target is RowState.SENDING and moved == 1)
         return moved == 1
 
     def recover(self, campaign_id: str) -> int:

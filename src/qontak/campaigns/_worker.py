@@ -54,10 +54,13 @@ async def run_worker(
             )
         return [await run_campaign(client, store, campaign_id, opts)]
     results: list[RunResult] = []
-    for campaign in sorted(store.list_campaigns(), key=lambda c: (c.created_at, c.id)):
+    for listed in sorted(store.list_campaigns(), key=lambda c: (c.created_at, c.id)):
         if opts.stopper.stopped:
             break
-        if campaign.state not in _ACTIVE:
+        # Read again: the list is as old as the campaigns sent before this one, and a pause
+        # made since (a person's, which only `resume` lifts) must not be undone by starting.
+        campaign = store.get_campaign(listed.id)
+        if campaign is None or campaign.state not in _ACTIVE:
             continue
         counts = store.counts(campaign.id)
         if not counts["pending"] and not counts["sending"]:
