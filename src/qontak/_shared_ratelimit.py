@@ -257,21 +257,49 @@ def _flush_while_busy(ref: weakref.ref[_Store], wake: threading.Event) -> None:
     seconds (holding the store only while it works, so an unused store is collected)."""
     while True:
         woken = wake.wait(_FLUSHER_IDLE_SECONDS)
+        # Cleared before looking at the work: a hand-over after this point sets it again (and
+        # is seen by the next wait); one before it is in ``_pending`` below. Looking at
+        # ``woken`` alone lost work handed over between the wait's timeout and the clear.
         wake.clear()
         store = ref()
         if store is None:
             return
-        if woken:
+        if store._pending:
             store.flush()
-        elif store._idle():
+        elif not woken and store._idle():
             return
         del store
 
 
-def _flush_at_exit(ref: weakref.ref[_Store]) -> None:
-    store = ref()
-    if store is not None and store._pending:
-        store.flush()
+# Every store of this process (weakly: an unused store goes), for the two hooks below.
+_STORES: weakref.WeakSet[_Store] = weakref.WeakSet()
+
+
+def _flush_at_exit() -> None:
+    # The worker thread is a daemon, which the interpreter stops without waiting: what it has
+    # not written yet is written here. One in the middle of a write finishes it first (it
+    # holds the store's lock; not waited for forever: exit must not hang on a dead network).
+    for store in list(_STORES):
+        if store._pending_pid != os.getpid():
+            continue
+        if store._lock.acquire(timeout=_STUCK_CLAIM_SECONDS):
+            store._lock.release()
+        if store._pending:
+            store.flush()
+
+
+def _after_fork_in_child() -> None:
+    # A fork copies a lock held by another thread (a worker thread, or another thread's claim,
+    # in the middle of a write) as held forever: the child's first claim would hang. The
+    # child has no other threads; the connection itself is replaced on first use.
+    for store in list(_STORES):
+        store._lock = threading.Lock()
+        store._pending_lock = threading.Lock()
+
+
+atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _in_event_loop() -> bool:
@@ -308,6 +336,7 @@ class _Store:
         self._pending_pid = 0
         self._flusher: threading.Thread | None = None
         self._claim_sql: dict[tuple[bool, ...], str] = {}
+        _STORES.add(self)
         p, now = self._p, self._now_sql()
         self._sql_register = (
             f"INSERT INTO qontak_rate_budget (key, horizon, last_at) VALUES ({p('k')}, {p('h')}, 0)"
@@ -439,17 +468,22 @@ class _Store:
             if self._pending_pid != os.getpid():
                 self._pending, self._pending_pid = [], os.getpid()
                 self._flusher = None  # a forked child has no threads: it starts its own
-                atexit.register(_flush_at_exit, weakref.ref(self))
             self._pending.append(op)
             if self._flusher is None:
-                self._wake = threading.Event()
-                self._flusher = threading.Thread(
+                wake = threading.Event()
+                flusher = threading.Thread(
                     target=_flush_while_busy,
-                    args=(weakref.ref(self), self._wake),
+                    args=(weakref.ref(self), wake),
                     daemon=True,
                     name="qontak-rate-store",
                 )
-                self._flusher.start()
+                try:
+                    flusher.start()
+                except RuntimeError:
+                    # No thread to be had (the interpreter is shutting down, a thread limit):
+                    # the work waits for the next claim or exit, never raises to the caller.
+                    return
+                self._wake, self._flusher = wake, flusher
         self._wake.set()
 
     def _idle(self) -> bool:
@@ -640,6 +674,17 @@ class _Store:
                 conn.execute(self._sql_pause, self._with_now({"k": key, "sc": scope, "s": left}))
 
         return op
+
+    def _release_op(self, slot: _Slot) -> _Op:
+        def op(conn: Any) -> None:
+            conn.execute(self._sql_unfly, {"k": slot.key, "id": slot.id})
+
+        return op
+
+    def release(self, slot: _Slot) -> None:
+        """The request of ``slot`` never went (its caller was cancelled while the slot was
+        taken): the slot is freed. From an event loop the write is handed to a worker thread."""
+        self._submit(self._release_op(slot))
 
     def complete(self, slot: _Slot) -> None:
         """The request of ``slot`` has its answer: its grant moves to the store's now. From
@@ -983,7 +1028,7 @@ class SharedRateLimiter(RateLimiter):
         with ``sleep`` (topped up with :func:`anyio.sleep`)."""
         self._local_clock = clock
         while True:
-            wait, slot = await anyio.to_thread.run_sync(self._claim, scope)
+            wait, slot = await self._claim_in_thread(scope)
             if slot is not None:
                 return self._granted(slot, clock)
             started = time.monotonic()
@@ -991,6 +1036,36 @@ class SharedRateLimiter(RateLimiter):
             left = wait - (time.monotonic() - started)
             if left > 0:
                 await anyio.sleep(left)
+
+    async def _claim_in_thread(self, scope: str) -> tuple[float, _Slot | None]:
+        """:meth:`_claim` in a worker thread. A task cancelled meanwhile (``asyncio.wait_for``,
+        a task group) stops waiting but the thread claims on: a slot it took then is freed,
+        not left counted as in flight for :data:`~qontak._ratelimit.IN_FLIGHT_SECONDS`."""
+        lock = threading.Lock()
+        done: list[tuple[float, _Slot | None]] = []
+        abandoned = False
+
+        def claim() -> tuple[float, _Slot | None]:
+            result = self._claim(scope)
+            with lock:
+                done.append(result)
+                if not abandoned:
+                    return result
+            if result[1] is not None:
+                with contextlib.suppress(Exception):  # nobody to raise to
+                    self._store.release(result[1])
+            return result
+
+        try:
+            return await anyio.to_thread.run_sync(claim)
+        except BaseException:
+            with lock:
+                abandoned = True
+                slot = done[0][1] if done else None
+            if slot is not None:  # claimed, but its caller is gone
+                with contextlib.suppress(Exception):
+                    self._store.release(slot)
+            raise
 
     def complete(self, scope: str, granted: float, now: float) -> None:
         """The request whose slot :meth:`acquire` returned as ``granted`` has its answer.
@@ -1011,10 +1086,12 @@ class SharedRateLimiter(RateLimiter):
             return
         try:
             self._store.complete(slot)
-        except QontakError as exc:
-            # Called once the answer is in: a store that is down must not turn that answer
-            # (perhaps an accepted send) into an error. The slot then stays in flight.
-            log_kv(logging.WARNING, "rate-limit slot not moved", scope=scope, error=str(exc))
+        except Exception as exc:
+            # Called once the answer is in: nothing here (a store that is down, an unexpected
+            # bug) may turn that answer, perhaps an accepted send, into an error. The slot then
+            # stays in flight. Store errors come without the URL's password (_store_error).
+            text = str(exc) if isinstance(exc, QontakError) else type(exc).__name__
+            log_kv(logging.WARNING, "rate-limit slot not moved", scope=scope, error=text)
 
     def pause_for(self, scope: str, seconds: float) -> None:
         """Grant nothing in ``scope`` to any user of this budget for ``seconds`` from now."""
