@@ -726,3 +726,53 @@ def test_a_fork_while_another_thread_writes_leaves_the_child_usable(tmp_path: Pa
         if child.is_alive():
             child.kill()
     limiter.close()
+
+
+_EXIT_RIGHT_AFTER_COMPLETE = """
+import asyncio, sys, time
+import anyio
+from qontak import Rule, SharedRateLimiter
+
+limiter = SharedRateLimiter(sys.argv[1], limits={"all": (Rule(5, 1.0),)}, key="k")
+
+async def main():
+    granted = await limiter.acquire_async(clock=time.monotonic, sleep=anyio.sleep)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the test now holds the store's write lock
+    limiter.complete("all", granted, time.monotonic())  # handed to the worker thread
+
+asyncio.run(main())
+"""
+
+
+def test_a_write_in_progress_at_exit_is_finished(tmp_path: Path) -> None:
+    """The worker thread is a daemon: the interpreter stops it at exit without waiting. A
+    process that exits while its worker is writing (here: waiting for a busy store) must
+    finish that write, or the request stays counted in flight for a minute."""
+    import subprocess
+
+    path = tmp_path / "exit.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _EXIT_RIGHT_AFTER_COMPLETE, f"sqlite:///{path}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    busy = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        busy.execute("BEGIN IMMEDIATE")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        time.sleep(0.5)  # the child hands the write over and exits meanwhile
+        busy.execute("ROLLBACK")
+        assert child.wait(30) == 0
+    finally:
+        busy.close()
+        if child.poll() is None:
+            child.kill()
+        child.stdin.close()
+        child.stdout.close()
+    assert _flight_rows(path) == 0
+    assert len(grants(f"sqlite:///{path}", "k")) == 1
