@@ -982,11 +982,12 @@ class SharedRateLimiter(RateLimiter):
         with self._slots_lock:
             while granted in self._slots:
                 granted = math.nextafter(granted, math.inf)
-            # A slot whose complete() never came (the request was never built) is let go once
-            # it cannot count against anything.
-            horizon = self._flight_lifetime
-            for old in list(itertools.islice(self._slots, 64)):
-                if old > granted - horizon:
+            # A slot whose complete() never came (the caller died) is let go once it cannot
+            # count against anything: judged on the store's clock, which every caller shares
+            # (two clients with different clocks may share this limiter).
+            cut = slot.at - self._flight_lifetime
+            for old, held in list(itertools.islice(self._slots.items(), 64)):
+                if held.at > cut:
                     break
                 del self._slots[old]
             self._slots[granted] = slot

@@ -776,3 +776,19 @@ def test_a_write_in_progress_at_exit_is_finished(tmp_path: Path) -> None:
         child.stdout.close()
     assert _flight_rows(path) == 0
     assert len(grants(f"sqlite:///{path}", "k")) == 1
+
+
+def test_clients_with_different_clocks_sharing_a_limiter_complete_their_own_slots(
+    tmp_path: Path,
+) -> None:
+    """A client given its own clock (a simulation) and one on the monotonic clock share a
+    limiter: the second's acquire must not take the first's slot for a stale one, or its
+    complete() finds nothing and the request counts as in flight for a minute."""
+    path = tmp_path / "clocks.db"
+    limiter = SharedRateLimiter(f"sqlite:///{path}", limits={"all": (Rule(5, 1.0),)}, key="k")
+    a = limiter.acquire(clock=time.monotonic, sleep=time.sleep)
+    b = limiter.acquire(clock=lambda: 1_700_000_000.0, sleep=time.sleep)
+    limiter.complete("all", a, time.monotonic())
+    limiter.complete("all", b, 1_700_000_000.5)
+    assert _flight_rows(path) == 0
+    limiter.close()
