@@ -14,8 +14,8 @@
 (PostgreSQL: ``SELECT … FOR UPDATE`` on the key's row in ``qontak_rate_budget``; SQLite:
 ``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the slot only if
 every rule allows it. Old rows (older than the longest window any user of the key declared, or
-:data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` for requests in flight) are pruned in the same
-transaction. A caller that must wait sleeps until the earliest moment a
+:data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` for requests in flight) are pruned in a claim's
+transaction, about once a second per key and process (every count looks only inside its window). A caller that must wait sleeps until the earliest moment a
 slot can be free (computed from the grants in the window), then claims again: no busy loop.
 
 **Nothing to release.** A slot is one timestamp row and a pause is one "until" row; the only
@@ -113,6 +113,11 @@ _MIN_WAIT = 0.001
 _FLUSHER_IDLE_SECONDS = 5.0
 
 _PG_SCHEMES = ("postgresql", "postgres")
+
+# Rows older than every window are deleted at most this often per key by one process: every
+# count already looks only inside its window, so the delete is housekeeping (the tables stay
+# a few seconds' worth of rows larger), not two more statements inside every claim's lock.
+_PRUNE_EVERY_SECONDS = 1.0
 
 # A claim holds its lock for milliseconds. A PostgreSQL session that sits inside a claim longer
 # than this (its host froze or vanished without closing the connection, which TCP may take
@@ -327,6 +332,7 @@ class _Store:
         self._conn: Any = None
         self._pid = 0
         self._known: dict[str, float] = {}  # keys whose budget row exists, with our horizon
+        self._pruned: dict[str, float] = {}  # keys, with when (store clock) we last pruned
         # Completions and pauses handed over by code running in an event loop: written by a
         # worker thread (soon), or first thing by this process's next claim (whichever comes
         # first), so this process never claims without them.
@@ -618,8 +624,10 @@ class _Store:
         else:
             conn.execute(self._sql_grant, {"k": key, "sc": scope, "t": now})
         conn.execute(self._sql_last, {"k": key, "t": now})
-        conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
-        conn.execute(self._sql_prune_flight, {"k": key, "cut": now - lifetime})
+        if not now - _PRUNE_EVERY_SECONDS < self._pruned.get(key, -math.inf) <= now:
+            conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
+            conn.execute(self._sql_prune_flight, {"k": key, "cut": now - lifetime})
+            self._pruned[key] = now
         return 0.0, slot
 
     def _nth(

@@ -792,3 +792,21 @@ def test_clients_with_different_clocks_sharing_a_limiter_complete_their_own_slot
     limiter.complete("all", b, 1_700_000_000.5)
     assert _flight_rows(path) == 0
     limiter.close()
+
+
+def test_old_rows_are_pruned_but_not_inside_every_claim(tmp_path: Path) -> None:
+    """Every count looks only inside its window, so deleting older rows is housekeeping: done
+    about once a second per key, not as two more statements inside every claim's lock; and
+    done, so the tables stay the size of the windows."""
+    path = tmp_path / "prune.db"
+    limiter = SharedRateLimiter(f"sqlite:///{path}", limits={"all": (Rule(1000, 0.05),)}, key="k")
+    statements: list[str] = []
+    limiter._store._connection().set_trace_callback(statements.append)
+    for _ in range(50):
+        assert limiter.reserve() == 0.0
+    deletes = [s for s in statements if s.lstrip().upper().startswith("DELETE")]
+    assert len(deletes) <= 4, f"{len(deletes)} deletes for 50 claims"
+    time.sleep(1.1)  # every grant is now older than the window (0.15 s with the margin)
+    assert limiter.reserve() == 0.0
+    assert len(grants(f"sqlite:///{path}", "k")) == 1
+    limiter.close()
