@@ -15,8 +15,9 @@
 ``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the slot only if
 every rule allows it. Old rows (older than the longest window any user of the key declared, or
 :data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` for requests in flight) are pruned in a claim's
-transaction, about once a second per key and process (every count looks only inside its window). A caller that must wait sleeps until the earliest moment a
-slot can be free (computed from the grants in the window), then claims again: no busy loop.
+transaction, about once a second per key and process (every count looks only inside its
+window). A caller that must wait sleeps until the earliest moment a slot can be free
+(computed from the grants in the window), then claims again: no busy loop.
 
 **Nothing to release.** A slot is one timestamp row and a pause is one "until" row; the only
 lock is the transaction's, which the database drops when the transaction ends or its connection
@@ -287,8 +288,9 @@ def _flush_at_exit() -> None:
     for store in list(_STORES):
         if store._pending_pid != os.getpid():
             continue
-        if store._lock.acquire(timeout=_STUCK_CLAIM_SECONDS):
-            store._lock.release()
+        if not store._lock.acquire(timeout=_STUCK_CLAIM_SECONDS):
+            continue  # stuck on a store that does not answer: its slots expire on their own
+        store._lock.release()
         if store._pending:
             store.flush()
 
