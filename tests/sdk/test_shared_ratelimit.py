@@ -606,26 +606,34 @@ def test_a_task_cancelled_while_its_slot_is_claimed_frees_the_slot(tmp_path: Pat
 
     path = tmp_path / "cancel.db"
     limiter = SharedRateLimiter(f"sqlite:///{path}", limits={"all": (Rule(1, 1.0),)}, key="k")
-    limiter._store._connection()
+    store = limiter._store
+    store._connection()
+    freed = threading.Event()
+    release_slot = store.release
+
+    def release_and_tell(slot: Any) -> None:  # the real release, then a signal for the test
+        release_slot(slot)
+        freed.set()
+
+    store.release = release_and_tell  # type: ignore[method-assign]
     busy = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     busy.execute("BEGIN IMMEDIATE")  # the claim waits in its thread for the file's lock
-    release = threading.Timer(0.3, lambda: busy.execute("ROLLBACK"))
+    unlock = threading.Timer(0.3, lambda: busy.execute("ROLLBACK"))
 
     async def main() -> None:
-        release.start()
+        unlock.start()
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(
                 limiter.acquire_async(clock=time.monotonic, sleep=anyio.sleep), 0.05
             )
-        deadline = time.monotonic() + 5.0
-        while _flight_rows(path) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)  # the thread claims at 0.3 s, then frees the slot
+        await anyio.to_thread.run_sync(freed.wait, 10.0)  # the thread claims at 0.3 s
 
     try:
         asyncio.run(main())
     finally:
-        release.join()
+        unlock.join()
         busy.close()
+    assert freed.is_set(), "the slot claimed for a cancelled task was never freed"
     assert _flight_rows(path) == 0
     assert limiter.reserve() == 0.0  # the only slot is free
     limiter.close()
