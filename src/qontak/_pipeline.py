@@ -444,15 +444,16 @@ class Pipeline:
             granted = None
             if self.limiter is not None:  # waits, then takes the slot as the request goes
                 granted = self.limiter.acquire(req.scope, clock=self.monotonic, sleep=sleep)
-            request = self.prepare(req)
-            sent_at = self.clock()
-            log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
-            try:
-                result = self.on_response(req, client.send(request))
-            except Exception as exc:
-                if not is_transport_error(exc):
-                    raise
-                result = self.on_exception(exc)
+            try:  # the slot is given back whatever happens, building the request included
+                request = self.prepare(req)
+                sent_at = self.clock()
+                log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
+                try:
+                    result = self.on_response(req, client.send(request))
+                except Exception as exc:
+                    if not is_transport_error(exc):
+                        raise
+                    result = self.on_exception(exc)
             finally:
                 if self.limiter is not None and granted is not None:
                     self.limiter.complete(req.scope, granted, self.monotonic())
@@ -480,15 +481,16 @@ class Pipeline:
                 granted = await self.limiter.acquire_async(
                     req.scope, clock=self.monotonic, sleep=sleep
                 )
-            request = self.prepare(req)
-            sent_at = self.clock()
-            log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
-            try:
-                result = self.on_response(req, await client.send(request))
-            except Exception as exc:
-                if not is_transport_error(exc):
-                    raise
-                result = self.on_exception(exc)
+            try:  # the slot is given back whatever happens, building the request included
+                request = self.prepare(req)
+                sent_at = self.clock()
+                log_kv(logging.DEBUG, "request", method=req.method, path=req.path, attempt=attempt)
+                try:
+                    result = self.on_response(req, await client.send(request))
+                except Exception as exc:
+                    if not is_transport_error(exc):
+                        raise
+                    result = self.on_exception(exc)
             finally:
                 if self.limiter is not None and granted is not None:
                     self.limiter.complete(req.scope, granted, self.monotonic())

@@ -14,9 +14,10 @@
 (PostgreSQL: ``SELECT … FOR UPDATE`` on the key's row in ``qontak_rate_budget``; SQLite:
 ``BEGIN IMMEDIATE``, the file's write lock), counts the windows, and inserts the slot only if
 every rule allows it. Old rows (older than the longest window any user of the key declared, or
-:data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` for requests in flight) are pruned in the same
-transaction. A caller that must wait sleeps until the earliest moment a
-slot can be free (computed from the grants in the window), then claims again: no busy loop.
+:data:`~qontak._ratelimit.IN_FLIGHT_SECONDS` for requests in flight) are pruned in a claim's
+transaction, about once a second per key and process (every count looks only inside its
+window). A caller that must wait sleeps until the earliest moment a slot can be free
+(computed from the grants in the window), then claims again: no busy loop.
 
 **Nothing to release.** A slot is one timestamp row and a pause is one "until" row; the only
 lock is the transaction's, which the database drops when the transaction ends or its connection
@@ -113,6 +114,11 @@ _MIN_WAIT = 0.001
 _FLUSHER_IDLE_SECONDS = 5.0
 
 _PG_SCHEMES = ("postgresql", "postgres")
+
+# Rows older than every window are deleted at most this often per key by one process: every
+# count already looks only inside its window, so the delete is housekeeping (the tables stay
+# a few seconds' worth of rows larger), not two more statements inside every claim's lock.
+_PRUNE_EVERY_SECONDS = 1.0
 
 # A claim holds its lock for milliseconds. A PostgreSQL session that sits inside a claim longer
 # than this (its host froze or vanished without closing the connection, which TCP may take
@@ -257,21 +263,50 @@ def _flush_while_busy(ref: weakref.ref[_Store], wake: threading.Event) -> None:
     seconds (holding the store only while it works, so an unused store is collected)."""
     while True:
         woken = wake.wait(_FLUSHER_IDLE_SECONDS)
+        # Cleared before looking at the work: a hand-over after this point sets it again (and
+        # is seen by the next wait); one before it is in ``_pending`` below. Looking at
+        # ``woken`` alone lost work handed over between the wait's timeout and the clear.
         wake.clear()
         store = ref()
         if store is None:
             return
-        if woken:
+        if store._pending:
             store.flush()
-        elif store._idle():
+        elif not woken and store._idle():
             return
         del store
 
 
-def _flush_at_exit(ref: weakref.ref[_Store]) -> None:
-    store = ref()
-    if store is not None and store._pending:
-        store.flush()
+# Every store of this process (weakly: an unused store goes), for the two hooks below.
+_STORES: weakref.WeakSet[_Store] = weakref.WeakSet()
+
+
+def _flush_at_exit() -> None:
+    # The worker thread is a daemon, which the interpreter stops without waiting: what it has
+    # not written yet is written here. One in the middle of a write finishes it first (it
+    # holds the store's lock; not waited for forever: exit must not hang on a dead network).
+    for store in list(_STORES):
+        if store._pending_pid != os.getpid():
+            continue
+        if not store._lock.acquire(timeout=_STUCK_CLAIM_SECONDS):
+            continue  # stuck on a store that does not answer: its slots expire on their own
+        store._lock.release()
+        if store._pending:
+            store.flush()
+
+
+def _after_fork_in_child() -> None:
+    # A fork copies a lock held by another thread (a worker thread, or another thread's claim,
+    # in the middle of a write) as held forever: the child's first claim would hang. The
+    # child has no other threads; the connection itself is replaced on first use.
+    for store in list(_STORES):
+        store._lock = threading.Lock()
+        store._pending_lock = threading.Lock()
+
+
+atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _in_event_loop() -> bool:
@@ -299,6 +334,7 @@ class _Store:
         self._conn: Any = None
         self._pid = 0
         self._known: dict[str, float] = {}  # keys whose budget row exists, with our horizon
+        self._pruned: dict[str, float] = {}  # keys, with when (store clock) we last pruned
         # Completions and pauses handed over by code running in an event loop: written by a
         # worker thread (soon), or first thing by this process's next claim (whichever comes
         # first), so this process never claims without them.
@@ -308,6 +344,7 @@ class _Store:
         self._pending_pid = 0
         self._flusher: threading.Thread | None = None
         self._claim_sql: dict[tuple[bool, ...], str] = {}
+        _STORES.add(self)
         p, now = self._p, self._now_sql()
         self._sql_register = (
             f"INSERT INTO qontak_rate_budget (key, horizon, last_at) VALUES ({p('k')}, {p('h')}, 0)"
@@ -439,17 +476,22 @@ class _Store:
             if self._pending_pid != os.getpid():
                 self._pending, self._pending_pid = [], os.getpid()
                 self._flusher = None  # a forked child has no threads: it starts its own
-                atexit.register(_flush_at_exit, weakref.ref(self))
             self._pending.append(op)
             if self._flusher is None:
-                self._wake = threading.Event()
-                self._flusher = threading.Thread(
+                wake = threading.Event()
+                flusher = threading.Thread(
                     target=_flush_while_busy,
-                    args=(weakref.ref(self), self._wake),
+                    args=(weakref.ref(self), wake),
                     daemon=True,
                     name="qontak-rate-store",
                 )
-                self._flusher.start()
+                try:
+                    flusher.start()
+                except RuntimeError:
+                    # No thread to be had (the interpreter is shutting down, a thread limit):
+                    # the work waits for the next claim or exit, never raises to the caller.
+                    return
+                self._wake, self._flusher = wake, flusher
         self._wake.set()
 
     def _idle(self) -> bool:
@@ -584,8 +626,10 @@ class _Store:
         else:
             conn.execute(self._sql_grant, {"k": key, "sc": scope, "t": now})
         conn.execute(self._sql_last, {"k": key, "t": now})
-        conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
-        conn.execute(self._sql_prune_flight, {"k": key, "cut": now - lifetime})
+        if not now - _PRUNE_EVERY_SECONDS < self._pruned.get(key, -math.inf) <= now:
+            conn.execute(self._sql_prune, {"k": key, "cut": now - horizon})
+            conn.execute(self._sql_prune_flight, {"k": key, "cut": now - lifetime})
+            self._pruned[key] = now
         return 0.0, slot
 
     def _nth(
@@ -640,6 +684,17 @@ class _Store:
                 conn.execute(self._sql_pause, self._with_now({"k": key, "sc": scope, "s": left}))
 
         return op
+
+    def _release_op(self, slot: _Slot) -> _Op:
+        def op(conn: Any) -> None:
+            conn.execute(self._sql_unfly, {"k": slot.key, "id": slot.id})
+
+        return op
+
+    def release(self, slot: _Slot) -> None:
+        """The request of ``slot`` never went (its caller was cancelled while the slot was
+        taken): the slot is freed. From an event loop the write is handed to a worker thread."""
+        self._submit(self._release_op(slot))
 
     def complete(self, slot: _Slot) -> None:
         """The request of ``slot`` has its answer: its grant moves to the store's now. From
@@ -937,11 +992,12 @@ class SharedRateLimiter(RateLimiter):
         with self._slots_lock:
             while granted in self._slots:
                 granted = math.nextafter(granted, math.inf)
-            # A slot whose complete() never came (the request was never built) is let go once
-            # it cannot count against anything.
-            horizon = self._flight_lifetime
-            for old in list(itertools.islice(self._slots, 64)):
-                if old > granted - horizon:
+            # A slot whose complete() never came (the caller died) is let go once it cannot
+            # count against anything: judged on the store's clock, which every caller shares
+            # (two clients with different clocks may share this limiter).
+            cut = slot.at - self._flight_lifetime
+            for old, held in list(itertools.islice(self._slots.items(), 64)):
+                if held.at > cut:
                     break
                 del self._slots[old]
             self._slots[granted] = slot
@@ -983,7 +1039,7 @@ class SharedRateLimiter(RateLimiter):
         with ``sleep`` (topped up with :func:`anyio.sleep`)."""
         self._local_clock = clock
         while True:
-            wait, slot = await anyio.to_thread.run_sync(self._claim, scope)
+            wait, slot = await self._claim_in_thread(scope)
             if slot is not None:
                 return self._granted(slot, clock)
             started = time.monotonic()
@@ -991,6 +1047,36 @@ class SharedRateLimiter(RateLimiter):
             left = wait - (time.monotonic() - started)
             if left > 0:
                 await anyio.sleep(left)
+
+    async def _claim_in_thread(self, scope: str) -> tuple[float, _Slot | None]:
+        """:meth:`_claim` in a worker thread. A task cancelled meanwhile (``asyncio.wait_for``,
+        a task group) stops waiting but the thread claims on: a slot it took then is freed,
+        not left counted as in flight for :data:`~qontak._ratelimit.IN_FLIGHT_SECONDS`."""
+        lock = threading.Lock()
+        done: list[tuple[float, _Slot | None]] = []
+        abandoned = False
+
+        def claim() -> tuple[float, _Slot | None]:
+            result = self._claim(scope)
+            with lock:
+                done.append(result)
+                if not abandoned:
+                    return result
+            if result[1] is not None:
+                with contextlib.suppress(Exception):  # nobody to raise to
+                    self._store.release(result[1])
+            return result
+
+        try:
+            return await anyio.to_thread.run_sync(claim)
+        except BaseException:
+            with lock:
+                abandoned = True
+                slot = done[0][1] if done else None
+            if slot is not None:  # claimed, but its caller is gone
+                with contextlib.suppress(Exception):
+                    self._store.release(slot)
+            raise
 
     def complete(self, scope: str, granted: float, now: float) -> None:
         """The request whose slot :meth:`acquire` returned as ``granted`` has its answer.
@@ -1011,10 +1097,12 @@ class SharedRateLimiter(RateLimiter):
             return
         try:
             self._store.complete(slot)
-        except QontakError as exc:
-            # Called once the answer is in: a store that is down must not turn that answer
-            # (perhaps an accepted send) into an error. The slot then stays in flight.
-            log_kv(logging.WARNING, "rate-limit slot not moved", scope=scope, error=str(exc))
+        except Exception as exc:
+            # Called once the answer is in: nothing here (a store that is down, an unexpected
+            # bug) may turn that answer, perhaps an accepted send, into an error. The slot then
+            # stays in flight. Store errors come without the URL's password (_store_error).
+            text = str(exc) if isinstance(exc, QontakError) else type(exc).__name__
+            log_kv(logging.WARNING, "rate-limit slot not moved", scope=scope, error=text)
 
     def pause_for(self, scope: str, seconds: float) -> None:
         """Grant nothing in ``scope`` to any user of this budget for ``seconds`` from now."""

@@ -616,3 +616,41 @@ def test_a_huge_rate_limit_value_is_refused_without_echoing_it(text: str) -> Non
     with pytest.raises(ConfigurationError) as caught:
         parse_rate_limit_items(text)
     assert caught.value.setting == "rate_limits" and len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_request_that_cannot_be_built_gives_its_slot_back(mode: str) -> None:
+    # The slot is taken before the request is built and signed: an error there (a file in
+    # text mode, a clock that fails) must still give the slot back, or it counts as in
+    # flight for IN_FLIGHT_SECONDS and a few such errors stop every request for a minute.
+    import io
+
+    from qontak._pipeline import ApiRequest
+
+    now = [1000.0]
+    limiter = RateLimiter({"all": (Rule(1, 1.0),)}, margin=0)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"data": []}))
+    client = Qontak(
+        "id",
+        "secret",
+        base_url="https://api.example.test",
+        env_file=None,
+        rate_limiter=limiter,
+        http_client=httpx.Client(transport=transport),
+        clock=lambda: now[0],
+    )
+    pipeline = client._pipeline
+    req = ApiRequest("POST", "/upload", files={"file": ("a.txt", io.StringIO("text mode"))})
+    with pytest.raises(TypeError):
+        if mode == "sync":
+            pipeline.run_sync(client._http, req)
+        else:
+
+            async def run() -> None:
+                async with httpx.AsyncClient(transport=transport) as http:
+                    await pipeline.run_async(http, req)
+
+            anyio.run(run)
+    client.close()
+    now[0] += 1.5  # a window later the slot is free again
+    assert limiter.reserve(now=now[0]) == 0.0

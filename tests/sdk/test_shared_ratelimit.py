@@ -586,3 +586,235 @@ def test_a_forked_worker_opens_its_own_connection(store_url: str) -> None:
     assert child.exitcode == 0
     assert limiter.reserve() > 1.0  # the parent sees the child's grants on its own connection
     assert len(grants(store_url, "k")) == 3
+
+
+# -- slots and writes never lost ------------------------------------------------------------------
+
+
+def _flight_rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM qontak_rate_flight").fetchone()[0])
+
+
+def test_a_task_cancelled_while_its_slot_is_claimed_frees_the_slot(tmp_path: Path) -> None:
+    """asyncio.wait_for (or a task group) cancels a task waiting for the claim's worker thread;
+    the thread claims on. The slot it took must be freed, not counted as in flight for a
+    minute (a budget of one would then let nothing through)."""
+    import asyncio
+
+    import anyio
+
+    path = tmp_path / "cancel.db"
+    limiter = SharedRateLimiter(f"sqlite:///{path}", limits={"all": (Rule(1, 1.0),)}, key="k")
+    store = limiter._store
+    store._connection()
+    freed = threading.Event()
+    release_slot = store.release
+
+    def release_and_tell(slot: Any) -> None:  # the real release, then a signal for the test
+        release_slot(slot)
+        freed.set()
+
+    store.release = release_and_tell  # type: ignore[method-assign]
+    busy = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    busy.execute("BEGIN IMMEDIATE")  # the claim waits in its thread for the file's lock
+    unlock = threading.Timer(0.3, lambda: busy.execute("ROLLBACK"))
+
+    async def main() -> None:
+        unlock.start()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                limiter.acquire_async(clock=time.monotonic, sleep=anyio.sleep), 0.05
+            )
+        await anyio.to_thread.run_sync(freed.wait, 10.0)  # the thread claims at 0.3 s
+
+    try:
+        asyncio.run(main())
+    finally:
+        unlock.join()
+        busy.close()
+    assert freed.is_set(), "the slot claimed for a cancelled task was never freed"
+    assert _flight_rows(path) == 0
+    assert limiter.reserve() == 0.0  # the only slot is free
+    limiter.close()
+
+
+def test_work_handed_over_between_the_idle_timeout_and_the_wake_up_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker thread's wait times out just as an event loop hands over a write (and wakes
+    it): the wake-up is cleared, and the write must still go, not wait for the next claim."""
+    import weakref
+
+    from qontak import _shared_ratelimit as srl
+
+    monkeypatch.setattr(srl, "_FLUSHER_IDLE_SECONDS", 0.05)
+    path = tmp_path / "race.db"
+    limiter = SharedRateLimiter(f"sqlite:///{path}", key="k")
+    store = limiter._store
+    # The state the race leaves: work waiting, its wake-up cleared, the worker still counted.
+    store._pending_pid = os.getpid()
+    store._pending.append(store._pause_op("k", "all", 30.0))
+    worker = threading.Thread(
+        target=srl._flush_while_busy, args=(weakref.ref(store), threading.Event()), daemon=True
+    )
+    store._flusher = worker
+    worker.start()
+    deadline = time.monotonic() + 3.0
+    while store._pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    written = not store._pending
+    del store
+    limiter.close()
+    del limiter  # lets the worker end either way
+    worker.join(3.0)
+    assert written, "the handed-over pause waited for a wake-up that had been cleared"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM qontak_rate_pause").fetchone()[0] == 1
+
+
+def test_complete_never_raises_into_an_answered_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker thread to be had (a thread limit, interpreter shutdown): complete(), called
+    from an event loop once the answer is in, returns; the next claim writes the move."""
+    import anyio
+
+    path = tmp_path / "nothread.db"
+    limiter = SharedRateLimiter(f"sqlite:///{path}", limits={"all": (Rule(5, 1.0),)}, key="k")
+
+    async def main() -> None:
+        granted = await limiter.acquire_async(clock=time.monotonic, sleep=anyio.sleep)
+
+        def refuse(self: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        with monkeypatch.context() as m:
+            m.setattr(threading.Thread, "start", refuse)
+            limiter.complete("all", granted, time.monotonic())
+        assert _flight_rows(path) == 1  # waiting for the next claim
+        await anyio.to_thread.run_sync(limiter.reserve)
+
+    anyio.run(main)
+    assert _flight_rows(path) == 0
+    assert len(grants(f"sqlite:///{path}", "k")) == 2
+    limiter.close()
+
+
+def _claim_after_fork(limiter: SharedRateLimiter, out: Any) -> None:
+    out.put(limiter.reserve())
+
+
+def test_a_fork_while_another_thread_writes_leaves_the_child_usable(tmp_path: Path) -> None:
+    """Forked while another thread (a worker writing handed-over work, a thread's claim) holds
+    the store's lock, the child inherits that lock held forever: its first claim hung."""
+    limiter = SharedRateLimiter(f"sqlite:///{tmp_path / 'fork.db'}", key="k")
+    assert limiter.reserve() == 0.0
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with limiter._store._lock:
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    fork = multiprocessing.get_context("fork")
+    out = fork.Queue()
+    child = fork.Process(target=_claim_after_fork, args=(limiter, out))
+    try:
+        child.start()
+        assert out.get(timeout=10) == 0.0
+        child.join(10)
+        assert child.exitcode == 0
+    finally:
+        done.set()
+        holder.join()
+        if child.is_alive():
+            child.kill()
+    limiter.close()
+
+
+_EXIT_RIGHT_AFTER_COMPLETE = """
+import asyncio, sys, time
+import anyio
+from qontak import Rule, SharedRateLimiter
+
+limiter = SharedRateLimiter(sys.argv[1], limits={"all": (Rule(5, 1.0),)}, key="k")
+
+async def main():
+    granted = await limiter.acquire_async(clock=time.monotonic, sleep=anyio.sleep)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the test now holds the store's write lock
+    limiter.complete("all", granted, time.monotonic())  # handed to the worker thread
+
+asyncio.run(main())
+"""
+
+
+def test_a_write_in_progress_at_exit_is_finished(tmp_path: Path) -> None:
+    """The worker thread is a daemon: the interpreter stops it at exit without waiting. A
+    process that exits while its worker is writing (here: waiting for a busy store) must
+    finish that write, or the request stays counted in flight for a minute."""
+    import subprocess
+
+    path = tmp_path / "exit.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _EXIT_RIGHT_AFTER_COMPLETE, f"sqlite:///{path}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    busy = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        busy.execute("BEGIN IMMEDIATE")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        time.sleep(0.5)  # the child hands the write over and exits meanwhile
+        busy.execute("ROLLBACK")
+        assert child.wait(30) == 0
+    finally:
+        busy.close()
+        if child.poll() is None:
+            child.kill()
+        child.stdin.close()
+        child.stdout.close()
+    assert _flight_rows(path) == 0
+    assert len(grants(f"sqlite:///{path}", "k")) == 1
+
+
+def test_clients_with_different_clocks_sharing_a_limiter_complete_their_own_slots(
+    tmp_path: Path,
+) -> None:
+    """A client given its own clock (a simulation) and one on the monotonic clock share a
+    limiter: the second's acquire must not take the first's slot for a stale one, or its
+    complete() finds nothing and the request counts as in flight for a minute."""
+    path = tmp_path / "clocks.db"
+    limiter = SharedRateLimiter(f"sqlite:///{path}", limits={"all": (Rule(5, 1.0),)}, key="k")
+    a = limiter.acquire(clock=time.monotonic, sleep=time.sleep)
+    b = limiter.acquire(clock=lambda: 1_700_000_000.0, sleep=time.sleep)
+    limiter.complete("all", a, time.monotonic())
+    limiter.complete("all", b, 1_700_000_000.5)
+    assert _flight_rows(path) == 0
+    limiter.close()
+
+
+def test_old_rows_are_pruned_but_not_inside_every_claim(tmp_path: Path) -> None:
+    """Every count looks only inside its window, so deleting older rows is housekeeping: done
+    about once a second per key, not as two more statements inside every claim's lock; and
+    done, so the tables stay the size of the windows."""
+    path = tmp_path / "prune.db"
+    limiter = SharedRateLimiter(f"sqlite:///{path}", limits={"all": (Rule(1000, 0.05),)}, key="k")
+    statements: list[str] = []
+    limiter._store._connection().set_trace_callback(statements.append)
+    for _ in range(50):
+        assert limiter.reserve() == 0.0
+    deletes = [s for s in statements if s.lstrip().upper().startswith("DELETE")]
+    assert len(deletes) <= 4, f"{len(deletes)} deletes for 50 claims"
+    time.sleep(1.1)  # every grant is now older than the window (0.15 s with the margin)
+    assert limiter.reserve() == 0.0
+    assert len(grants(f"sqlite:///{path}", "k")) == 1
+    limiter.close()
