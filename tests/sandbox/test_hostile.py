@@ -626,6 +626,14 @@ def test_the_sandbox_own_errors_are_json(
         assert response.headers["content-type"] == "application/json"
     else:
         _envelope(response, status, "Not Found" if status == 404 else "Method Not Allowed")
+    if status == 405:  # the methods the path does serve
+        assert "GET" in response.headers["allow"] or "POST" in response.headers["allow"]
+
+
+def test_an_api_405_names_the_allowed_methods(client: httpx.Client) -> None:
+    response = client.delete(SEND)  # signed: the gateway lets it reach the router
+    _envelope(response, 405, "Method Not Allowed")
+    assert response.headers["allow"] == "POST"
 
 
 # Any bytes, percent-encoded: NULs, control characters, invalid UTF-8, encoded slashes.
