@@ -179,6 +179,26 @@ def test_ground_truth_comes_in_pages(sandbox: Sandbox, client: httpx.Client, clo
         assert refused.json()["error"]["code"] == 400
 
 
+def test_pages_neither_skip_nor_repeat_while_messages_arrive(
+    sandbox: Sandbox, client: httpx.Client, clock: Any
+) -> None:
+    _fill(sandbox, 30, clock)
+    seen: list[str] = []
+    page = client.get(MESSAGES, params={"limit": 7}).json()
+    while True:
+        seen += [m["id"] for m in page["data"]]
+        _fill(sandbox, 3, clock)  # new sends between two pages
+        if page["next"] is None:
+            break
+        page = client.get(MESSAGES, params={"limit": 7, "cursor": page["next"]}).json()
+    everything = [m["id"] for m in sandbox.messages()]
+    assert len(set(seen)) == len(seen)  # nothing twice
+    assert seen == everything[: len(seen)]  # nothing skipped, oldest first
+    # The inbox's feed (?after=) still answers in its own shape, every message included.
+    feed = client.get(MESSAGES, params={"after": 0, "limit": 1000}).json()
+    assert sorted(m["id"] for m in feed["data"]) == sorted(everything) and "next" not in feed
+
+
 def test_the_log_cap_never_drops_a_change_the_webhook_poller_still_has_to_post(
     tmp_path: Path, clock: FakeClock, make: Any
 ) -> None:
