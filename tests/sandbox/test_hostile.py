@@ -298,6 +298,10 @@ def test_remote_sandbox_needs_the_admin_token(clock: FakeClock, make: Any) -> No
         assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
         assert http.get("/").status_code == 200
         assert http.get("/_sandbox/faults").status_code == 200
+        # The page's own files and its feed answer on this non-loopback Host too (what a
+        # browser on another machine needs from qontak sandbox --host 0.0.0.0 --allow-remote).
+        assert http.get("/_sandbox/static/inbox.js").status_code == 200
+        assert http.get("/_sandbox/messages", params={"after": 0}).status_code == 200
     # The well-known credentials are refused; the fresh ones work.
     with _sync(box, clock) as default:
         assert default.get(BASE + "/integrations").status_code == 401
