@@ -177,3 +177,45 @@ def test_ground_truth_comes_in_pages(sandbox: Sandbox, client: httpx.Client, clo
         refused = client.get(MESSAGES, params=bad)
         assert refused.status_code == 400
         assert refused.json()["error"]["code"] == 400
+
+
+def test_pages_neither_skip_nor_repeat_while_messages_arrive(
+    sandbox: Sandbox, client: httpx.Client, clock: Any
+) -> None:
+    _fill(sandbox, 30, clock)
+    seen: list[str] = []
+    page = client.get(MESSAGES, params={"limit": 7}).json()
+    while True:
+        seen += [m["id"] for m in page["data"]]
+        _fill(sandbox, 3, clock)  # new sends between two pages
+        if page["next"] is None:
+            break
+        page = client.get(MESSAGES, params={"limit": 7, "cursor": page["next"]}).json()
+    everything = [m["id"] for m in sandbox.messages()]
+    assert len(set(seen)) == len(seen)  # nothing twice
+    assert seen == everything[: len(seen)]  # nothing skipped, oldest first
+    # The inbox's feed (?after=) still answers in its own shape, every message included.
+    feed = client.get(MESSAGES, params={"after": 0, "limit": 1000}).json()
+    assert sorted(m["id"] for m in feed["data"]) == sorted(everything) and "next" not in feed
+
+
+def test_the_log_cap_never_drops_a_change_the_webhook_poller_still_has_to_post(
+    tmp_path: Path, clock: FakeClock, make: Any
+) -> None:
+    # 300 messages all read at once are 1,200 changes, twelve times the cap: with a receiver
+    # to post to, each status still reaches it (a campaign tracked from webhooks would
+    # otherwise wait for ever on the ones dropped).
+    db = tmp_path / "box.db"
+    box = make(db=db, max_events=100, webhook_url="http://hooks.example/in")
+    receiver = Receiver()
+    receiver.up = True
+    _fill(box, 300, clock)
+    clock.advance(10)
+    try:
+        assert box.webhooks.deliver_due(receiver.client) == 900
+    finally:
+        receiver.client.close()
+    wamids = [m["whatsapp_message_id"] for m in box.messages()]
+    assert sorted(receiver.got) == sorted((w, s) for w in wamids for s in STATUSES)
+    assert box.store.events_dropped == 0
+    assert _logged(db) == 0  # and all of it left the log once posted

@@ -298,6 +298,10 @@ def test_remote_sandbox_needs_the_admin_token(clock: FakeClock, make: Any) -> No
         assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
         assert http.get("/").status_code == 200
         assert http.get("/_sandbox/faults").status_code == 200
+        # The page's own files and its feed answer on this non-loopback Host too (what a
+        # browser on another machine needs from qontak sandbox --host 0.0.0.0 --allow-remote).
+        assert http.get("/_sandbox/static/inbox.js").status_code == 200
+        assert http.get("/_sandbox/messages", params={"after": 0}).status_code == 200
     # The well-known credentials are refused; the fresh ones work.
     with _sync(box, clock) as default:
         assert default.get(BASE + "/integrations").status_code == 401
@@ -493,6 +497,47 @@ def test_a_trickled_body_is_cut_with_a_408_and_the_connection_closed(
     assert all(r.exc_info is None and r.levelno < logging.ERROR for r in records.records)
 
 
+def _answer(sock: socket.socket) -> bytes:
+    """One whole answer (its head and a Content-Length body) read from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(h for h in head.lower().split(b"\r\n") if h.startswith(b"content-length"))[15:]
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_the_body_timeout_leaves_chunked_expect_and_keep_alive_requests_alone(
+    sandbox: Sandbox,
+) -> None:
+    limits = ServerLimits(body_timeout=0.3, min_body_rate=200)
+    reset = "POST /_sandbox/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    with sandbox.run_in_thread(limits=limits) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+            # Three requests on one connection: chunked, Expect: 100-continue, plain.
+            sock.sendall(f"{reset}Transfer-Encoding: chunked\r\n\r\n".encode() + b"2\r\n{}\r\n")
+            time.sleep(0.2)  # a pause, well inside the allowance
+            sock.sendall(b"0\r\n\r\n")
+            assert _answer(sock).startswith(b"HTTP/1.1 200")
+            sock.sendall(f"{reset}Content-Length: 2\r\nExpect: 100-continue\r\n\r\n".encode())
+            assert sock.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"  # asked for, then sent
+            sock.sendall(b"{}")
+            assert _answer(sock).startswith(b"HTTP/1.1 200")
+            sock.sendall(f"{reset}Content-Length: 2\r\n\r\n{{}}".encode())
+            assert _answer(sock).startswith(b"HTTP/1.1 200")
+        # A chunked body trickled a byte at a time is cut like any other.
+        head = f"{reset}Transfer-Encoding: chunked\r\n\r\n".encode()
+        answer, after = _trickle(port, head, b"1\r\n{\r\n" + b"1\r\n \r\n" * 40)
+        status, envelope = _split(answer)
+        assert status.startswith("http/1.1 408") and "connection: close" in status
+        assert envelope["error"]["code"] == 408 and 0.25 < after < 3
+
+
 # -- odd input is a 4xx, not a 500 with a traceback ---------------------------------------
 
 
@@ -626,6 +671,14 @@ def test_the_sandbox_own_errors_are_json(
         assert response.headers["content-type"] == "application/json"
     else:
         _envelope(response, status, "Not Found" if status == 404 else "Method Not Allowed")
+    if status == 405:  # the methods the path does serve
+        assert "GET" in response.headers["allow"] or "POST" in response.headers["allow"]
+
+
+def test_an_api_405_names_the_allowed_methods(client: httpx.Client) -> None:
+    response = client.delete(SEND)  # signed: the gateway lets it reach the router
+    _envelope(response, 405, "Method Not Allowed")
+    assert response.headers["allow"] == "POST"
 
 
 # Any bytes, percent-encoded: NULs, control characters, invalid UTF-8, encoded slashes.

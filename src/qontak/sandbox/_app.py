@@ -49,7 +49,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     paths (``/_sandbox/…``, the inbox) with the HTTP reason."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
-        return error_response(405, ["Method Not Allowed"])
+        refused = error_response(405, ["Method Not Allowed"])
+        # RFC 9110 §15.5.6: a 405 names the methods the path does serve.
+        allow = (exc.headers or {}).get("Allow") if isinstance(exc, HTTPException) else None
+        if allow:
+            refused.headers["Allow"] = allow
+        return refused
     if request.url.path.startswith(API_PREFIX):
         return error_response(404, ["Resource not found."])
     return error_response(404, ["Not Found"])

@@ -223,7 +223,8 @@ class SandboxConfig:
     """Names accepted as ``Host`` on admin routes besides loopback ones (``--host``)."""
     max_events: int = 200_000
     """Status changes kept for the webhook poller (the newest); older ones are removed and
-    counted (``sandbox.store.events_dropped``). Changes it has posted are removed anyway."""
+    counted (``sandbox.store.events_dropped``). Changes it has posted are removed anyway;
+    while there is a webhook URL, none it has still to post is removed for this cap."""
 
     def __post_init__(self) -> None:
         delays = self.delivery_delays

@@ -16,9 +16,10 @@ Retries: a provider does not give up on a receiver at its first failure, nor ham
 whose POST fails (no connection, or no 2xx) is queued **per message** and tried again after
 ``initial``, ``initial·factor``, … seconds, at most ``cap`` apart (sandbox clock, so a fake clock
 drives it), and dropped after ``max_attempts`` tries. A message with a queued status sends its
-later statuses behind it (``read`` never overtakes ``delivered``); other messages go on. A queued
-status is marked posted only once a POST succeeded, so a sandbox restarted on the same database
-finds it again. At most :data:`MAX_QUEUED` statuses wait in memory: at that cap the poller takes
+later statuses behind it (``read`` never overtakes ``delivered``); other messages go on. The
+queue lives in memory: the poller's high-water mark is past what it holds (and the change log
+no longer keeps it), so what is still queued when the sandbox stops is not posted after a
+restart. At most :data:`MAX_QUEUED` statuses wait in memory: at that cap the poller takes
 no new changes until the queue drains, and they wait in the store's change log instead.
 """
 

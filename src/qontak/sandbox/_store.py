@@ -34,7 +34,10 @@ reader holding a number from before it knows to start over.
 what it has dealt with is removed after each poll (:meth:`Store.forget_events`), and the log
 never keeps more than ``max_events`` changes, the newest (checked every few writes; the
 oldest go and are counted in :attr:`Store.events_dropped`), so a sandbox that runs for days
-without a webhook receiver does not grow by four rows per message for nothing.
+without a webhook receiver does not grow by four rows per message for nothing. While status
+changes have a URL to go to, the cap spares every change past the poller's high-water mark
+(:attr:`Store.reader_mark`): those are callbacks still to post, and the poller removes them
+itself once dealt with.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +165,10 @@ _ADVANCE_BATCH = 2000
 
 #: Changes the ``events`` log keeps by default (see :class:`Store`).
 MAX_EVENTS = 200_000
+
+
+def _no_reader() -> int | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -302,6 +309,11 @@ class Store:
         # this (a DELETE per send would cost more than the rows it saves).
         self._prune_every = max(1, min(1024, max_events // 8))
         self._unpruned = 0
+        self.reader_mark: Callable[[], int | None] = _no_reader
+        """Called under the lock before the cap prunes the log: the number of the last change
+        a reader has dealt with while it still has the rest to read (the webhook poller's
+        high-water mark while status changes have somewhere to go), else None. The cap never
+        removes a change past it: that change would be a status callback lost."""
         self._lock = threading.RLock()
         target = ":memory:" if db is None else str(db)
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
@@ -880,6 +892,9 @@ class Store:
         self._unpruned = 0
         low = self._conn.execute("SELECT min(seq) FROM events").fetchone()[0]
         keep_from = self._head() - self.max_events  # numbers are consecutive: no gaps
+        mark = self.reader_mark()
+        if mark is not None:
+            keep_from = min(keep_from, mark)
         if low is None or low > keep_from:
             return
         gone = self._conn.execute("DELETE FROM events WHERE seq <= ?", (keep_from,)).rowcount

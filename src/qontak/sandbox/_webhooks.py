@@ -25,7 +25,9 @@ Memory stays bounded while a receiver is down: failed statuses wait in the retry
 its cap (:data:`~._interactions.MAX_QUEUED`), and at the cap a poll stops before the next
 change, leaving it (and everything after it) in the store's change log for a later poll.
 Changes up to the mark are removed from that log after each poll; the log itself is capped
-too (:attr:`SandboxConfig.max_events <qontak.sandbox.SandboxConfig.max_events>`).
+too (:attr:`SandboxConfig.max_events <qontak.sandbox.SandboxConfig.max_events>`), but only
+below the mark while there is a URL to post to: a change the poller has not dealt with is
+never dropped for the cap.
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ class WebhookDispatcher:
         self.stalls = 0
         """Polls that stopped early because :attr:`retries` was full."""
         self._stalling = False
+        # The change log's cap must not drop what this poller still has to post.
+        sandbox.store.reader_mark = self._reader_mark
+
+    def _reader_mark(self) -> int | None:
+        """The high-water mark while status changes have a URL to go to, else None."""
+        return self.high_water_mark if status_url(self.sandbox) else None
 
     def payload(self, row: MessageRow, status: str, at: float) -> dict[str, Any]:
         """The message-interaction object for one status change of ``row``."""
