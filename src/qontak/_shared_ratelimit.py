@@ -102,6 +102,7 @@ import sniffio
 from ._config import Secret
 from ._logging import log_kv, register_secret
 from ._ratelimit import SCOPE_ALL, RateLimiter, Rule
+from ._sqlite import enable_wal
 from .errors import APIConnectionError, ConfigurationError, QontakError
 
 __all__ = ["SharedRateLimiter", "redact_url", "shared_from_setting"]
@@ -744,7 +745,7 @@ class _SqliteStore(_Store):
         conn = sqlite3.connect(
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._sqlite import enable_wal
 from ._ledger import LedgerError, NewRow, RowState
 from ._sql import BATCH, JSON_COMPACT, SQLITE, Executor, SQLStore, apply_migrations, migrations
 
@@ -54,7 +55,7 @@ class SQLiteStore(SQLStore):
             self._db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._db)
             # durable=False (NORMAL) still survives a killed process, not a power cut.
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("PRAGMA busy_timeout=30000")

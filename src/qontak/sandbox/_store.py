@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._sqlite import enable_wal
 from ._delivery import MAGIC_ERRORS, advance_status
 from ._pagination import PageRequest
 
@@ -321,7 +322,7 @@ class Store:
         self._conn.create_function("contains", 2, _contains, deterministic=True)
         with self._lock:
             if db is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                enable_wal(self._conn)
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 # Indexes over random ids outgrow the 2 MB default at ~10,000 messages.
                 self._conn.execute("PRAGMA cache_size=-32768")

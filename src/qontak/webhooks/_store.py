@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .._sqlite import enable_wal
 from ._events import StatusEvent, parse_event
 
 __all__ = ["MessageStatus", "SQLiteWebhookStore", "WebhookStore"]
@@ -93,7 +94,7 @@ class SQLiteWebhookStore:
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA busy_timeout=10000")
             self._conn.executescript(_SCHEMA)
