@@ -54,6 +54,7 @@ from urllib.parse import unquote, urlsplit
 
 import phonenumbers
 
+from ._checks import check_message_types
 from ._media import HEADER_EXTENSIONS
 from .errors import QontakWarning, ValidationError
 from .models import (
@@ -409,6 +410,16 @@ def check_message(
     return list(_problems(message, template))
 
 
+def _type_problem(message: DirectMessage) -> ValidationError | None:
+    # A message changed by hand may hold anything (pydantic does not check assignments);
+    # the rules below read its texts as ``str``, so a wrong type is the one problem reported.
+    try:
+        check_message_types(message)
+    except ValidationError as exc:
+        return exc
+    return None
+
+
 def check_notes(message: DirectMessage, template: Template | None = None) -> list[QontakWarning]:
     """What looks wrong in ``message`` but is accepted by Qontak and WhatsApp, so it is sent
     anyway: each a :class:`~qontak.errors.QontakWarning` with ``field``, ``reason``, ``code``.
@@ -416,6 +427,8 @@ def check_notes(message: DirectMessage, template: Template | None = None) -> lis
     Today: an authentication message whose body code and button code differ (the Node README's
     own example does this; the recipient reads one code and the button copies the other).
     """
+    if _type_problem(message) is not None:
+        return []
     template = template if template is not None else message.template
     if template is None or not template.is_authentication:
         return []
@@ -425,6 +438,10 @@ def check_notes(message: DirectMessage, template: Template | None = None) -> lis
 def _problems(
     message: DirectMessage, template: Template | None, size: int | None = None
 ) -> Iterator[ValidationError]:
+    wrong_type = _type_problem(message)
+    if wrong_type is not None:
+        yield wrong_type
+        return
     template = template if template is not None else message.template
     yield from _check_required(message)
     yield from _check_name(message.to_name)

@@ -9,6 +9,7 @@ event hook on the template fetch (a hook is caller code that runs there).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,8 @@ from qontak.sandbox import (
     SandboxConfig,
     SyncASGITransport,
 )
-from qontak.testing import SANDBOX_BASE_URL, SANDBOX_HOST
+from qontak.testing import SANDBOX_BASE_URL, SANDBOX_HOST, sandbox_client
+from qontak.validation import check_message, check_notes, validate_message
 
 TO = "6281234567890"
 CHANNEL = "56b60c3c-0123-46af-958b-32f3ad12ee37"
@@ -197,3 +199,132 @@ def test_a_message_reused_after_a_change_is_checked_again() -> None:
         client.close()
         http.close()
         box.close()
+
+
+class LyingText(str):
+    """A ``str`` whose ``len`` says 1 whatever it holds (the JSON encoder posts it all)."""
+
+    def __len__(self) -> int:
+        return 1
+
+
+def _lying_value(msg: DirectMessage) -> None:
+    assert msg.parameters.body is not None
+    msg.parameters.body[0].value_text = LyingText("x" * 70_000)
+
+
+def _lying_name(msg: DirectMessage) -> None:
+    msg.to_name = LyingText("B\x00")
+
+
+def _parameters_none(msg: DirectMessage) -> None:
+    msg.parameters = None  # type: ignore[assignment]
+
+
+def _language_dict(msg: DirectMessage) -> None:
+    msg.language = {"code": "id"}  # type: ignore[assignment]
+
+
+def _body_item_dict(msg: DirectMessage) -> None:
+    assert msg.parameters.body is not None
+    msg.parameters.body[1] = {"key": "2", "value_text": "a", "value": "b"}  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (_lying_value, "parameters.body[0].value_text"),
+        (_lying_name, "to_name"),
+        (_parameters_none, "parameters"),
+        (_language_dict, "language"),
+        (_body_item_dict, "parameters.body[1]"),
+    ],
+)
+@pytest.mark.parametrize("validate", [True, False])
+def test_parts_changed_by_hand_to_other_types_are_refused_by_name(
+    change: Callable[[DirectMessage], None], field: str, validate: bool
+) -> None:
+    """A ``str`` subclass lying about its length (70,000 characters passed every length
+    rule and were posted) and parts replaced by a dict or ``None`` (``AttributeError`` from
+    the rules) are each a ``ValidationError`` naming the part; nothing is posted."""
+    box = _sandbox()
+    http = httpx.Client(transport=SyncASGITransport(box.app), base_url=SANDBOX_HOST)
+    client = Qontak(
+        SANDBOX_CLIENT_ID,
+        SANDBOX_CLIENT_SECRET,
+        http_client=http,
+        sleep=box.advance,
+        **_options(box),
+    )
+    try:
+        msg = message()
+        change(msg)
+        with pytest.raises(ValidationError) as caught:
+            client.broadcasts.send_direct(msg, validate=validate)
+        assert caught.value.field == field
+        assert box.messages() == []
+    finally:
+        client.close()
+        http.close()
+        box.close()
+
+
+def test_a_str_enum_member_is_still_sent_as_its_value() -> None:
+    class Lang(str, enum.Enum):
+        ID = "id"
+
+    with sandbox_client() as (client, box):
+        msg = message()
+        msg.language.code = Lang.ID  # type: ignore[assignment]
+        client.broadcasts.send_direct(msg)
+        [sent] = box.messages()
+        assert sent["template"]["language"] == "id"
+
+
+BAD_VALUES: list[Any] = [None, 5, b"x", ("a",), {"a": 1}, [], LyingText("x" * 2000)]
+PATHS: list[tuple[Any, ...]] = [
+    ("to_name",),
+    ("to_number",),
+    ("message_template_id",),
+    ("channel_integration_id",),
+    ("language",),
+    ("language", "code"),
+    ("parameters",),
+    ("parameters", "body"),
+    ("parameters", "body", 0),
+    ("parameters", "body", 0, "key"),
+    ("parameters", "body", 0, "value_text"),
+    ("parameters", "body", 0, "value"),
+]
+
+
+def _set(msg: DirectMessage, path: tuple[Any, ...], value: Any) -> None:
+    target: Any = msg
+    for step in path[:-1]:
+        target = target[step] if isinstance(step, int) else getattr(target, step)
+    if isinstance(path[-1], int):
+        target[path[-1]] = value
+    else:
+        setattr(target, path[-1], value)
+
+
+def test_the_public_rules_report_a_wrong_type_instead_of_crashing() -> None:
+    """``check_message`` lists problems and never raises; ``validate_message`` raises only
+    ``ValidationError``; ``check_notes`` lists notes. A message changed by hand to hold a
+    wrong type made them raise ``TypeError``/``AttributeError``."""
+    for path in PATHS:
+        for value in BAD_VALUES:
+            msg = message()
+            _set(msg, path, value)
+            problems = check_message(msg)
+            assert all(isinstance(p, ValidationError) for p in problems)
+            if path == ("parameters", "body") and value in (None, []):
+                assert problems == []  # no body variables: a legal message
+                continue
+            assert problems, (path, value)
+            with pytest.raises(ValidationError):
+                validate_message(msg)
+            check_notes(msg)
+    with pytest.raises(ValidationError) as caught:
+        validate_message({"to_name": "Budi"})  # type: ignore[arg-type]
+    assert caught.value.field == "message"
