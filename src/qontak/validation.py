@@ -373,11 +373,20 @@ def validate_message(message: DirectMessage, template: Template | None = None) -
     validate_encoded(message, template, None)
 
 
-def validate_encoded(message: DirectMessage, template: Template | None, body: bytes | None) -> None:
+def validate_encoded(
+    message: DirectMessage,
+    template: Template | None,
+    body: bytes | None,
+    *,
+    types_checked: bool = False,
+) -> None:
     """:func:`validate_message` for a message already encoded as the request ``body`` it
     will be sent as: the size rule measures those bytes rather than encoding it again.
-    (The send path encodes a message once, then checks and posts those same bytes.)"""
-    for problem in _problems(message, template, None if body is None else len(body)):
+    (The send path encodes a message once, then checks and posts those same bytes.)
+    ``types_checked``: the caller has just checked the message's types (the send path's
+    ``check_sendable_message``), so that is not done again."""
+    size = None if body is None else len(body)
+    for problem in _problems(message, template, size, types_checked=types_checked):
         raise problem
     for note in check_notes(message, template):
         _warn(note)
@@ -436,9 +445,13 @@ def check_notes(message: DirectMessage, template: Template | None = None) -> lis
 
 
 def _problems(
-    message: DirectMessage, template: Template | None, size: int | None = None
+    message: DirectMessage,
+    template: Template | None,
+    size: int | None = None,
+    *,
+    types_checked: bool = False,
 ) -> Iterator[ValidationError]:
-    wrong_type = _type_problem(message)
+    wrong_type = None if types_checked else _type_problem(message)
     if wrong_type is not None:
         yield wrong_type
         return
