@@ -20,7 +20,8 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import NoReturn
+from enum import Enum
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -50,6 +51,7 @@ __all__ = [
     "check_finite",
     "check_id",
     "check_json",
+    "check_message_types",
     "check_query",
     "check_retries",
     "check_sendable_message",
@@ -82,6 +84,7 @@ _INT_RANGE = (-(2**63), 2**64 - 1)
 # a name, an id or a template value, and NUL in particular is cut or refused downstream.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_BREAK = re.compile(r"[\t\n\r\u2028\u2029\x85]")
+_Model = TypeVar("_Model", bound=QontakModel)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _WHITESPACE = re.compile(r"\s")
 
@@ -367,6 +370,7 @@ def _check_sendable_in_full(message: DirectMessage) -> DirectMessage:
     """:func:`check_sendable_message` for any message: dump it, check every value of the
     dump, and validate the dump strictly (attributes may have been reassigned since the
     model was validated, and pydantic does not re-check an assignment)."""
+    _check_part_types(message)
     try:
         data = message.model_dump(exclude_none=True, by_alias=True, warnings=False)
     except Exception as exc:  # a part replaced by hand with something pydantic cannot dump
@@ -376,6 +380,7 @@ def _check_sendable_in_full(message: DirectMessage) -> DirectMessage:
             "invalid_type",
         )
     check_json("", data)
+    _check_plain_texts("", data)
     try:
         type(message).model_validate(data, strict=True)
     except pydantic.ValidationError as exc:
@@ -387,13 +392,105 @@ def _check_sendable_in_full(message: DirectMessage) -> DirectMessage:
     return message
 
 
+def check_message_types(message: object) -> None:
+    """Raise :class:`~qontak.errors.ValidationError` naming the first part of ``message``
+    that is not of the type Qontak documents (changed by hand since it was built: pydantic
+    does not check an assignment), so rules that read its texts can rely on them being
+    ``str``. Only the types: what a text holds is for the caller's rules."""
+    if not isinstance(message, DirectMessage):
+        fail("message", f"expected a DirectMessage, got {type_name(message)}", "invalid_type")
+    if _plainly_sendable(message):
+        return
+    _check_part_types(message)
+    try:
+        data = message.model_dump(exclude_none=True, by_alias=True, warnings=False)
+    except Exception as exc:
+        fail(
+            "message",
+            f"a part of it is not of the type Qontak documents ({type_name(exc)})",
+            "invalid_type",
+        )
+    _check_plain_texts("", data)
+    try:
+        type(message).model_validate(data, strict=True)
+    except pydantic.ValidationError as exc:
+        raise from_pydantic(exc) from None
+
+
+def _check_part_types(message: DirectMessage) -> None:
+    """Each part of ``message`` is one of our models and each list a list of them, as the
+    rules and the send read them (a dict or ``None`` put in by hand dumps to the same JSON,
+    but ``message.language.code`` then raises ``AttributeError``, not our error)."""
+    fields = message.__dict__
+    _part("language", fields.get("language"), Language)
+    parameters = _part("parameters", fields.get("parameters"), MessageParameters)
+    parts = parameters.__dict__
+    header = parts.get("header")
+    if header is not None:
+        _part("parameters.header", header, HeaderParameter)
+        _items("parameters.header.params", header.__dict__.get("params"), HeaderParam)
+    if parts.get("buttons") is not None:
+        _items("parameters.buttons", parts.get("buttons"), ButtonParameter)
+    if parts.get("body") is not None:
+        _items("parameters.body", parts.get("body"), BodyParameter)
+
+
+def _part(field: str, value: object, cls: type[_Model]) -> _Model:
+    if not isinstance(value, cls):
+        fail(field, f"expected {cls.__name__}, got {type_name(value)}", "invalid_type")
+    return value
+
+
+def _items(field: str, value: object, cls: type[QontakModel]) -> None:
+    if not isinstance(value, list):
+        fail(field, f"expected a list of {cls.__name__}, got {type_name(value)}", "invalid_type")
+    for i, item in enumerate(value):
+        _part(f"{field}[{i}]", item, cls)
+
+
+def _check_plain_texts(field: str, value: object) -> None:
+    """Every text of a message's dump is a ``str`` or a ``str`` enum member, not another
+    ``str`` subclass: every rule reads a text through its methods, which a subclass can
+    override to lie (a ``__len__`` of 1 on 70,000 characters passes every length limit,
+    while the JSON encoder posts all of them). Models hold plain ``str`` once validated; a
+    subclass gets in only by assignment, which pydantic does not check."""
+    if isinstance(value, str):
+        if type(value) is not str and not isinstance(value, Enum):
+            fail(field or "body", f"expected text (str), got {type_name(value)}", "invalid_type")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_plain_texts(f"{field} key" if field else "body key", key)
+            _check_plain_texts(f"{field}.{key}" if field else str(key), item)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_plain_texts(f"{field or 'body'}[{i}]", item)
+
+
 # What check_text refuses in any text: a control character or a lone surrogate.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Every field of each list item, from the models themselves: a field added later is looked at
+# without anyone remembering to add it here.
 _PARAM_FIELDS: dict[type[QontakModel], tuple[str, ...]] = {
-    HeaderParam: ("key", "value"),
-    ButtonParameter: ("index", "type", "value"),
-    BodyParameter: ("key", "value_text", "value"),
+    cls: tuple(cls.model_fields) for cls in (HeaderParam, ButtonParameter, BodyParameter)
 }
+# The fields the quick look reads from each other part. A field added to one of these models
+# is not read, so it sends the message to the full check until the quick look learns it.
+_KNOWN_FIELDS: dict[type[QontakModel], frozenset[str]] = {
+    DirectMessage: frozenset(
+        (
+            "to_name",
+            "to_number",
+            "message_template_id",
+            "channel_integration_id",
+            "language",
+            "parameters",
+        )
+    ),
+    Language: frozenset(("code",)),
+    MessageParameters: frozenset(("header", "buttons", "body")),
+    HeaderParameter: frozenset(("format", "params")),
+}
+_QUICK_LOOK_COMPLETE = all(set(cls.model_fields) == names for cls, names in _KNOWN_FIELDS.items())
 
 
 def _own(value: object, cls: type[QontakModel]) -> bool:
@@ -427,6 +524,16 @@ def _plainly_sendable(message: object) -> bool:
     with a control character…) is "not sure", and the full check decides and names the
     field. So a send never depends on how a message was made, only on what it holds now.
     """
+    if not _QUICK_LOOK_COMPLETE:
+        return False
+    try:
+        return _plain_parts(message)
+    except Exception:  # a part changed in a way no model allows: the full check names it
+        return False
+
+
+def _plain_parts(message: object) -> bool:
+    """:func:`_plainly_sendable`, which may raise on a message changed in odd ways."""
     if not _own(message, DirectMessage):
         return False
     fields = message.__dict__

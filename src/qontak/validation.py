@@ -54,6 +54,7 @@ from urllib.parse import unquote, urlsplit
 
 import phonenumbers
 
+from ._checks import check_message_types
 from ._media import HEADER_EXTENSIONS
 from .errors import QontakWarning, ValidationError
 from .models import (
@@ -372,11 +373,20 @@ def validate_message(message: DirectMessage, template: Template | None = None) -
     validate_encoded(message, template, None)
 
 
-def validate_encoded(message: DirectMessage, template: Template | None, body: bytes | None) -> None:
+def validate_encoded(
+    message: DirectMessage,
+    template: Template | None,
+    body: bytes | None,
+    *,
+    types_checked: bool = False,
+) -> None:
     """:func:`validate_message` for a message already encoded as the request ``body`` it
     will be sent as: the size rule measures those bytes rather than encoding it again.
-    (The send path encodes a message once, then checks and posts those same bytes.)"""
-    for problem in _problems(message, template, None if body is None else len(body)):
+    (The send path encodes a message once, then checks and posts those same bytes.)
+    ``types_checked``: the caller has just checked the message's types (the send path's
+    ``check_sendable_message``), so that is not done again."""
+    size = None if body is None else len(body)
+    for problem in _problems(message, template, size, types_checked=types_checked):
         raise problem
     for note in check_notes(message, template):
         _warn(note)
@@ -409,6 +419,16 @@ def check_message(
     return list(_problems(message, template))
 
 
+def _type_problem(message: DirectMessage) -> ValidationError | None:
+    # A message changed by hand may hold anything (pydantic does not check assignments);
+    # the rules below read its texts as ``str``, so a wrong type is the one problem reported.
+    try:
+        check_message_types(message)
+    except ValidationError as exc:
+        return exc
+    return None
+
+
 def check_notes(message: DirectMessage, template: Template | None = None) -> list[QontakWarning]:
     """What looks wrong in ``message`` but is accepted by Qontak and WhatsApp, so it is sent
     anyway: each a :class:`~qontak.errors.QontakWarning` with ``field``, ``reason``, ``code``.
@@ -416,6 +436,8 @@ def check_notes(message: DirectMessage, template: Template | None = None) -> lis
     Today: an authentication message whose body code and button code differ (the Node README's
     own example does this; the recipient reads one code and the button copies the other).
     """
+    if _type_problem(message) is not None:
+        return []
     template = template if template is not None else message.template
     if template is None or not template.is_authentication:
         return []
@@ -423,8 +445,16 @@ def check_notes(message: DirectMessage, template: Template | None = None) -> lis
 
 
 def _problems(
-    message: DirectMessage, template: Template | None, size: int | None = None
+    message: DirectMessage,
+    template: Template | None,
+    size: int | None = None,
+    *,
+    types_checked: bool = False,
 ) -> Iterator[ValidationError]:
+    wrong_type = None if types_checked else _type_problem(message)
+    if wrong_type is not None:
+        yield wrong_type
+        return
     template = template if template is not None else message.template
     yield from _check_required(message)
     yield from _check_name(message.to_name)

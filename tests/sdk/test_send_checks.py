@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from qontak import ValidationError, messages
 from qontak._checks import _check_sendable_in_full, _plainly_sendable, check_sendable_message
@@ -195,6 +196,13 @@ def test_the_quick_check_answers_as_the_full_check(
         (("parameters", "body"), ("not", "a", "list")),
         (("extra_key",), "kept"),
         (("language",), {"code": "id"}),
+        (("parameters",), None),
+        (("parameters",), {"body": []}),
+        (("parameters", "header", "params"), None),
+        (("parameters", "body", 0), {"key": "1", "value_text": "a", "value": "b"}),
+        # Never initialised (``object.__new__``): no ``__pydantic_extra__`` to look at.
+        (("parameters", "body", 0), object.__new__(BodyParameter)),
+        (("language",), object.__new__(Language)),
     ],
 )
 def test_the_quick_check_leaves_every_doubt_to_the_full_check(
@@ -206,7 +214,9 @@ def test_the_quick_check_leaves_every_doubt_to_the_full_check(
     assert _plainly_sendable(message)  # what every builder makes takes the quick path
     change(message, path, value)
     assert not _plainly_sendable(message)
-    assert outcome(check_sendable_message, message) == outcome(_check_sendable_in_full, message)
+    result = outcome(check_sendable_message, message)
+    assert result == outcome(_check_sendable_in_full, message)
+    assert result[0] != "raised", f"not our error: {result}"
 
 
 def test_builders_and_parsed_dicts_take_the_quick_path() -> None:
@@ -214,3 +224,47 @@ def test_builders_and_parsed_dicts_take_the_quick_path() -> None:
     assert _plainly_sendable(message)
     assert _plainly_sendable(DirectMessage.model_validate(message.to_wire()))
     assert check_sendable_message(message) is message
+
+
+def text_paths(model: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every text field of a built message, at any depth, found from the models' own field
+    lists (a field added to a model later is covered without editing this test)."""
+    paths: list[tuple[Any, ...]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            path = (*prefix, name) if index is None else (*prefix, name, index)
+            if isinstance(item, str):
+                paths.append(path)
+            elif isinstance(item, BaseModel):
+                paths.extend(text_paths(item, path))
+    return paths
+
+
+# Each kind of value some rule refuses somewhere (C0, DEL, C1, surrogates, line breaks,
+# Unicode spaces in ids, every length limit), and a few that pass.
+HOSTILE_TEXTS: list[Any] = [
+    *("\x00", "\x08", "\x0b", "\x0c", "\x1f", "\x7f", "\x80", "\x85", "\x9f"),
+    *("\ud800", "\udfff", "a\udc80b", "\n", "\r", "\t", "\u2028", "\u2029"),
+    *("", " ", ".", "..", "a b", "\u00a0", "\u3000", "a\u200bb", "é", "😀"),
+    *("x" * 64, "x" * 65, "x" * 255, "x" * 256, "x" * 65_536, "x" * 65_537),
+    Text("ok"),
+    None,
+    5,
+]
+
+
+def test_every_text_field_with_every_hostile_value() -> None:
+    """Exhaustive where the fuzz test samples: every text field of every part, each set to
+    each value above; the quick check vouches only for what the full check passes."""
+    paths = text_paths(built())
+    assert len(paths) >= 14, paths  # 4 top-level, language, header (3), button (3), body (2×3)
+    for path in paths:
+        for value in HOSTILE_TEXTS:
+            message = built()
+            change(message, path, value)
+            full = outcome(_check_sendable_in_full, message)
+            assert outcome(check_sendable_message, message) == full, (path, value)
+            if full[0] != "passed":
+                assert not _plainly_sendable(message), (path, value, full)

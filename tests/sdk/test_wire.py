@@ -345,3 +345,40 @@ def test_the_size_rule_measures_the_bytes_that_are_posted(make_client, server) -
         client.broadcasts.send_direct(message(MAX_REQUEST_BYTES + 1))
     assert (caught.value.field, caught.value.code) == ("message", "too_large")
     assert len(server.requests) == 1
+
+
+def test_every_attempt_posts_the_same_bytes_under_a_fresh_date_and_signature(
+    make_client, server, clock
+) -> None:
+    """The body is encoded once, before the first attempt; what changes per attempt (the
+    Date, and the signature over it) is computed again for each one. The server checks
+    every signature against its own Date, so a stale one would be a 401."""
+    msg = messages.text("0812-3456-7890", ["Budi"], template="t-1", channel="c-1", language="id")
+    server.replies = [
+        httpx.ConnectError("refused"),  # provably not sent: a send may be retried
+        httpx.Response(429, headers={"Retry-After": "3"}, json={"message": "slow down"}),
+    ]
+    server.default = lambda request: httpx.Response(201, json=envelope({"id": "bc-1"}))
+    client = make_client(max_retries=3)
+    client.broadcasts.send_direct(msg, validate=False)
+    posts = [r for r in server.requests if r.method == "POST"]
+    assert len(posts) == 3
+    assert len({r.content for r in posts}) == 1
+    assert json.loads(posts[0].content)["to_name"] == msg.to_name
+    dates = [r.headers["date"] for r in posts]
+    assert dates[1] != dates[2], "an attempt after a 3-second wait reused the old Date"
+    for r in posts:
+        want = expected_signature(server.secret, "POST", r.url.raw_path.decode(), r.headers["date"])
+        assert want in r.headers["authorization"]
+
+    # An idempotent read retried after a 503: no body on any attempt, a fresh Date each time.
+    server.replies = [
+        httpx.Response(503, headers={"Retry-After": "2"}, json={"message": "busy"}),
+    ]
+    server.default = None
+    before = len(server.requests)
+    client.templates.list()
+    gets = server.requests[before:]
+    assert [r.method for r in gets] == ["GET", "GET"]
+    assert [r.content for r in gets] == [b"", b""]
+    assert gets[0].headers["date"] != gets[1].headers["date"]

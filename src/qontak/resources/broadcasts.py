@@ -142,10 +142,14 @@ def _prepare_send(
 ) -> tuple[DirectMessage, ApiRequest]:
     """:func:`prepare_message` and its request. The message is encoded once: the size rule
     measures, and every attempt posts, those same bytes."""
+    # Checked again here, with nothing in between that could change it: since the caller's
+    # check, fetching the template ran other tasks (async) or the HTTP client's event hooks,
+    # which may have changed the message. (A built message costs a quick look: a few µs.)
+    check_sendable_message(message)
     prepared = _with_wire_number(message, template, region)
     req = _send_request(prepared, timeout, max_retries)
     if validate:
-        validate_encoded(prepared, template or message.template, req.content)
+        validate_encoded(prepared, template or message.template, req.content, types_checked=True)
     return prepared, req
 
 
