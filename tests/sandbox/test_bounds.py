@@ -21,6 +21,7 @@ from qontak.sandbox import (
 )
 from qontak.sandbox._api import synthetic_sends
 from qontak.sandbox._faults import MAX_FAULT_EVENTS
+from qontak.sandbox._interactions import RetryQueue
 
 from .conftest import FakeClock
 from .examples import TEXT
@@ -219,3 +220,8 @@ def test_the_log_cap_never_drops_a_change_the_webhook_poller_still_has_to_post(
     assert sorted(receiver.got) == sorted((w, s) for w in wamids for s in STATUSES)
     assert box.store.events_dropped == 0
     assert _logged(db) == 0  # and all of it left the log once posted
+
+
+def test_a_retry_queue_that_could_never_take_a_status_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_size"):
+        RetryQueue(FakeClock(), max_size=0)

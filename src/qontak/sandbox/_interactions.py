@@ -199,6 +199,9 @@ class RetryQueue:
         policy: RetryPolicy | None = None,
         max_size: int = MAX_QUEUED,
     ) -> None:
+        if max_size < 1:
+            # A queue that is always full would stop the webhook poller for good.
+            raise ValueError("max_size must be at least 1")
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self.max_size = max_size
