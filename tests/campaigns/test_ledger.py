@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from qontak.campaigns import Store
 from qontak.campaigns._ledger import (
     TRANSITIONS,
+    USER_PAUSE,
     Campaign,
     CampaignState,
     LedgerError,
@@ -203,6 +204,23 @@ def test_pause_codes_are_kept(store: Store) -> None:
     store.update_campaign("c1", state=CampaignState.RUNNING, pause_reason=None, pause_code=None)
     found = store.get_campaign("c1")
     assert found is not None and found.pause_code is None
+
+
+def test_conditional_updates_keep_a_users_pause_and_check_the_state(store: Store) -> None:
+    user = {"state": CampaignState.PAUSED, "pause_reason": "x", "pause_code": USER_PAUSE}
+    assert store.update_campaign("c1", **user)
+    running = {"state": CampaignState.RUNNING, "pause_reason": None, "pause_code": None}
+    assert not store.update_campaign("c1", keep_user_pause=True, **running)
+    found = store.get_campaign("c1")
+    assert found is not None and (found.state, found.pause_code) == (CampaignState.PAUSED, "user")
+    assert not store.update_campaign("c1", only_from=(CampaignState.DONE,), **running)
+    assert store.update_campaign("c1", only_from=(CampaignState.PAUSED,), **running)
+    # Not a person's pause (a runner's, or none): the run may lift it.
+    assert store.update_campaign("c1", state=CampaignState.PAUSED, pause_code="auth")
+    assert store.update_campaign("c1", keep_user_pause=True, **running)
+    assert store.update_campaign("c1", state=CampaignState.PAUSED, pause_code=None)
+    assert store.update_campaign("c1", keep_user_pause=True, **running)
+    assert not store.update_campaign("nope", **running)
 
 
 def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:

@@ -303,6 +303,28 @@ async def test_pause_from_another_process_stops_the_run_and_rows_come_from_pytho
     assert resumed.state is CampaignState.DONE and len(sandbox.messages()) == 20
 
 
+@pytest.mark.anyio
+async def test_a_run_never_lifts_a_persons_pause_unless_it_resumes(
+    env: tuple[AsyncQontak, Sandbox, campaigns.SQLiteStore],
+) -> None:
+    client, sandbox, store = env
+    template = await client.templates.find("order_update", language="id")
+    rows = [{"phone": f"0812-4100-{i:04d}", "nama": "Budi", "order": f"#{i}"} for i in range(3)]
+    created = campaigns.create(store, rows, template=template, channel=CHANNEL_ID, mapping=MAP)
+    cid = created.campaign.id
+    # `qontak campaign pause` landing just before a run starts (after any look it took).
+    store.update_campaign(
+        cid, state=CampaignState.PAUSED, pause_reason="paused by user", pause_code="user"
+    )
+    held = await campaigns.run(client, store, cid, _options(sandbox))
+    assert (held.state, held.pause_code) == (CampaignState.PAUSED, "user")
+    assert not sandbox.messages()
+    found = store.get_campaign(cid)
+    assert found is not None and found.pause_code == "user"
+    resumed = await campaigns.run(client, store, cid, _options(sandbox, lift_user_pause=True))
+    assert resumed.state is CampaignState.DONE and len(sandbox.messages()) == 3
+
+
 def _group(message: str, errors: list[Exception]) -> Exception:
     import sys
 

@@ -23,6 +23,7 @@ from ._demo import DemoOutcome, demo_campaign, write_demo_customers
 from ._import import ImportSummary
 from ._ledger import (
     TRANSITIONS,
+    USER_PAUSE,
     Campaign,
     CampaignState,
     LedgerError,
@@ -63,6 +64,7 @@ __all__ = [
     "DEFAULT_POLL_AFTER",
     "ENV_DB",
     "TRANSITIONS",
+    "USER_PAUSE",
     "Campaign",
     "CampaignState",
     "CheckReport",

@@ -219,8 +219,16 @@ def create(
     if fingerprint is not None:
         found = store.find_campaign(fingerprint)
         if found is not None:
-            if found.state is CampaignState.BLOCKED and skip_invalid:
-                store.update_campaign(found.id, state=CampaignState.READY, pause_reason=None)
+            if (
+                found.state is CampaignState.BLOCKED
+                and skip_invalid
+                and store.update_campaign(
+                    found.id,
+                    only_from=(CampaignState.BLOCKED,),
+                    state=CampaignState.READY,
+                    pause_reason=None,
+                )
+            ):
                 found.state, found.pause_reason = CampaignState.READY, None
             return Created(found, _summary_of(store, found.id), existing=True)
     campaign = _new_campaign(f"c-{uuid.uuid4().hex[:12]}", template, channel_id, name, moment)

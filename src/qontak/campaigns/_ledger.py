@@ -100,6 +100,10 @@ class CampaignState(str, Enum):
     DONE = "done"
 
 
+USER_PAUSE = "user"
+"""``Campaign.pause_code`` of a pause a person asked for: only ``resume`` lifts it."""
+
+
 @dataclass
 class Campaign:
     """One campaign: one template and one channel sent to many rows."""

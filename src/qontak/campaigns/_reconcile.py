@@ -173,7 +173,6 @@ async def _reconcile(
             continue
         result.waiting.append({"line": row.line, "to_number": row.to_number, "settle_at": when})
     if result.absent or result.resent:
-        current = store.get_campaign(cid)
-        if current is not None and current.state is CampaignState.DONE:
-            store.update_campaign(cid, state=CampaignState.READY)
+        # Rows to send again: a done campaign is ready again (and only a done one).
+        store.update_campaign(cid, only_from=(CampaignState.DONE,), state=CampaignState.READY)
     return result

@@ -135,6 +135,10 @@ class RunOptions:
     """Other workers send the same campaign at the same time (a :class:`.LeasedStore`, i.e.
     PostgreSQL): no campaign lease is taken (each row carries its own), and a stop of this
     worker does not pause the campaign for the others."""
+    lift_user_pause: bool = False
+    """This run may lift a person's pause (``qontak campaign resume``). Otherwise a run that
+    finds one (the same ``run`` command again, a worker) stops without sending, even when
+    the pause lands at the very moment it starts."""
 
 
 @dataclass
@@ -270,11 +274,17 @@ class _Run:
             # trouble): their pause stands; written over, `run FILE` would lift it.
             return
         if self.pause_reason is None:
+            if not self.store.update_campaign(
+                self.campaign.id,
+                keep_user_pause=True,
+                state=CampaignState.PAUSED,
+                pause_reason=reason,
+                pause_code=code,
+            ):
+                self.paused_elsewhere()  # a person's pause, made since the look above
+                return
             self.pause_reason = reason
             self.pause_code = code
-            self.store.update_campaign(
-                self.campaign.id, state=CampaignState.PAUSED, pause_reason=reason, pause_code=code
-            )
             self.emit("paused", reason=reason, code=code)
 
     async def heartbeat(self, store: LeasedStore) -> None:
@@ -427,17 +437,27 @@ class _Run:
             recovered = self.store.recover(cid)
             if recovered:
                 self.emit("recovered", unknown=recovered)
-            self.store.update_campaign(
-                cid, state=CampaignState.RUNNING, pause_reason=None, pause_code=None
+            # One conditional statement: a person's pause made a moment ago is never lifted
+            # by a run that was not asked to (a check, then a write, would race with it).
+            started = self.store.update_campaign(
+                cid,
+                keep_user_pause=not self.opt.lift_user_pause,
+                state=CampaignState.RUNNING,
+                pause_reason=None,
+                pause_code=None,
             )
-            self.emit("started", counts=self.store.counts(cid))
-            cause = await self.systemic_cause()
-            if cause is not None:
-                self.pause(cause, "template_or_channel")
-            if isinstance(self.store, LeasedStore):
-                waiting_until = await self.loop_with_heartbeat(self.store)
+            waiting_until = None
+            if not started:
+                self.paused_elsewhere()
             else:
-                waiting_until = await self.loop()
+                self.emit("started", counts=self.store.counts(cid))
+                cause = await self.systemic_cause()
+                if cause is not None:
+                    self.pause(cause, "template_or_channel")
+                if isinstance(self.store, LeasedStore):
+                    waiting_until = await self.loop_with_heartbeat(self.store)
+                else:
+                    waiting_until = await self.loop()
         finally:
             self.store.release(cid, self.owner)
         counts = self.store.counts(cid)
@@ -451,10 +471,16 @@ class _Run:
                 current = self.store.get_campaign(cid)
                 state = current.state if current is not None else state
                 self.pause_reason = None
-            else:
-                self.store.update_campaign(
-                    cid, state=state, pause_reason=self.pause_reason, pause_code=None
-                )
+            elif not self.store.update_campaign(
+                cid,
+                keep_user_pause=True,
+                state=state,
+                pause_reason=self.pause_reason,
+                pause_code=None,
+            ):
+                # Paused by a person after the last look: their pause stands.
+                self.paused_elsewhere()
+                state = CampaignState.PAUSED
         else:
             state = CampaignState.PAUSED
         self.progress(force=True)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from ._ledger import (
+    USER_PAUSE,
     Campaign,
     CampaignState,
     LedgerError,
@@ -405,7 +406,14 @@ class SQLStore:
         )
         return [campaign_of(v) for v in found]
 
-    def update_campaign(self, campaign_id: str, **fields: object) -> None:
+    def update_campaign(
+        self,
+        campaign_id: str,
+        *,
+        only_from: Sequence[CampaignState] | None = None,
+        keep_user_pause: bool = False,
+        **fields: object,
+    ) -> bool:
         """See :meth:`.Store.update_campaign`."""
         sets, values = [], []
         for name, value in fields.items():
@@ -413,10 +421,21 @@ class SQLStore:
                 raise LedgerError(f"campaign field {name!r} cannot be changed")
             sets.append(f"{_CAMPAIGN_FIELDS[name]} = ?")
             values.append(value.value if isinstance(value, CampaignState) else value)
-        if sets:
-            self._write_one(
-                f"UPDATE campaigns SET {', '.join(sets)} WHERE id = ?", (*values, campaign_id)
-            )
+        if not sets:
+            return self.get_campaign(campaign_id) is not None
+        where, params = "id = ?", [campaign_id]
+        if only_from is not None:
+            cond, extra = self.dialect.one_of("state", [s.value for s in only_from])
+            where += f" AND {cond}"
+            params += extra
+        if keep_user_pause:
+            # COALESCE: with a NULL code the NOT (…) would be NULL and match nothing.
+            where += " AND NOT (state = ? AND COALESCE(pause_code, '') = ?)"
+            params += [CampaignState.PAUSED.value, USER_PAUSE]
+        changed = self._write_one(
+            f"UPDATE campaigns SET {', '.join(sets)} WHERE {where}", (*values, *params)
+        )
+        return changed > 0
 
     def acquire(self, campaign_id: str, owner: str, *, now: float, ttl: float) -> bool:
         """See :meth:`.Store.acquire`."""

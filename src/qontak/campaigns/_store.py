@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from ._ledger import Campaign, NewRow, Reject, Row, RowState
+from ._ledger import Campaign, CampaignState, NewRow, Reject, Row, RowState
 
 __all__ = ["LeasedStore", "Store"]
 
@@ -36,9 +36,21 @@ class Store(Protocol):
     def list_campaigns(self) -> list[Campaign]:
         """Every campaign, newest first."""
 
-    def update_campaign(self, campaign_id: str, **fields: object) -> None:
+    def update_campaign(
+        self,
+        campaign_id: str,
+        *,
+        only_from: Sequence[CampaignState] | None = None,
+        keep_user_pause: bool = False,
+        **fields: object,
+    ) -> bool:
         """Change campaign fields (``state``, ``pause_reason``, ``pause_code``, ``start_at``,
-        ``window``, ``fingerprint``)."""
+        ``window``, ``fingerprint``) in one statement; returns whether it changed.
+
+        ``only_from``: only while the campaign is in one of these states.
+        ``keep_user_pause``: not while a person's pause holds it (``pause_code`` ``user``):
+        a run that starts or ends at the moment of ``qontak campaign pause`` never lifts it.
+        """
 
     def acquire(self, campaign_id: str, owner: str, *, now: float, ttl: float) -> bool:
         """Take the campaign's run lease (False when another live runner holds it)."""

@@ -52,7 +52,9 @@ async def run_worker(
                 f"campaign {campaign_id} is blocked ({found.pause_reason}); "
                 "resume it with --skip-invalid first"
             )
-        return [await run_campaign(client, store, campaign_id, opts)]
+        # Named by the person starting it: like `resume`, it lifts their pause.
+        lifting = dataclasses.replace(opts, lift_user_pause=True)
+        return [await run_campaign(client, store, campaign_id, lifting)]
     results: list[RunResult] = []
     for listed in sorted(store.list_campaigns(), key=lambda c: (c.created_at, c.id)):
         if opts.stopper.stopped:

@@ -247,12 +247,11 @@ class _Progress:
             )
 
 
-#: The pause_code of ``qontak campaign pause``: only ``resume`` lifts it.
-_USER_PAUSE = "user"
-
-
 def _paused_by_user(campaign: campaigns.Campaign) -> bool:
-    return campaign.state is campaigns.CampaignState.PAUSED and campaign.pause_code == _USER_PAUSE
+    return (
+        campaign.state is campaigns.CampaignState.PAUSED
+        and campaign.pause_code == campaigns.USER_PAUSE
+    )
 
 
 def _exit_for(result: campaigns.RunResult) -> ExitCode | int:
@@ -266,7 +265,13 @@ def _exit_for(result: campaigns.RunResult) -> ExitCode | int:
 
 
 def _run(
-    st: State, store: campaigns.Store, cid: str, concurrency: int, rate_limits: str | None
+    st: State,
+    store: campaigns.Store,
+    cid: str,
+    concurrency: int,
+    rate_limits: str | None,
+    *,
+    lift_user_pause: bool = False,
 ) -> int:
     stopper = campaigns.Stopper()
     counts = store.counts(cid)
@@ -276,7 +281,10 @@ def _run(
         async with _async_client(st, rate_limits) as client:
             with _Progress(st.json, total) as progress:
                 options = campaigns.RunOptions(
-                    concurrency=concurrency, stopper=stopper, on_event=progress
+                    concurrency=concurrency,
+                    stopper=stopper,
+                    on_event=progress,
+                    lift_user_pause=lift_user_pause,
                 )
                 return await campaigns.run(client, store, cid, options)
 
@@ -502,7 +510,9 @@ def register(app: typer.Typer) -> None:
                 store.update_campaign(campaign_id, state=campaigns.CampaignState.READY)
             if st.json:
                 _jsonl({"campaign_id": campaign_id})
-            raise typer.Exit(_run(st, store, campaign_id, concurrency, rate_limits))
+            raise typer.Exit(
+                _run(st, store, campaign_id, concurrency, rate_limits, lift_user_pause=True)
+            )
         finally:
             store.close()
 
@@ -601,26 +611,33 @@ def register(app: typer.Typer) -> None:
         """
         store = _store(db)
         try:
-            found = _campaign(store, campaign_id)
-            # A blocked campaign sends nothing already; turning it into an ordinary pause
-            # would let a later resume send it without --skip-invalid.
-            if found.state is campaigns.CampaignState.BLOCKED:
-                fail(
-                    f"campaign {campaign_id} is blocked ({found.pause_reason}) and sends "
-                    f"nothing; to send its valid rows: qontak campaign resume {campaign_id} "
-                    "--skip-invalid",
-                    ExitCode.API_ERROR,
-                )
-            if found.state is campaigns.CampaignState.DONE:
-                fail(
-                    f"campaign {campaign_id} is done; there is nothing to pause", ExitCode.API_ERROR
-                )
-            store.update_campaign(
+            # One conditional write (no look, then write): a campaign that is blocked sends
+            # nothing already, and turned into an ordinary pause a later resume would send
+            # it without --skip-invalid; a done one has nothing to pause.
+            paused = store.update_campaign(
                 campaign_id,
+                only_from=(
+                    campaigns.CampaignState.READY,
+                    campaigns.CampaignState.RUNNING,
+                    campaigns.CampaignState.PAUSED,
+                ),
                 state=campaigns.CampaignState.PAUSED,
                 pause_reason="paused by user",
-                pause_code=_USER_PAUSE,
+                pause_code=campaigns.USER_PAUSE,
             )
+            if not paused:
+                found = _campaign(store, campaign_id)
+                if found.state is campaigns.CampaignState.BLOCKED:
+                    fail(
+                        f"campaign {campaign_id} is blocked ({found.pause_reason}) and sends "
+                        f"nothing; to send its valid rows: qontak campaign resume {campaign_id} "
+                        "--skip-invalid",
+                        ExitCode.API_ERROR,
+                    )
+                fail(
+                    f"campaign {campaign_id} is {found.state.value}; there is nothing to pause",
+                    ExitCode.API_ERROR,
+                )
         finally:
             store.close()
         if state().json:
