@@ -115,10 +115,12 @@ def check_text(
     ``max_len`` characters, and not blank unless ``empty``."""
     if not isinstance(value, str):
         fail(field, f"expected text, got {type_name(value)}", "invalid_type", setting=setting)
-    if len(value) > max_len:
+    # str.__len__: a str subclass may answer len() with anything; JSON sends its real text.
+    size = str.__len__(value)
+    if size > max_len:
         fail(
             field,
-            f"is {len(value)} characters; at most {max_len}",
+            f"is {size} characters; at most {max_len}",
             "too_long",
             setting=setting,
         )

@@ -268,3 +268,15 @@ def test_every_text_field_with_every_hostile_value() -> None:
             assert outcome(check_sendable_message, message) == full, (path, value)
             if full[0] != "passed":
                 assert not _plainly_sendable(message), (path, value, full)
+
+
+def test_a_str_subclass_cannot_hide_its_length_from_a_json_body() -> None:
+    from qontak._checks import check_json
+
+    class Liar(str):
+        def __len__(self) -> int:
+            return 1
+
+    with pytest.raises(ValidationError) as caught:
+        check_json("", {"note": Liar("x" * 70_000)})
+    assert caught.value.field == "note" and caught.value.code == "too_long"
