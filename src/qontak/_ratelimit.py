@@ -38,8 +38,10 @@ import bisect
 import contextlib
 import itertools
 import math
+import os
 import re
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -206,6 +208,7 @@ class RateLimiter:
         self._queues: dict[str, deque[object]] = {}
         self._last = -math.inf
         self._lock = threading.Lock()
+        _LIMITERS.add(self)
 
     @property
     def rules(self) -> dict[str, tuple[Rule, ...]]:
@@ -490,3 +493,19 @@ def parse_rate_limits(
         SCOPE_SEND: (items.get("send", DEFAULT_SEND),),
         SCOPE_ALL: (items.get("all", DEFAULT_ALL), items.get("burst", DEFAULT_BURST)),
     }
+
+
+#: Every live limiter, for the fork hook below (weak: a limiter is never kept alive by it).
+_LIMITERS: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A fork copies a lock held by another thread of the parent (a task mid-acquire) as held
+    # forever, and the parent's waiters as queued forever: the child starts with neither.
+    for limiter in list(_LIMITERS):
+        limiter._lock = threading.Lock()
+        limiter._queues = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

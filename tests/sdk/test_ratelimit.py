@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
+import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -654,3 +657,31 @@ def test_a_request_that_cannot_be_built_gives_its_slot_back(mode: str) -> None:
     client.close()
     now[0] += 1.5  # a window later the slot is free again
     assert limiter.reserve(now=now[0]) == 0.0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_is_not_stuck_on_a_lock_or_queue_its_parent_held() -> None:
+    limiter = RateLimiter({"all": (Rule(100, 1.0),)})
+    parked = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with limiter._lock:  # another thread mid-acquire at the moment of the fork
+            parked.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    parked.wait(10)
+    limiter._queues.setdefault("all", deque()).append(object())  # a parent's waiter
+    pid = os.fork()
+    if pid == 0:  # the child: one slot, at once, or exit 1 after 5 s
+        signal.alarm(5)
+        granted = limiter.acquire(clock=time.monotonic, sleep=time.sleep)
+        os._exit(0 if granted else 1)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0
