@@ -4,6 +4,7 @@ unknown, duplicates by the unique index, opt-outs at claim; SQLite's own migrati
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from pathlib import Path
@@ -221,6 +222,15 @@ def test_conditional_updates_keep_a_users_pause_and_check_the_state(store: Store
     assert store.update_campaign("c1", state=CampaignState.PAUSED, pause_code=None)
     assert store.update_campaign("c1", keep_user_pause=True, **running)
     assert not store.update_campaign("nope", **running)
+
+
+def test_creating_a_campaign_again_is_a_retry_not_a_second_campaign(store: Store) -> None:
+    # The same insert again (PostgreSQL retries a statement whose commit's answer was lost).
+    store.create_campaign(_campaign())
+    assert [c.id for c in store.list_campaigns()] == ["c1"]
+    other = dataclasses.replace(_campaign(), created_at=2.0)
+    with pytest.raises(LedgerError, match="already taken"):
+        store.create_campaign(other)
 
 
 def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:

@@ -381,7 +381,20 @@ class SQLStore:
             campaign.pause_code,
         )
         marks = ", ".join("?" * len(values))
-        self._write_one(f"INSERT INTO campaigns ({CAMPAIGN_COLUMNS}) VALUES ({marks})", values)
+        # ON CONFLICT: a statement retried after its commit's answer was lost (PostgreSQL
+        # reconnects and retries) finds its own row, which is success, not a duplicate.
+        inserted = self._write_one(
+            f"INSERT INTO campaigns ({CAMPAIGN_COLUMNS}) VALUES ({marks}) "
+            "ON CONFLICT (id) DO NOTHING",
+            values,
+        )
+        if not inserted:
+            found = self.get_campaign(campaign.id)
+            if found is None or (found.created_at, found.fingerprint) != (
+                campaign.created_at,
+                campaign.fingerprint,
+            ):
+                raise LedgerError(f"campaign id {campaign.id} is already taken")
 
     def get_campaign(self, campaign_id: str) -> Campaign | None:
         """See :meth:`.Store.get_campaign`."""
