@@ -411,7 +411,7 @@ _UNITS = {
     "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
 }  # fmt: skip
 # Bounded digit runs: int() of a 5,000-digit count would raise its own ValueError.
-_RATE = re.compile(r"^(\d{1,12})\s*/\s*(\d{1,9}(?:\.\d{1,9})?)?\s*([a-z]+)$", re.ASCII)
+_RATE = re.compile(r"^(\d{1,40})\s*/\s*(\d{1,40}(?:\.\d{1,9})?)?\s*([a-z]+)$", re.ASCII)
 _OFF = ("off", "none", "false", "no", "0")
 _KEYS = ("send", "all", "burst")
 
@@ -468,7 +468,9 @@ def parse_rate_limit_items(text: str, *, setting: str = "rate_limits") -> dict[s
         per = float(match.group(2) or 1.0) * unit
         if count < 1 or per <= 0 or count > 10**9 or per > 366 * 86400:
             raise _config_error(
-                setting, f"{key}={_cut(value)}: needs at least 1 request per period > 0"
+                setting,
+                f"{key}={_cut(value)}: between 1 and 1000000000 requests per period of "
+                "more than 0 s and at most a year",
             )
         items[key] = Rule(count, per)
     return items
