@@ -469,8 +469,8 @@ def parse_rate_limit_items(text: str, *, setting: str = "rate_limits") -> dict[s
         if count < 1 or per <= 0 or count > 10**9 or per > 366 * 86400:
             raise _config_error(
                 setting,
-                f"{key}={_cut(value)}: between 1 and 1000000000 requests per period of "
-                "more than 0 s and at most a year",
+                f"{key}={_cut(value)}: needs at least 1 and at most 1,000,000,000 requests "
+                "per period, and a period of more than 0 s and at most a year",
             )
         items[key] = Rule(count, per)
     return items
