@@ -439,7 +439,8 @@ def test_rate_limits_text_gives_the_limiter_rules() -> None:
         ("send=60/fortnight", "not N/unit"),
         ("send=0/min", "at least 1"),
         ("send=-1/min", "not N/unit"),
-        ("send=60/0s", "at least 1 request per period > 0"),
+        ("send=60/0s", "a period of more than 0 s"),
+        ("send=99999999999999999/min", "at most 1,000,000,000 requests"),
         ("send=60/min,", "not key=N/unit"),
     ],
 )
