@@ -338,3 +338,11 @@ def test_a_users_pause_holds_when_the_same_run_command_comes_again(
     resumed = _cli(env, "campaign", "resume", cid, cwd=tmp_path)
     assert resumed.returncode in (0, 5), resumed.stderr
     assert box.messages()
+
+
+def test_an_empty_ledger_lists_no_campaigns_and_says_how_to_start(tmp_path: Path) -> None:
+    env = {"QONTAK_CAMPAIGN_DB": str(tmp_path / "empty.db")}
+    listed = _cli(env, "campaign", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and "no campaigns yet" in listed.stdout
+    assert "qontak campaign run FILE" in listed.stdout
+    assert json.loads(_cli(env, "campaign", "list", "--json", cwd=tmp_path).stdout) == []

@@ -60,7 +60,9 @@ def register(app: typer.Typer) -> None:
     @app.command("log")
     @command
     def log(
-        broadcast_id: Annotated[str, typer.Argument(help="The broadcast id a send returned.")],
+        broadcast_id: Annotated[
+            str, typer.Argument(metavar="BROADCAST_ID", help="The broadcast id a send returned.")
+        ],
         watch: Annotated[
             bool, typer.Option("--watch", "-w", help="Refresh until every row is read or failed.")
         ] = False,

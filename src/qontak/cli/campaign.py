@@ -95,8 +95,10 @@ WindowOpt = Annotated[
 ConcurrencyOpt = Annotated[
     int, typer.Option("--concurrency", "-c", help="Requests in flight at once.")
 ]
-FileArg = Annotated[Path, typer.Argument(help="Customers: .csv, .jsonl or .xlsx.")]
-IdArg = Annotated[str, typer.Argument(help="Campaign id (see 'qontak campaign list').")]
+FileArg = Annotated[Path, typer.Argument(metavar="FILE", help="Customers: .csv, .jsonl or .xlsx.")]
+IdArg = Annotated[
+    str, typer.Argument(metavar="CAMPAIGN_ID", help="Campaign id (see 'qontak campaign list').")
+]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -850,6 +852,11 @@ def register(app: typer.Typer) -> None:
             store.close()
         if state().json:
             print_json([{**c.to_dict(), "counts": n} for c, n in items])
+            return
+        if not items:
+            console().print(
+                "no campaigns yet; start one with: qontak campaign run FILE -t TEMPLATE"
+            )
             return
         table = Table(title="Campaigns", title_justify="left")
         for col in ("id", "name", "template", "state", "rows"):

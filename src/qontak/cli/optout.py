@@ -30,7 +30,9 @@ DbOpt = Annotated[
         "(default: QONTAK_CAMPAIGN_DB, else ./qontak-campaigns.db).",
     ),
 ]
-NumbersArg = Annotated[list[str], typer.Argument(help="Phone numbers, e.g. 0812-3456-7890.")]
+NumbersArg = Annotated[
+    list[str], typer.Argument(metavar="NUMBER", help="Phone numbers, e.g. 0812-3456-7890.")
+]
 _PHONE_COLUMNS = ("to_number", "phone", "number", "phone_number", "nomor", "no_hp", "hp", "msisdn")
 
 
@@ -110,7 +112,9 @@ def register(app: typer.Typer) -> None:
     @group.command("import")
     @command
     def import_(
-        file: Annotated[Path, typer.Argument(help="A .csv, .jsonl or .xlsx file of numbers.")],
+        file: Annotated[
+            Path, typer.Argument(metavar="FILE", help="A .csv, .jsonl or .xlsx file of numbers.")
+        ],
         column: Annotated[
             str | None,
             typer.Option(

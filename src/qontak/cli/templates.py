@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
     @group.command("show")
     @command
     def show(
-        template: Annotated[str, typer.Argument(help="Template name or id.")],
+        template: Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template name or id.")],
         language: Annotated[
             str | None,
             # -l as in send/preview, so a command line can be carried over unchanged.

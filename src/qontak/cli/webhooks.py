@@ -112,7 +112,9 @@ def register(app: typer.Typer) -> None:
     @group.command("register")
     @command
     def register_url(
-        url: Annotated[str, typer.Argument(help="Your receiver's public URL, token included.")],
+        url: Annotated[
+            str, typer.Argument(metavar="URL", help="Your receiver's public URL, token included.")
+        ],
         status: Annotated[
             bool, typer.Option("--status/--no-status", help="Message status changes.")
         ] = True,
