@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from qontak.campaigns import RowState, Store
 from qontak.sandbox import Sandbox
@@ -74,3 +75,30 @@ def assert_ledger_matches_ground_truth(
             assert not sent, f"line {row.line} is {row.state.value} but the server has it"
     ledger_numbers = {r.to_number for r in rows}
     assert set(truth) <= ledger_numbers
+
+
+T = TypeVar("T")
+
+
+def open_together(open_one: Callable[[], T], count: int) -> list[T]:
+    """``count`` threads calling ``open_one`` at the same moment (commands or workers starting
+    together on one ledger); returns what they opened, or raises the first error."""
+    opened: list[T] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            opened.append(open_one())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return opened

@@ -25,6 +25,7 @@ from qontak.campaigns._ledger import (
 )
 from qontak.campaigns._sqlite import MIGRATIONS, SQLiteStore
 
+from .conftest import open_together
 from .ledgers import BACKENDS, Opener, opener
 
 
@@ -167,25 +168,8 @@ def test_a_users_pause_written_before_pause_codes_is_still_the_users(tmp_path: P
                 (cid, reason),
             )
     # Several commands opening the old file at once: one migrates, the others find it done.
-    import threading
-
-    stores: list[SQLiteStore] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
-
-    def start() -> None:
-        barrier.wait()
-        try:
-            stores.append(SQLiteStore(path))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(stores) == 4
+    stores = open_together(lambda: SQLiteStore(path), 4)
+    assert len(stores) == 4
     store = stores[0]
     assert store.schema_version == len(MIGRATIONS) == 4
     with sqlite3.connect(path) as db:

@@ -31,6 +31,7 @@ from .conftest import (
     CHANNEL_ID,
     advancing,
     assert_ledger_matches_ground_truth,
+    open_together,
     write_customers,
 )
 from .ledgers import fresh_database
@@ -61,23 +62,7 @@ def url(postgres: Any) -> str:
 
 
 def test_many_workers_starting_at_once_migrate_exactly_once(url: str) -> None:
-    errors: list[BaseException] = []
-    stores: list[PostgresStore] = []
-    barrier = threading.Barrier(8)
-
-    def start() -> None:
-        barrier.wait()
-        try:
-            stores.append(PostgresStore(url))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    stores = open_together(lambda: PostgresStore(url), 8)
     with psycopg.connect(url) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
     assert versions == list(range(1, len(MIGRATIONS) + 1))
@@ -106,23 +91,7 @@ def test_a_schema_4_database_gains_pause_codes_once_even_opened_by_many_at_once(
                 "VALUES (%s, 'n', 1, 't', 'tn', 'id', 'ch', '{}', %s, %s)",
                 (cid, state, reason),
             )
-    stores: list[PostgresStore] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
-
-    def start() -> None:
-        barrier.wait()
-        try:
-            stores.append(PostgresStore(url))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    stores = open_together(lambda: PostgresStore(url), 4)
     assert len(MIGRATIONS) == 5 and stores[0].schema_version == 5
     with psycopg.connect(url) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
