@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["RedactingFilter", "logger", "mask_phone", "redact", "register_secret", "setup_logging"]
 
@@ -89,3 +90,28 @@ def log_kv(level: int, event: str, **fields: Any) -> None:
     if logger.isEnabledFor(level):
         parts = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
         logger.log(level, "%s %s", event, parts)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: the password (in the user part or the query) becomes ``***``.
+
+    >>> redact_url("postgresql://ops:s3cret@db.example/qontak?sslmode=require&password=x")
+    'postgresql://ops:***@db.example/qontak?sslmode=require&password=%2A%2A%2A'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostinfo}"
+    query = urlencode(
+        [
+            (k, "***" if k.lower() == "password" else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="/",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

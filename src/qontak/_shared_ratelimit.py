@@ -93,19 +93,19 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
 import anyio.to_thread
 import sniffio
 
 from ._config import Secret
-from ._logging import log_kv, register_secret
+from ._logging import log_kv, redact_url, register_secret
 from ._ratelimit import SCOPE_ALL, RateLimiter, Rule
 from ._sqlite import enable_wal
 from .errors import APIConnectionError, ConfigurationError, QontakError
 
-__all__ = ["SharedRateLimiter", "redact_url", "shared_from_setting"]
+__all__ = ["SharedRateLimiter", "shared_from_setting"]
 
 # A wait shorter than this is rounded up, so a poller always really sleeps.
 _MIN_WAIT = 0.001
@@ -168,31 +168,6 @@ _SCHEMA = (
         PRIMARY KEY (key, scope)
     )""",
 )
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit to print: the password (in the user part or the query) becomes ``***``.
-
-    >>> redact_url("postgresql://ops:s3cret@db.example/qontak?sslmode=require&password=x")
-    'postgresql://ops:***@db.example/qontak?sslmode=require&password=%2A%2A%2A'
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        user, colon, _ = userinfo.partition(":")
-        netloc = f"{user}{':***' if colon else ''}@{hostinfo}"
-    query = urlencode(
-        [
-            (k, "***" if k.lower() == "password" else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="/",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _passwords(url: str) -> list[str]:

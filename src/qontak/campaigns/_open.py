@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .._logging import redact_url
 from ._sqlite import DEFAULT_DB, ENV_DB, SQLiteStore
 from ._store import Store
 
@@ -36,22 +36,7 @@ def redact(target: str | os.PathLike[str]) -> str:
     'postgresql://ops:***@db.example/qontak?sslmode=require&password=%2A%2A%2A'
     """
     text = os.fspath(target)
-    if not is_url(text):
-        return text
-    parts = urlsplit(text)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        user, colon, _ = userinfo.partition(":")
-        netloc = f"{user}{':***' if colon else ''}@{hostinfo}"
-    query = urlencode(
-        [
-            (k, "***" if k.lower() == "password" else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="/",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return redact_url(text) if is_url(text) else text
 
 
 def ledger_exists(target: str | os.PathLike[str] | None = None) -> bool:
