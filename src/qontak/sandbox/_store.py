@@ -516,40 +516,11 @@ class Store:
     # -- traffic --------------------------------------------------------------------------
     def add_send(self, *, broadcast: dict[str, Any], client_id: str, message: MessageRow) -> None:
         """Store a broadcast and its one message atomically (both or neither)."""
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                self._conn.execute(
-                    "INSERT INTO broadcasts (id, client_id, created_at, data) VALUES (?,?,?,?)",
-                    (broadcast["id"], client_id, message.accepted_at, json.dumps(broadcast)),
-                )
-                self._conn.execute(
-                    "INSERT INTO messages (id, broadcast_id, accepted_at, to_number, to_name, "
-                    "channel_integration_id, wamid, error_code, template, parameters, rendered) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        message.id,
-                        message.broadcast_id,
-                        message.accepted_at,
-                        message.to_number,
-                        message.to_name,
-                        message.channel_integration_id,
-                        message.wamid,
-                        message.error_code,
-                        json.dumps(message.template),
-                        json.dumps(message.parameters),
-                        json.dumps(message.rendered),
-                    ),
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            self._logged(1)
+        self.add_sends([(broadcast, client_id, message)])
 
     def add_sends(self, sends: Iterable[tuple[dict[str, Any], str, MessageRow]]) -> int:
-        """Store many ``(broadcast, client_id, message)`` at once, in one transaction (for
-        benchmarks and tests that need a big store quickly); returns how many were stored."""
+        """Store many ``(broadcast, client_id, message)`` at once, in one transaction (each
+        broadcast with its message, all or none); returns how many were stored."""
         broadcasts: list[tuple[Any, ...]] = []
         messages: list[tuple[Any, ...]] = []
         # Sends made from one payload share their template, parameters and rendered parts:
