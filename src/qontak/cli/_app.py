@@ -111,35 +111,28 @@ def _help_when_no_arguments(command: Any, ctx: Any, args: list[str]) -> None:
         raise typer.Exit(int(ExitCode.USAGE))
 
 
-class QontakCommand(TyperCommand):
-    """Every ``qontak`` command: takes the global options after its name too, and shows
-    flags without a value in ``--help``."""
+class _TakesGlobalOptions:
+    """Takes the global options after the command's name too, shows flags without a value
+    in ``--help``, and shows help when run with no arguments (mixed into click classes)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_take_no_value([*super().get_params(ctx), *global_params()])
+        return _flags_take_no_value([*super().get_params(ctx), *global_params()])  # type: ignore[misc]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _help_when_no_arguments(self, ctx, args)
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
 
     def invoke(self, ctx: Any) -> Any:
         take_global_options(ctx)
-        return super().invoke(ctx)
+        return super().invoke(ctx)  # type: ignore[misc]
 
 
-class QontakSubGroup(TyperGroup):
+class QontakCommand(_TakesGlobalOptions, TyperCommand):
+    """Every ``qontak`` command."""
+
+
+class QontakSubGroup(_TakesGlobalOptions, TyperGroup):
     """A command group below the root (``templates``): the same as :class:`QontakCommand`."""
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_take_no_value([*super().get_params(ctx), *global_params()])
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        _help_when_no_arguments(self, ctx, args)
-        return super().parse_args(ctx, args)
-
-    def invoke(self, ctx: Any) -> Any:
-        take_global_options(ctx)
-        return super().invoke(ctx)
 
 
 def use_qontak_classes(typer_app: typer.Typer) -> None:
